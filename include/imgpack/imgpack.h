@@ -1,0 +1,100 @@
+/*
+ * imgpack: pack image datasets into LMDB stores built for training.
+ *
+ * This header holds what every part of the API shares: the version, the
+ * export macro and the status codes. Include <imgpack/pack.h> to build a
+ * store and <imgpack/reader.h> to read one; both include this file.
+ *
+ * Conventions used throughout the API:
+ *  - Functions that can fail return an imgpack_status; IMGPACK_OK is 0.
+ *  - Constructors fill an out-parameter; destructors accept NULL and return
+ *    nothing.
+ *  - imgpack_strerror() gives the static text of a code; each handle has an
+ *    errmsg function naming the file and the reason of its last failure.
+ *  - Integers that cross the API have fixed widths; buffers are pointer +
+ *    length; no varargs and no structs by value, so ctypes can bind it 1:1.
+ */
+#ifndef IMGPACK_IMGPACK_H
+#define IMGPACK_IMGPACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(IMGPACK_BUILDING) && defined(__GNUC__)
+#define IMGPACK_API __attribute__((visibility("default")))
+#else
+#define IMGPACK_API
+#endif
+
+#define IMGPACK_VERSION_MAJOR 0
+#define IMGPACK_VERSION_MINOR 1
+#define IMGPACK_VERSION_PATCH 0
+#define IMGPACK_VERSION_STRING "0.1.0"
+
+/*
+ * The status codes, as one list: X(NAME, value, message). Values are
+ * explicit and never reused; a code that is retired keeps its number.
+ */
+#define IMGPACK_STATUS_MAP(X)                                                  \
+    X(OK, 0, "success")                                                        \
+    X(ERR_INVALID_ARG, 1, "invalid argument")                                  \
+    X(ERR_NOMEM, 2, "out of memory")                                           \
+    X(ERR_IO, 3, "input/output error")                                         \
+    X(ERR_NOT_FOUND, 4, "no such file or directory")                           \
+    X(ERR_DECODE, 5, "image data is corrupt or truncated")                     \
+    X(ERR_UNSUPPORTED, 6, "unsupported image type")                            \
+    X(ERR_TOO_LARGE, 7, "image exceeds the pixel limit")                       \
+    X(ERR_STORE, 8, "LMDB error")                                              \
+    X(ERR_CATALOG, 9, "SQLite catalog error")                                  \
+    X(ERR_VERSION_MISMATCH, 10, "store format version is not supported")       \
+    X(ERR_CORRUPT, 11, "record is corrupt")                                    \
+    X(ERR_EXISTS, 12, "output directory already holds a store")                \
+    X(ERR_REJECTED, 13, "a file was rejected and strict mode is on")           \
+    X(ERR_INCOMPLETE, 14, "store was not completely packed")                   \
+    X(ERR_RANGE, 15, "index out of range")                                     \
+    X(ERR_THREAD, 16, "could not start or synchronise a thread")               \
+    X(ERR_NOT_A_STORE, 17, "not an imgpack store")                             \
+    X(ERR_NO_SPACE, 18, "no space left on device")
+
+typedef enum imgpack_status {
+#define IMGPACK_STATUS_ENUM(name, value, message) IMGPACK_##name = value,
+    IMGPACK_STATUS_MAP(IMGPACK_STATUS_ENUM)
+#undef IMGPACK_STATUS_ENUM
+} imgpack_status;
+
+/* Static English text for a status code; never NULL, never to be freed. */
+IMGPACK_API const char *imgpack_strerror(int status);
+
+/* The code's identifier without its prefix, e.g. "ERR_DECODE"; never NULL. */
+IMGPACK_API const char *imgpack_status_name(int status);
+
+/* The library's version as "MAJOR.MINOR.PATCH"; static text. */
+IMGPACK_API const char *imgpack_version(void);
+
+/*
+ * Output formats of the records in a store. Values are written into every
+ * record header and the store metadata: never renumber them.
+ */
+typedef enum imgpack_format {
+    IMGPACK_FORMAT_RAW = 0,           /* uint8 pixels, HWC, row-major */
+    IMGPACK_FORMAT_JPEG = 1,          /* JPEG (libjpeg-turbo), quality set at pack time */
+    IMGPACK_FORMAT_WEBP = 2,          /* lossy WebP */
+    IMGPACK_FORMAT_WEBP_LOSSLESS = 3, /* lossless WebP: decodes to raw's bytes */
+} imgpack_format;
+
+/* "raw", "jpeg", "webp" or "webp-lossless"; NULL for an unknown value. */
+IMGPACK_API const char *imgpack_format_name(int format);
+
+/* The format named by `name` into *format; IMGPACK_ERR_INVALID_ARG if none. */
+IMGPACK_API imgpack_status imgpack_format_parse(const char *name,
+                                                int32_t *format);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IMGPACK_IMGPACK_H */
