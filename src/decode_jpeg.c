@@ -1,0 +1,363 @@
+/*
+ * JPEG decoding with the libjpeg API of libjpeg-turbo, set up the way Pillow
+ * sets it up so the pixels are the same bytes: default parameters (ISLOW
+ * integer DCT, fancy upsampling, block smoothing), no draft scaling, output
+ * colour space chosen by the component count alone: 1 -> gray, 3 -> RGB
+ * (libjpeg reads JFIF/Adobe markers to tell YCbCr from RGB), 4 -> CMYK, which
+ * libjpeg also produces from YCCK. Pillow takes 4-component data as inverted
+ * ("Adobe") CMYK whether or not an Adobe marker is present and converts it to
+ * RGB with its own integer arithmetic; cmyk_to_rgb() reproduces that result.
+ * EXIF orientation is not applied: Pillow's open/convert and torchvision
+ * ignore it, and the goal is their pixels.
+ *
+ * Rows are decoded straight into the decoder's pixel buffer, many rows per
+ * jpeg_read_scanlines() call so libjpeg can emit a whole iMCU row at once;
+ * only CMYK goes through a small batch buffer, being 4 bytes wide per pixel.
+ *
+ * Errors: libjpeg reports fatal errors by calling error_exit, which must not
+ * return; on_error() formats libjpeg's own message into the reason and
+ * longjmps back to imgpack__decode_jpeg(). That setjmp/longjmp never leaves
+ * this file.
+ *
+ * Warnings: libjpeg-turbo only warns about corrupt data and carries on,
+ * inventing the missing pixels. Pillow reads through a suspending source and
+ * fails with "image file is truncated" whenever the data ends before libjpeg
+ * is done with the entropy-coded data, which includes a file missing nothing
+ * but its EOI marker (the decoder looks ahead past the last MCU); otherwise
+ * it ignores warnings. We decode from memory, where libjpeg signals the end
+ * of data with a JWRN_JPEG_EOF warning instead of a suspension. The rule
+ * here: a warning that means entropy-coded data is missing or unreadable
+ * (premature end of file, premature end of a data segment, bad Huffman or
+ * arithmetic code, lost restart marker) rejects the image as
+ * IMGPACK_ERR_DECODE with libjpeg's own text, e.g. "truncated JPEG: Premature
+ * end of JPEG file". For truncation this is Pillow's behaviour; for corrupt
+ * but complete data it is stricter than Pillow, which keeps the made-up
+ * pixels, as a training set is better off without them. Warnings that do not
+ * touch pixel data (extraneous bytes between markers, unknown JFIF revision,
+ * bad ICC marker, odd progression order) are ignored, as Pillow ignores them.
+ */
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+/* jpeglib.h first: it pulls in jconfig.h, whose D_ARITH_CODING_SUPPORTED
+   decides whether jerror.h declares JWRN_ARITH_BAD_CODE. */
+#include <jpeglib.h>
+#include <jerror.h>
+
+#include "decode_codecs.h"
+
+/*
+ * Progressive files take a pass over the whole coefficient buffer per scan;
+ * a crafted file with thousands of tiny scans would make decoding crawl.
+ * Real encoders emit around ten; libjpeg-turbo's fuzzers cap it at 500 too.
+ */
+#define JPEG_MAX_SCANS 500
+
+/*
+ * Rows per jpeg_read_scanlines() call when converting CMYK: the tallest iMCU
+ * row (a vertical sampling factor of 4 times 8-row blocks), so every call
+ * can return everything libjpeg has ready.
+ */
+#define JPEG_BATCH_ROWS (4 * DCTSIZE)
+
+typedef struct jpeg_job {
+    struct jpeg_decompress_struct cinfo;
+    struct jpeg_error_mgr errmgr;
+    struct jpeg_progress_mgr progress;
+    jmp_buf escape;
+    imgpack_status status; /* set before every longjmp to `escape` */
+    char *reason;
+    imgpack__scratch *pixels;
+    imgpack__scratch *rows;
+    const uint8_t *data;
+    size_t size;
+    uint64_t max_pixels;
+    imgpack__pixels *out;
+} jpeg_job;
+
+/* libjpeg's text for its current message, e.g. "Bogus marker length". */
+static void message_text(j_common_ptr cinfo, char text[JMSG_LENGTH_MAX]) {
+    (*cinfo->err->format_message)(cinfo, text);
+}
+
+static void on_error(j_common_ptr cinfo) {
+    jpeg_job *job = cinfo->client_data;
+    char text[JMSG_LENGTH_MAX];
+
+    message_text(cinfo, text);
+    switch (cinfo->err->msg_code) {
+    case JERR_OUT_OF_MEMORY:
+        job->status = IMGPACK_ERR_NOMEM;
+        snprintf(job->reason, IMGPACK__REASON_SIZE, "JPEG: %s", text);
+        break;
+    case JERR_BAD_PRECISION:
+    case JERR_ARITH_NOTIMPL:
+        job->status = IMGPACK_ERR_UNSUPPORTED;
+        snprintf(job->reason, IMGPACK__REASON_SIZE, "unsupported JPEG: %s",
+                 text);
+        break;
+    default:
+        job->status = IMGPACK_ERR_DECODE;
+        snprintf(job->reason, IMGPACK__REASON_SIZE, "corrupt JPEG: %s", text);
+        break;
+    }
+    longjmp(job->escape, 1);
+}
+
+/* Whether warning `code` means libjpeg is making up pixels. */
+static int loses_pixels(int code) {
+    switch (code) {
+    case JWRN_JPEG_EOF:
+    case JWRN_HIT_MARKER:
+    case JWRN_HUFF_BAD_CODE:
+    case JWRN_ARITH_BAD_CODE:
+    case JWRN_MUST_RESYNC:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Replaces libjpeg's emit_message, which would print to stderr. */
+static void on_message(j_common_ptr cinfo, int msg_level) {
+    jpeg_job *job = cinfo->client_data;
+    char text[JMSG_LENGTH_MAX];
+
+    /* Levels >= 0 are trace messages; -1 is a warning. */
+    if (msg_level >= 0) {
+        return;
+    }
+    cinfo->err->num_warnings++;
+    if (!loses_pixels(cinfo->err->msg_code)) {
+        return;
+    }
+    message_text(cinfo, text);
+    snprintf(job->reason, IMGPACK__REASON_SIZE, "%s JPEG: %s",
+             cinfo->err->msg_code == JWRN_JPEG_EOF ? "truncated" : "corrupt",
+             text);
+    job->status = IMGPACK_ERR_DECODE;
+    longjmp(job->escape, 1);
+}
+
+static void on_progress(j_common_ptr cinfo) {
+    j_decompress_ptr dinfo = (j_decompress_ptr)cinfo;
+    jpeg_job *job = cinfo->client_data;
+
+    if (dinfo->input_scan_number > JPEG_MAX_SCANS) {
+        snprintf(job->reason, IMGPACK__REASON_SIZE,
+                 "corrupt JPEG: more than %d scans", JPEG_MAX_SCANS);
+        job->status = IMGPACK_ERR_DECODE;
+        longjmp(job->escape, 1);
+    }
+}
+
+/*
+ * Pillow's reading of 4-component data: invert every sample (Adobe CMYK is
+ * stored inverted), then per channel RGB = (255 - K) - (C * (255 - K)) / 255
+ * with its rounded division by 255, t = a*b + 128, (t + (t >> 8)) >> 8. With
+ * the inversion folded in, 255 - K is the raw K sample and C is 255 minus
+ * the raw one. The result never leaves 0..255, so no clamping is needed.
+ */
+static void cmyk_to_rgb(uint8_t *restrict dst, const uint8_t *restrict src,
+                        uint32_t width) {
+    uint32_t x;
+    unsigned c, k, t;
+
+    for (x = 0; x < width; x++, src += 4, dst += 3) {
+        k = src[3];
+        for (c = 0; c < 3; c++) {
+            t = (255u - src[c]) * k + 128u;
+            dst[c] = (uint8_t)(k - ((t + (t >> 8)) >> 8));
+        }
+    }
+}
+
+/* Reads every row straight into the pixel buffer. */
+static imgpack_status read_direct(jpeg_job *job, uint8_t *pixels,
+                                  size_t stride) {
+    j_decompress_ptr cinfo = &job->cinfo;
+    imgpack_status status;
+    JSAMPROW *rows;
+    JDIMENSION y, got;
+
+    status = imgpack__scratch_reserve(
+        job->rows, (size_t)cinfo->output_height * sizeof(JSAMPROW),
+        job->reason);
+    if (status != IMGPACK_OK) {
+        goto done;
+    }
+    rows = (JSAMPROW *)(void *)job->rows->data;
+    for (y = 0; y < cinfo->output_height; y++) {
+        rows[y] = pixels + (size_t)y * stride;
+    }
+    while (cinfo->output_scanline < cinfo->output_height) {
+        got = jpeg_read_scanlines(cinfo, rows + cinfo->output_scanline,
+                                  cinfo->output_height -
+                                      cinfo->output_scanline);
+        /* A memory source never suspends, so no rows means a stuck
+           decoder; stop rather than spin. */
+        if (got == 0) {
+            snprintf(job->reason, IMGPACK__REASON_SIZE,
+                     "corrupt JPEG: decoder stopped at row %u of %u",
+                     (unsigned)cinfo->output_scanline,
+                     (unsigned)cinfo->output_height);
+            status = IMGPACK_ERR_DECODE;
+            goto done;
+        }
+    }
+done:
+    return status;
+}
+
+/* Reads CMYK rows in batches and converts each batch into the pixels. */
+static imgpack_status read_cmyk(jpeg_job *job, uint8_t *pixels,
+                                size_t stride) {
+    j_decompress_ptr cinfo = &job->cinfo;
+    imgpack_status status;
+    JSAMPROW batch[JPEG_BATCH_ROWS];
+    size_t cmyk_stride = (size_t)cinfo->output_width * 4;
+    JDIMENSION i, got, want, y;
+
+    status = imgpack__scratch_reserve(job->rows, cmyk_stride * JPEG_BATCH_ROWS,
+                                      job->reason);
+    if (status != IMGPACK_OK) {
+        goto done;
+    }
+    for (i = 0; i < JPEG_BATCH_ROWS; i++) {
+        batch[i] = job->rows->data + i * cmyk_stride;
+    }
+    while (cinfo->output_scanline < cinfo->output_height) {
+        y = cinfo->output_scanline;
+        want = cinfo->output_height - y;
+        if (want > JPEG_BATCH_ROWS) {
+            want = JPEG_BATCH_ROWS;
+        }
+        got = jpeg_read_scanlines(cinfo, batch, want);
+        if (got == 0) {
+            snprintf(job->reason, IMGPACK__REASON_SIZE,
+                     "corrupt JPEG: decoder stopped at row %u of %u",
+                     (unsigned)y, (unsigned)cinfo->output_height);
+            status = IMGPACK_ERR_DECODE;
+            goto done;
+        }
+        for (i = 0; i < got; i++) {
+            cmyk_to_rgb(pixels + (size_t)(y + i) * stride, batch[i],
+                        cinfo->output_width);
+        }
+    }
+done:
+    return status;
+}
+
+/* Everything that may longjmp; called with job->escape set. */
+static imgpack_status run(jpeg_job *job) {
+    j_decompress_ptr cinfo = &job->cinfo;
+    imgpack_status status;
+    J_COLOR_SPACE color;
+    uint32_t channels;
+    size_t stride;
+    int cmyk = 0;
+
+    jpeg_create_decompress(cinfo);
+    cinfo->client_data = job;
+    job->progress.progress_monitor = on_progress;
+    cinfo->progress = &job->progress;
+    jpeg_mem_src(cinfo, job->data, (unsigned long)job->size);
+    jpeg_read_header(cinfo, TRUE);
+
+    status = imgpack__decode_check_size(cinfo->image_width,
+                                        cinfo->image_height, job->max_pixels,
+                                        job->reason);
+    if (status != IMGPACK_OK) {
+        goto done;
+    }
+    switch (cinfo->num_components) {
+    case 1:
+        color = JCS_GRAYSCALE;
+        channels = 1;
+        break;
+    case 3:
+        color = JCS_RGB;
+        channels = 3;
+        break;
+    case 4:
+        color = JCS_CMYK;
+        channels = 3;
+        cmyk = 1;
+        break;
+    default:
+        /* Pillow refuses these as well. */
+        snprintf(job->reason, IMGPACK__REASON_SIZE,
+                 "JPEG with %d components is not supported",
+                 cinfo->num_components);
+        status = IMGPACK_ERR_UNSUPPORTED;
+        goto done;
+    }
+    cinfo->out_color_space = color;
+    /* libjpeg's defaults, spelled out because exactness depends on them. */
+    cinfo->dct_method = JDCT_ISLOW;
+    cinfo->do_fancy_upsampling = TRUE;
+    cinfo->scale_num = 1;
+    cinfo->scale_denom = 1;
+
+    jpeg_start_decompress(cinfo);
+    stride = (size_t)cinfo->output_width * channels;
+    status = imgpack__scratch_reserve(
+        job->pixels, stride * cinfo->output_height, job->reason);
+    if (status != IMGPACK_OK) {
+        goto done;
+    }
+    if (cmyk) {
+        status = read_cmyk(job, job->pixels->data, stride);
+    } else {
+        status = read_direct(job, job->pixels->data, stride);
+    }
+    if (status != IMGPACK_OK) {
+        goto done;
+    }
+    /* Reads up to EOI as Pillow does, so a missing EOI or a broken marker
+       after the image data fails as it does there. */
+    jpeg_finish_decompress(cinfo);
+
+    job->out->data = job->pixels->data;
+    job->out->width = cinfo->output_width;
+    job->out->height = cinfo->output_height;
+    job->out->channels = channels;
+    job->out->stride = stride;
+done:
+    return status;
+}
+
+imgpack_status imgpack__decode_jpeg(imgpack__scratch *pixels,
+                                    imgpack__scratch *rows,
+                                    const uint8_t *data, size_t size,
+                                    uint64_t max_pixels, imgpack__pixels *out,
+                                    char reason[IMGPACK__REASON_SIZE]) {
+    jpeg_job job;
+    imgpack_status status;
+
+    /* Zeroed first so jpeg_destroy_decompress() is safe however early the
+       decoder fails, even inside jpeg_create_decompress(). */
+    memset(&job, 0, sizeof(job));
+    job.reason = reason;
+    job.pixels = pixels;
+    job.rows = rows;
+    job.data = data;
+    job.size = size;
+    job.max_pixels = max_pixels;
+    job.out = out;
+    job.cinfo.err = jpeg_std_error(&job.errmgr);
+    job.errmgr.error_exit = on_error;
+    job.errmgr.emit_message = on_message;
+    job.cinfo.client_data = &job;
+
+    if (setjmp(job.escape) == 0) {
+        status = run(&job);
+    } else {
+        status = job.status;
+    }
+    jpeg_destroy_decompress(&job.cinfo);
+    return status;
+}
