@@ -46,6 +46,13 @@ imgpack_status imgpack__resizer_create(imgpack__resizer **out);
 void imgpack__resizer_destroy(imgpack__resizer *rs);
 
 /*
+ * Turns the vector kernels off (0) or back on (non-zero; only where the CPU
+ * has them, the default). Both paths give the same bytes; tests use this to
+ * check the portable one on machines that would otherwise never run it.
+ */
+void imgpack__resizer_set_simd(imgpack__resizer *rs, int enable);
+
+/*
  * Resizes and crops `src` (g->src_width x g->src_height) into `out`:
  * g->out_height rows of g->out_width * src->channels bytes, `out_stride`
  * bytes apart. Returns IMGPACK_OK or IMGPACK_ERR_NOMEM.
