@@ -1,0 +1,187 @@
+/*
+ * Packing: an image dataset in, an imgpack store out.
+ *
+ * A store is a directory holding an LMDB environment (data.mdb, lock.mdb)
+ * with one record per image, and a SQLite catalog (catalog.db) saying which
+ * file became which record, in which class, and why any file was rejected.
+ * docs/FORMAT.md describes both byte for byte.
+ *
+ * Usage:
+ *
+ *     imgpack_pack_options *opts;
+ *     imgpack_packer *packer;
+ *     imgpack_pack_options_create(&opts);
+ *     imgpack_pack_options_set_jobs(opts, 8);
+ *     if (imgpack_packer_open(&packer, "train/", "train.imgpack", opts))
+ *         fprintf(stderr, "%s\n", imgpack_packer_errmsg(packer));
+ *     else if (imgpack_packer_run(packer))
+ *         fprintf(stderr, "%s\n", imgpack_packer_errmsg(packer));
+ *     imgpack_packer_close(packer);
+ *     imgpack_pack_options_destroy(opts);
+ *
+ * Each image is decoded, converted to RGB, resized so that its short side
+ * is 256 and center-cropped to 224x224, with the same bytes as torchvision's
+ * Compose([Resize(256), CenterCrop(224)]) on PIL.Image.open(f).convert('RGB')
+ * (Pillow 9.4, torchvision 0.14). Record i is the i-th image in the order of
+ * torchvision's ImageFolder(root).samples, rejected files left out.
+ *
+ * Memory: at most (queue window + batch) records are held at once, plus one
+ * source file and one decoded image per job; see imgpack_pack_options_set_jobs.
+ */
+#ifndef IMGPACK_PACK_H
+#define IMGPACK_PACK_H
+
+#include "imgpack/imgpack.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Pillow's decompression-bomb error limit: twice its 89,478,485-pixel
+   warning threshold. */
+#define IMGPACK_DEFAULT_MAX_PIXELS 178956970u
+#define IMGPACK_DEFAULT_RESIZE 256u
+#define IMGPACK_DEFAULT_CROP 224u
+#define IMGPACK_DEFAULT_QUALITY 90
+/* Sides above this are refused as options: no training pipeline resizes
+   to more, and it keeps a record's size within the header's 32 bits. */
+#define IMGPACK_MAX_SIDE 16384u
+
+/*
+ * Options for a pack: create, set what differs from the defaults, pass to
+ * imgpack_packer_open, destroy. Memory only; not shared between threads.
+ */
+typedef struct imgpack_pack_options imgpack_pack_options;
+
+/* Makes options holding every default. IMGPACK_ERR_NOMEM on failure. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_create(imgpack_pack_options **out);
+
+/* Frees the options; NULL is accepted. */
+IMGPACK_API void imgpack_pack_options_destroy(imgpack_pack_options *opts);
+
+/* Short side after resizing: default 256; 0 keeps the source size; at most
+   IMGPACK_MAX_SIDE. IMGPACK_ERR_INVALID_ARG past that. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_resize(imgpack_pack_options *opts, uint32_t side);
+
+/* Side of the center crop: default 224; 0 keeps the whole resized image (the
+   records then differ in size); at most IMGPACK_MAX_SIDE. A crop larger than
+   the resized image is padded with black, as torchvision's CenterCrop does. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_crop(imgpack_pack_options *opts, uint32_t side);
+
+/* Record format (imgpack_format): default IMGPACK_FORMAT_RAW. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_format(imgpack_pack_options *opts, int32_t format);
+
+/* Quality for jpeg and webp records, 1..100: default 90. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_quality(imgpack_pack_options *opts, int32_t quality);
+
+/* Worker threads decoding and resizing: default (0) the number of online
+   cores; at most 256. The writer runs on the thread that calls
+   imgpack_packer_run. The queue between them holds at most 4 results per
+   job (16 at least), so memory does not grow with the dataset. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_jobs(imgpack_pack_options *opts, uint32_t jobs);
+
+/* Images with more pixels (width x height, read from the header before any
+   pixel buffer exists) are rejected: default IMGPACK_DEFAULT_MAX_PIXELS;
+   0 removes the limit. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_max_pixels(imgpack_pack_options *opts,
+                                    uint64_t max_pixels);
+
+/* A synsets file (lines "wnid description", as ImageNet's LOC_synset_mapping
+   .txt) giving class descriptions. Copied; NULL clears it. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_synsets(imgpack_pack_options *opts, const char *path);
+
+/* Nonzero: stop at the first rejected file (imgpack_packer_run returns
+   IMGPACK_ERR_REJECTED). Default 0: reject, record and go on. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_strict(imgpack_pack_options *opts, int32_t strict);
+
+/* The command line to record in the catalog's dataset table. Copied. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_command(imgpack_pack_options *opts,
+                                 const char *command);
+
+/* Counters of a pack, filled by imgpack_packer_progress and passed to the
+   progress callback. */
+typedef struct imgpack_pack_progress {
+    uint64_t total;    /* image files listed in the source */
+    uint64_t done;     /* of those, handled: packed + rejected */
+    uint64_t packed;   /* records written */
+    uint64_t rejected; /* files that could not be packed */
+    uint64_t skipped;  /* files that are not images by their name */
+    uint64_t bytes;    /* bytes of record values written */
+    double seconds;    /* since imgpack_packer_run started */
+} imgpack_pack_progress;
+
+/* Called after each image is handled; `progress` is valid during the call. */
+typedef void (*imgpack_progress_fn)(void *user,
+                                    const imgpack_pack_progress *progress);
+
+/* Called for each rejected file with its path (relative to the source) and
+   the reason; both strings are valid during the call only. */
+typedef void (*imgpack_reject_fn)(void *user, const char *path,
+                                  const char *reason);
+
+/*
+ * A pack in progress. Made by imgpack_packer_open, run once, closed. Use it
+ * from one thread; the callbacks run on the thread inside
+ * imgpack_packer_run, never while the library holds a lock.
+ */
+typedef struct imgpack_packer imgpack_packer;
+
+/*
+ * Lists `src_dir` (ImageFolder layout: one directory per class) and creates
+ * the store in `out_dir` (created if missing; must not hold a store yet).
+ * `opts` may be NULL for the defaults and is not used after the call.
+ *
+ * *out is set even on failure (unless memory ran out: then NULL), so that
+ * imgpack_packer_errmsg can say what went wrong; close it in either case.
+ * Returns IMGPACK_OK, IMGPACK_ERR_NOT_FOUND, IMGPACK_ERR_INVALID_ARG (no
+ * class directories), IMGPACK_ERR_EXISTS, IMGPACK_ERR_IO, IMGPACK_ERR_STORE,
+ * IMGPACK_ERR_CATALOG or IMGPACK_ERR_NOMEM.
+ */
+IMGPACK_API imgpack_status imgpack_packer_open(imgpack_packer **out,
+                                               const char *src_dir,
+                                               const char *out_dir,
+                                               const imgpack_pack_options *opts);
+
+/* Sets the callbacks (either may be NULL) before imgpack_packer_run. */
+IMGPACK_API void imgpack_packer_set_callbacks(imgpack_packer *packer,
+                                              imgpack_progress_fn progress,
+                                              imgpack_reject_fn reject,
+                                              void *user);
+
+/*
+ * Packs every listed image, then marks the store complete. Rejected files
+ * do not make it fail: they are counted, reported to the reject callback
+ * and recorded in the catalog. Returns IMGPACK_OK when the store is
+ * complete; otherwise the store holds the batches committed so far and is
+ * not marked complete: IMGPACK_ERR_REJECTED (strict mode),
+ * IMGPACK_ERR_NO_SPACE, IMGPACK_ERR_IO, IMGPACK_ERR_STORE,
+ * IMGPACK_ERR_CATALOG, IMGPACK_ERR_THREAD, IMGPACK_ERR_NOMEM.
+ */
+IMGPACK_API imgpack_status imgpack_packer_run(imgpack_packer *packer);
+
+/* Copies the current counters into *out. */
+IMGPACK_API void imgpack_packer_progress(const imgpack_packer *packer,
+                                         imgpack_pack_progress *out);
+
+/* The last failure: file and reason. Owned by the packer, valid until its
+   next call; "" when nothing failed. NULL packer: "out of memory". */
+IMGPACK_API const char *imgpack_packer_errmsg(const imgpack_packer *packer);
+
+/* Closes the store and frees the packer; NULL is accepted. */
+IMGPACK_API void imgpack_packer_close(imgpack_packer *packer);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IMGPACK_PACK_H */

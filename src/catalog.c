@@ -1,0 +1,188 @@
+/*
+ * Writing the SQLite catalog. The schema text comes from schema/catalog.sql,
+ * embedded at build time. Statements are prepared once; every value is bound
+ * as a parameter, so names with quotes or SQL in them are just data.
+ *
+ * While packing, the journal is WAL with synchronous=FULL: each batch commit
+ * is durable before the writer commits the same batch in LMDB.
+ */
+#include "catalog.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+extern const char imgpack__catalog_schema[];
+
+static imgpack_status fail(imgpack__catalog *c, imgpack__error *err,
+                           const char *what) {
+    return imgpack__error_set(err, IMGPACK_ERR_CATALOG, "%s: %s: %s", c->path,
+                              what, c->db ? sqlite3_errmsg(c->db) : "");
+}
+
+static imgpack_status exec(imgpack__catalog *c, const char *sql,
+                           imgpack__error *err) {
+    if (sqlite3_exec(c->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+        return fail(c, err, sql);
+    return IMGPACK_OK;
+}
+
+static imgpack_status prepare(imgpack__catalog *c, const char *sql,
+                              sqlite3_stmt **stmt, imgpack__error *err) {
+    if (sqlite3_prepare_v3(c->db, sql, -1, SQLITE_PREPARE_PERSISTENT, stmt,
+                           NULL) != SQLITE_OK)
+        return fail(c, err, "cannot prepare a statement");
+    return IMGPACK_OK;
+}
+
+/* Runs a statement whose parameters are bound, then resets it. */
+static imgpack_status step(imgpack__catalog *c, sqlite3_stmt *stmt,
+                           imgpack__error *err, const char *what) {
+    int rc = sqlite3_step(stmt);
+    sqlite3_reset(stmt);
+    sqlite3_clear_bindings(stmt);
+    if (rc != SQLITE_DONE)
+        return fail(c, err, what);
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack__catalog_create(imgpack__catalog *c, const char *path,
+                                       imgpack__error *err) {
+    imgpack_status status;
+    memset(c, 0, sizeof *c);
+    c->path = strdup(path);
+    if (!c->path)
+        return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "%s: out of memory",
+                                  path);
+    if (sqlite3_open_v2(path, &c->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                            SQLITE_OPEN_EXCLUSIVE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
+        status = fail(c, err, "cannot create the catalog");
+        goto out;
+    }
+    if ((status = exec(c, "PRAGMA journal_mode=WAL", err)) ||
+        (status = exec(c, "PRAGMA synchronous=FULL", err)) ||
+        (status = exec(c, "PRAGMA foreign_keys=ON", err)) ||
+        (status = exec(c, imgpack__catalog_schema, err)))
+        goto out;
+    if ((status = prepare(c,
+                          "INSERT INTO images (idx, class_id, path, src_width,"
+                          " src_height, src_bytes, stored_bytes, sha256)"
+                          " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          &c->insert_image, err)) ||
+        (status = prepare(c,
+                          "INSERT INTO rejects (position, path, class_id,"
+                          " reason) VALUES (?, ?, ?, ?)",
+                          &c->insert_reject, err)) ||
+        (status = prepare(c,
+                          "UPDATE classes SET num_images = num_images + ?"
+                          " WHERE class_id = ?",
+                          &c->add_class_images, err)) ||
+        (status = prepare(c,
+                          "INSERT OR REPLACE INTO dataset (key, value)"
+                          " VALUES (?, ?)",
+                          &c->set_dataset, err)))
+        goto out;
+out:
+    if (status != IMGPACK_OK)
+        imgpack__catalog_close(c);
+    return status;
+}
+
+imgpack_status imgpack__catalog_add_class(imgpack__catalog *c,
+                                          uint32_t class_id, const char *name,
+                                          const char *description,
+                                          imgpack__error *err) {
+    sqlite3_stmt *stmt;
+    imgpack_status status = prepare(
+        c, "INSERT INTO classes (class_id, name, description) VALUES (?, ?, ?)",
+        &stmt, err);
+    if (status != IMGPACK_OK)
+        return status;
+    sqlite3_bind_int64(stmt, 1, class_id);
+    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_STATIC);
+    if (description)
+        sqlite3_bind_text(stmt, 3, description, -1, SQLITE_STATIC);
+    status = step(c, stmt, err, "cannot insert a class");
+    sqlite3_finalize(stmt);
+    return status;
+}
+
+imgpack_status imgpack__catalog_begin(imgpack__catalog *c,
+                                      imgpack__error *err) {
+    return exec(c, "BEGIN IMMEDIATE", err);
+}
+
+imgpack_status imgpack__catalog_commit(imgpack__catalog *c,
+                                       imgpack__error *err) {
+    return exec(c, "COMMIT", err);
+}
+
+imgpack_status imgpack__catalog_add_image(imgpack__catalog *c,
+                                          const imgpack__catalog_image *img,
+                                          imgpack__error *err) {
+    sqlite3_stmt *s = c->insert_image;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)img->idx);
+    sqlite3_bind_int64(s, 2, img->class_id);
+    sqlite3_bind_text(s, 3, img->path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 4, img->src_width);
+    sqlite3_bind_int64(s, 5, img->src_height);
+    sqlite3_bind_int64(s, 6, (sqlite3_int64)img->src_bytes);
+    sqlite3_bind_int64(s, 7, (sqlite3_int64)img->stored_bytes);
+    sqlite3_bind_text(s, 8, img->sha256, -1, SQLITE_STATIC);
+    return step(c, s, err, "cannot insert an image");
+}
+
+imgpack_status imgpack__catalog_add_reject(imgpack__catalog *c,
+                                           uint64_t position, const char *path,
+                                           uint32_t class_id,
+                                           const char *reason,
+                                           imgpack__error *err) {
+    sqlite3_stmt *s = c->insert_reject;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)position);
+    sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 3, class_id);
+    sqlite3_bind_text(s, 4, reason, -1, SQLITE_STATIC);
+    return step(c, s, err, "cannot insert a reject");
+}
+
+imgpack_status imgpack__catalog_count_images(imgpack__catalog *c,
+                                             uint32_t class_id, uint64_t n,
+                                             imgpack__error *err) {
+    sqlite3_stmt *s = c->add_class_images;
+    sqlite3_bind_int64(s, 1, (sqlite3_int64)n);
+    sqlite3_bind_int64(s, 2, class_id);
+    return step(c, s, err, "cannot count a class's images");
+}
+
+imgpack_status imgpack__catalog_set_text(imgpack__catalog *c, const char *key,
+                                         const char *value,
+                                         imgpack__error *err) {
+    sqlite3_stmt *s = c->set_dataset;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_text(s, 2, value, -1, SQLITE_STATIC);
+    return step(c, s, err, "cannot set a dataset value");
+}
+
+imgpack_status imgpack__catalog_set_int(imgpack__catalog *c, const char *key,
+                                        int64_t value, imgpack__error *err) {
+    sqlite3_stmt *s = c->set_dataset;
+    sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(s, 2, value);
+    return step(c, s, err, "cannot set a dataset value");
+}
+
+imgpack_status imgpack__catalog_finish(imgpack__catalog *c,
+                                       imgpack__error *err) {
+    return exec(c, "PRAGMA journal_mode=DELETE", err);
+}
+
+void imgpack__catalog_close(imgpack__catalog *c) {
+    sqlite3_finalize(c->insert_image);
+    sqlite3_finalize(c->insert_reject);
+    sqlite3_finalize(c->add_class_images);
+    sqlite3_finalize(c->set_dataset);
+    sqlite3_close(c->db);
+    free(c->path);
+    memset(c, 0, sizeof *c);
+}

@@ -1,0 +1,78 @@
+/*
+ * The SQLite catalog of a store being written (schema/catalog.sql). Only the
+ * writer thread uses it. Writes happen in batches that the writer commits
+ * just before the matching LMDB batch, so the catalog is never behind the
+ * store (docs/FORMAT.md, "Crash consistency").
+ */
+#ifndef IMGPACK_SRC_CATALOG_H
+#define IMGPACK_SRC_CATALOG_H
+
+#include <sqlite3.h>
+#include <stdint.h>
+
+#include "error.h"
+
+typedef struct imgpack__catalog {
+    sqlite3 *db;
+    sqlite3_stmt *insert_image;
+    sqlite3_stmt *insert_reject;
+    sqlite3_stmt *add_class_images;
+    sqlite3_stmt *set_dataset;
+    char *path;
+} imgpack__catalog;
+
+/* A packed image's row. */
+typedef struct imgpack__catalog_image {
+    uint64_t idx;
+    uint32_t class_id;
+    const char *path;
+    uint32_t src_width, src_height;
+    uint64_t src_bytes, stored_bytes;
+    const char *sha256;
+} imgpack__catalog_image;
+
+/* Creates `path` (which must not exist) and its schema. */
+imgpack_status imgpack__catalog_create(imgpack__catalog *c, const char *path,
+                                       imgpack__error *err);
+
+/* Inserts class `class_id` with its name and description (may be NULL). */
+imgpack_status imgpack__catalog_add_class(imgpack__catalog *c,
+                                          uint32_t class_id, const char *name,
+                                          const char *description,
+                                          imgpack__error *err);
+
+imgpack_status imgpack__catalog_begin(imgpack__catalog *c,
+                                      imgpack__error *err);
+imgpack_status imgpack__catalog_commit(imgpack__catalog *c,
+                                       imgpack__error *err);
+
+imgpack_status imgpack__catalog_add_image(imgpack__catalog *c,
+                                          const imgpack__catalog_image *img,
+                                          imgpack__error *err);
+imgpack_status imgpack__catalog_add_reject(imgpack__catalog *c,
+                                           uint64_t position, const char *path,
+                                           uint32_t class_id,
+                                           const char *reason,
+                                           imgpack__error *err);
+/* Adds `n` to the class's num_images. */
+imgpack_status imgpack__catalog_count_images(imgpack__catalog *c,
+                                             uint32_t class_id, uint64_t n,
+                                             imgpack__error *err);
+
+/* Sets dataset.key to a text or an integer value. */
+imgpack_status imgpack__catalog_set_text(imgpack__catalog *c, const char *key,
+                                         const char *value,
+                                         imgpack__error *err);
+imgpack_status imgpack__catalog_set_int(imgpack__catalog *c, const char *key,
+                                        int64_t value, imgpack__error *err);
+
+/*
+ * Ends the pack: switches the journal from WAL back to a single file, so
+ * the catalog is one self-contained file that read-only media can serve.
+ */
+imgpack_status imgpack__catalog_finish(imgpack__catalog *c,
+                                       imgpack__error *err);
+
+void imgpack__catalog_close(imgpack__catalog *c);
+
+#endif

@@ -1,0 +1,344 @@
+/*
+ * The public packing API: options, and the packer that ties the source
+ * listing, the worker pool, the ordered queue and the writer together.
+ *
+ * imgpack_packer_run starts the workers and then acts as the writer itself:
+ * the calling thread owns every LMDB write transaction and runs the
+ * callbacks, so they never race with the library's own state.
+ */
+#include "imgpack/pack.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "pool.h"
+#include "queue.h"
+#include "sources.h"
+#include "transform.h"
+#include "writer.h"
+
+/* Results the queue may hold per worker: enough that a slow image does not
+   idle the others, few enough that memory stays a few dozen records. */
+#define QUEUE_RESULTS_PER_JOB 4
+#define QUEUE_MIN_RESULTS 16
+
+struct imgpack_pack_options {
+    imgpack__transform_settings settings;
+    uint32_t jobs;
+    int32_t strict;
+    char *synsets;
+    char *command;
+};
+
+struct imgpack_packer {
+    imgpack__error error;
+    imgpack__source source;
+    imgpack__writer writer;
+    imgpack__transform_settings settings;
+    uint32_t jobs;
+    int32_t strict;
+    int ran;
+    imgpack_progress_fn on_progress;
+    imgpack_reject_fn on_reject;
+    void *user;
+    imgpack_pack_progress progress;
+    struct timespec started;
+};
+
+imgpack_status imgpack_pack_options_create(imgpack_pack_options **out) {
+    imgpack_pack_options *o = calloc(1, sizeof *o);
+    *out = o;
+    if (!o)
+        return IMGPACK_ERR_NOMEM;
+    o->settings = (imgpack__transform_settings){
+        .resize = IMGPACK_DEFAULT_RESIZE,
+        .crop = IMGPACK_DEFAULT_CROP,
+        .format = IMGPACK_FORMAT_RAW,
+        .quality = IMGPACK_DEFAULT_QUALITY,
+        .max_pixels = IMGPACK_DEFAULT_MAX_PIXELS,
+    };
+    return IMGPACK_OK;
+}
+
+void imgpack_pack_options_destroy(imgpack_pack_options *opts) {
+    if (!opts)
+        return;
+    free(opts->synsets);
+    free(opts->command);
+    free(opts);
+}
+
+imgpack_status imgpack_pack_options_set_resize(imgpack_pack_options *opts,
+                                               uint32_t side) {
+    if (side > IMGPACK_MAX_SIDE)
+        return IMGPACK_ERR_INVALID_ARG;
+    opts->settings.resize = side;
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack_pack_options_set_crop(imgpack_pack_options *opts,
+                                             uint32_t side) {
+    if (side > IMGPACK_MAX_SIDE)
+        return IMGPACK_ERR_INVALID_ARG;
+    opts->settings.crop = side;
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack_pack_options_set_format(imgpack_pack_options *opts,
+                                               int32_t format) {
+    if (!imgpack_format_name(format))
+        return IMGPACK_ERR_INVALID_ARG;
+    opts->settings.format = format;
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack_pack_options_set_quality(imgpack_pack_options *opts,
+                                                int32_t quality) {
+    if (quality < 1 || quality > 100)
+        return IMGPACK_ERR_INVALID_ARG;
+    opts->settings.quality = quality;
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack_pack_options_set_jobs(imgpack_pack_options *opts,
+                                             uint32_t jobs) {
+    if (jobs > IMGPACK__MAX_THREADS)
+        return IMGPACK_ERR_INVALID_ARG;
+    opts->jobs = jobs;
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack_pack_options_set_max_pixels(imgpack_pack_options *opts,
+                                                   uint64_t max_pixels) {
+    opts->settings.max_pixels = max_pixels;
+    return IMGPACK_OK;
+}
+
+static imgpack_status replace_string(char **slot, const char *value) {
+    char *copy = value ? strdup(value) : NULL;
+    if (value && !copy)
+        return IMGPACK_ERR_NOMEM;
+    free(*slot);
+    *slot = copy;
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack_pack_options_set_synsets(imgpack_pack_options *opts,
+                                                const char *path) {
+    return replace_string(&opts->synsets, path);
+}
+
+imgpack_status imgpack_pack_options_set_strict(imgpack_pack_options *opts,
+                                               int32_t strict) {
+    opts->strict = strict != 0;
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack_pack_options_set_command(imgpack_pack_options *opts,
+                                                const char *command) {
+    return replace_string(&opts->command, command);
+}
+
+const char *imgpack_format_name(int format) {
+    switch (format) {
+    case IMGPACK_FORMAT_RAW:
+        return "raw";
+    case IMGPACK_FORMAT_JPEG:
+        return "jpeg";
+    case IMGPACK_FORMAT_WEBP:
+        return "webp";
+    case IMGPACK_FORMAT_WEBP_LOSSLESS:
+        return "webp-lossless";
+    }
+    return NULL;
+}
+
+imgpack_status imgpack_format_parse(const char *name, int32_t *format) {
+    for (int32_t f = IMGPACK_FORMAT_RAW; f <= IMGPACK_FORMAT_WEBP_LOSSLESS;
+         f++) {
+        if (strcmp(name, imgpack_format_name(f)) == 0) {
+            *format = f;
+            return IMGPACK_OK;
+        }
+    }
+    return IMGPACK_ERR_INVALID_ARG;
+}
+
+/* Creates `dir` if it does not exist yet (its parent must). */
+static imgpack_status make_out_dir(const char *dir, imgpack__error *err) {
+    struct stat st;
+    if (mkdir(dir, 0755) == 0 || (errno == EEXIST && stat(dir, &st) == 0 &&
+                                  S_ISDIR(st.st_mode)))
+        return IMGPACK_OK;
+    return imgpack__error_set(err, imgpack__status_from_errno(errno),
+                              "%s: cannot create the output directory: %s",
+                              dir, strerror(errno == EEXIST ? ENOTDIR : errno));
+}
+
+imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
+                                   const char *out_dir,
+                                   const imgpack_pack_options *opts) {
+    imgpack_pack_options *defaults = NULL;
+    imgpack_status status;
+    imgpack_packer *p = calloc(1, sizeof *p);
+    *out = p;
+    if (!p)
+        return IMGPACK_ERR_NOMEM;
+    if (!opts) {
+        if ((status = imgpack_pack_options_create(&defaults)))
+            return imgpack__error_set(&p->error, status, "out of memory");
+        opts = defaults;
+    }
+    p->settings = opts->settings;
+    p->strict = opts->strict;
+    p->jobs = opts->jobs;
+    if (p->jobs == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        p->jobs = cores < 1 ? 1
+                  : cores > IMGPACK__MAX_THREADS ? IMGPACK__MAX_THREADS
+                                                 : (uint32_t)cores;
+    }
+    imgpack__writer_info info = {&p->settings, opts->command};
+    if (!(status = imgpack__source_scan_folder(src_dir, &p->source,
+                                               &p->error)) &&
+        !(status = opts->synsets ? imgpack__source_load_synsets(
+                                       &p->source, opts->synsets, &p->error)
+                                 : IMGPACK_OK) &&
+        !(status = make_out_dir(out_dir, &p->error)))
+        status = imgpack__writer_open(&p->writer, out_dir, &p->source, &info,
+                                      &p->error);
+    imgpack_pack_options_destroy(defaults);
+    p->progress.total = p->source.num_items;
+    p->progress.skipped = p->source.skipped;
+    return status;
+}
+
+void imgpack_packer_set_callbacks(imgpack_packer *packer,
+                                  imgpack_progress_fn progress,
+                                  imgpack_reject_fn reject, void *user) {
+    packer->on_progress = progress;
+    packer->on_reject = reject;
+    packer->user = user;
+}
+
+/* The pool job: each worker turns source item n into a result. */
+static void *make_transformer(void *context) {
+    imgpack_packer *p = context;
+    imgpack__transformer *t;
+    return imgpack__transformer_create(&t, &p->settings) == IMGPACK_OK ? t
+                                                                       : NULL;
+}
+
+static void free_transformer(void *scratch) {
+    imgpack__transformer_destroy(scratch);
+}
+
+static void transform_item(void *context, void *scratch, uint64_t n,
+                           void *slot) {
+    imgpack_packer *p = context;
+    const imgpack__source_item *item = &p->source.items[n];
+    imgpack__transform_file(scratch, p->source.root, item->path,
+                            item->class_id, slot);
+}
+
+static double seconds_since(const struct timespec *start) {
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - start->tv_sec) +
+           (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static void update_progress(imgpack_packer *p) {
+    p->progress.packed = p->writer.packed;
+    p->progress.rejected = p->writer.rejected;
+    p->progress.done = p->writer.packed + p->writer.rejected;
+    p->progress.bytes = p->writer.bytes;
+    p->progress.seconds = seconds_since(&p->started);
+}
+
+/* Takes results in order and writes them; returns the first failure. */
+static imgpack_status write_results(imgpack_packer *p, imgpack__queue *q) {
+    imgpack_status status = IMGPACK_OK;
+    imgpack__result r;
+    for (uint64_t position = 0; status == IMGPACK_OK; position++) {
+        if (!imgpack__queue_take(q, &r))
+            break;
+        imgpack_status outcome = r.status;
+        if (outcome != IMGPACK_OK && p->on_reject)
+            p->on_reject(p->user, p->source.items[position].path, r.reason);
+        status = imgpack__writer_add(&p->writer, position, &r, &p->error);
+        update_progress(p);
+        if (p->on_progress)
+            p->on_progress(p->user, &p->progress);
+        if (status == IMGPACK_OK && outcome != IMGPACK_OK && p->strict) {
+            imgpack__writer_flush(&p->writer, &p->error);
+            status = imgpack__error_set(
+                &p->error, IMGPACK_ERR_REJECTED, "%s/%s: %s (strict mode)",
+                p->source.root, p->source.items[position].path,
+                imgpack_strerror(outcome));
+        }
+    }
+    return status;
+}
+
+imgpack_status imgpack_packer_run(imgpack_packer *p) {
+    imgpack__queue queue;
+    imgpack__pool pool;
+    imgpack_status status, joined;
+    uint32_t capacity = p->jobs * QUEUE_RESULTS_PER_JOB;
+    imgpack__pool_job job = {p, make_transformer, free_transformer,
+                             transform_item};
+
+    if (p->ran || p->error.code != IMGPACK_OK)
+        return imgpack__error_set(&p->error, IMGPACK_ERR_INVALID_ARG,
+                                  "the packer was already run or not opened");
+    p->ran = 1;
+    clock_gettime(CLOCK_MONOTONIC, &p->started);
+    if (capacity < QUEUE_MIN_RESULTS)
+        capacity = QUEUE_MIN_RESULTS;
+    if (imgpack__queue_init(&queue, p->source.num_items, capacity,
+                            sizeof(imgpack__result)) != 0)
+        return imgpack__error_set(&p->error, IMGPACK_ERR_NOMEM,
+                                  "out of memory");
+    if ((status = imgpack__pool_start(&pool, p->jobs, &queue, &job))) {
+        imgpack__queue_destroy(&queue);
+        return imgpack__error_set(&p->error, status,
+                                  "cannot start the worker threads");
+    }
+    status = write_results(p, &queue);
+    /* Workers wait for room in the queue: release them before joining. */
+    imgpack__queue_stop(&queue);
+    joined = imgpack__pool_join(&pool);
+    for (void *left; (left = imgpack__queue_drain(&queue)) != NULL;)
+        imgpack__result_clear(left);
+    imgpack__queue_destroy(&queue);
+    if (status == IMGPACK_OK && joined != IMGPACK_OK)
+        status = imgpack__error_set(&p->error, joined,
+                                    "a worker could not allocate its buffers");
+    if (status == IMGPACK_OK)
+        status = imgpack__writer_finish(&p->writer, &p->error);
+    update_progress(p);
+    return status;
+}
+
+void imgpack_packer_progress(const imgpack_packer *p,
+                             imgpack_pack_progress *out) {
+    *out = p->progress;
+}
+
+const char *imgpack_packer_errmsg(const imgpack_packer *p) {
+    return p ? imgpack__error_text(&p->error) : "out of memory";
+}
+
+void imgpack_packer_close(imgpack_packer *p) {
+    if (!p)
+        return;
+    imgpack__writer_close(&p->writer);
+    imgpack__source_free(&p->source);
+    free(p);
+}

@@ -1,0 +1,344 @@
+/*
+ * Listing an ImageFolder tree the way torchvision does.
+ *
+ * torchvision's order: classes are the first-level directories (symlinks
+ * followed) sorted by name; within a class, `sorted(os.walk(dir,
+ * followlinks=True))` orders the directories by their full path string, and
+ * each directory's files are sorted by name. So a class's own files come
+ * before any subdirectory's, and "a b/" sorts before "a/" (' ' < '/').
+ * We sort by bytes, which is Python's code point order for UTF-8 names.
+ *
+ * Unlike os.walk, a directory that is its own ancestor (a symlink loop) is
+ * skipped and counted instead of being walked until the path is too long.
+ */
+#include "sources.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+
+/* Deeper trees than this are refused rather than risking the stack. */
+#define MAX_DEPTH 64
+
+typedef struct string_list {
+    char **items;
+    size_t count, capacity;
+} string_list;
+
+static int list_push(string_list *l, char *s) {
+    if (!s)
+        return -1;
+    if (l->count == l->capacity) {
+        size_t cap = l->capacity ? l->capacity * 2 : 64;
+        char **items = realloc(l->items, cap * sizeof *items);
+        if (!items) {
+            free(s);
+            return -1;
+        }
+        l->items = items;
+        l->capacity = cap;
+    }
+    l->items[l->count++] = s;
+    return 0;
+}
+
+static void list_free(string_list *l) {
+    for (size_t i = 0; i < l->count; i++)
+        free(l->items[i]);
+    free(l->items);
+    memset(l, 0, sizeof *l);
+}
+
+static int compare_strings(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void list_sort(string_list *l) {
+    qsort(l->items, l->count, sizeof *l->items, compare_strings);
+}
+
+static char *join(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    char *s = malloc(la + lb + 2);
+    if (!s)
+        return NULL;
+    memcpy(s, a, la);
+    s[la] = '/';
+    memcpy(s + la + 1, b, lb + 1);
+    return s;
+}
+
+int imgpack__is_image_name(const char *name) {
+    static const char *const extensions[] = {".jpg", ".jpeg", ".png", ".webp"};
+    size_t n = strlen(name);
+    for (size_t i = 0; i < sizeof extensions / sizeof *extensions; i++) {
+        size_t e = strlen(extensions[i]);
+        if (n > e && strcasecmp(name + n - e, extensions[i]) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+/* Whether a directory entry is a directory, following symlinks. */
+static int is_directory(const char *dir, const struct dirent *entry) {
+    if (entry->d_type == DT_DIR)
+        return 1;
+    if (entry->d_type != DT_LNK && entry->d_type != DT_UNKNOWN)
+        return 0;
+    char *path = join(dir, entry->d_name);
+    struct stat st;
+    int result = path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    free(path);
+    return result;
+}
+
+typedef struct walk_state {
+    const char *root;
+    imgpack__source *src;
+    imgpack__error *err;
+    string_list dirs;    /* relative paths of all directories of a class */
+    struct stat ancestors[MAX_DEPTH];
+} walk_state;
+
+/* Collects `rel` and, recursively, its subdirectories into state->dirs. */
+static imgpack_status collect_dirs(walk_state *w, const char *rel, int depth) {
+    imgpack_status status = IMGPACK_OK;
+    char *abs = join(w->root, rel);
+    DIR *d = NULL;
+    struct stat st;
+
+    if (!abs)
+        return imgpack__error_set(w->err, IMGPACK_ERR_NOMEM, "out of memory");
+    if (stat(abs, &st) != 0)
+        goto out; /* vanished or dangling: os.walk skips it too */
+    for (int i = 0; i < depth; i++) {
+        if (w->ancestors[i].st_dev == st.st_dev &&
+            w->ancestors[i].st_ino == st.st_ino) {
+            w->src->loops++;
+            goto out;
+        }
+    }
+    if (depth >= MAX_DEPTH) {
+        status = imgpack__error_set(w->err, IMGPACK_ERR_INVALID_ARG,
+                                    "%s: directories nested deeper than %d",
+                                    abs, MAX_DEPTH);
+        goto out;
+    }
+    w->ancestors[depth] = st;
+    d = opendir(abs);
+    if (!d)
+        goto out; /* os.walk ignores unreadable directories as well */
+    if (list_push(&w->dirs, strdup(rel)) != 0) {
+        status = imgpack__error_set(w->err, IMGPACK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    string_list subdirs = {0};
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        if (is_directory(abs, e) && list_push(&subdirs, join(rel, e->d_name))) {
+            status = imgpack__error_set(w->err, IMGPACK_ERR_NOMEM,
+                                        "out of memory");
+            break;
+        }
+    }
+    for (size_t i = 0; i < subdirs.count && status == IMGPACK_OK; i++)
+        status = collect_dirs(w, subdirs.items[i], depth + 1);
+    list_free(&subdirs);
+out:
+    if (d)
+        closedir(d);
+    free(abs);
+    return status;
+}
+
+static imgpack_status add_item(imgpack__source *src, char *path,
+                               uint32_t class_id, size_t *capacity) {
+    if (!path)
+        return IMGPACK_ERR_NOMEM;
+    if (src->num_items == *capacity) {
+        size_t cap = *capacity ? *capacity * 2 : 1024;
+        imgpack__source_item *items =
+            realloc(src->items, cap * sizeof *items);
+        if (!items) {
+            free(path);
+            return IMGPACK_ERR_NOMEM;
+        }
+        src->items = items;
+        *capacity = cap;
+    }
+    src->items[src->num_items].path = path;
+    src->items[src->num_items].class_id = class_id;
+    src->num_items++;
+    return IMGPACK_OK;
+}
+
+/* Lists the image files of one directory, sorted by name, as items. */
+static imgpack_status list_files(walk_state *w, const char *rel,
+                                 uint32_t class_id, size_t *capacity) {
+    imgpack_status status = IMGPACK_OK;
+    char *abs = join(w->root, rel);
+    string_list files = {0};
+    DIR *d = abs ? opendir(abs) : NULL;
+    if (!abs)
+        return imgpack__error_set(w->err, IMGPACK_ERR_NOMEM, "out of memory");
+    if (!d)
+        goto out;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            is_directory(abs, e))
+            continue;
+        if (!imgpack__is_image_name(e->d_name)) {
+            w->src->skipped++;
+            continue;
+        }
+        if (list_push(&files, strdup(e->d_name)) != 0) {
+            status = IMGPACK_ERR_NOMEM;
+            goto out;
+        }
+    }
+    list_sort(&files);
+    for (size_t i = 0; i < files.count && status == IMGPACK_OK; i++)
+        status = add_item(w->src, join(rel, files.items[i]), class_id, capacity);
+out:
+    if (status == IMGPACK_ERR_NOMEM)
+        imgpack__error_set(w->err, status, "%s: out of memory", abs);
+    if (d)
+        closedir(d);
+    list_free(&files);
+    free(abs);
+    return status;
+}
+
+/* Counts the plain files directly in the root: they belong to no class. */
+static void count_loose_files(const char *root, DIR *d, imgpack__source *src) {
+    rewinddir(d);
+    for (struct dirent *e; (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
+            !is_directory(root, e))
+            src->skipped++;
+}
+
+imgpack_status imgpack__source_scan_folder(const char *root,
+                                           imgpack__source *src,
+                                           imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    walk_state w = {.root = root, .src = src, .err = err};
+    string_list classes = {0};
+    size_t capacity = 0;
+    DIR *d;
+
+    memset(src, 0, sizeof *src);
+    d = opendir(root);
+    if (!d)
+        return imgpack__error_set(err, imgpack__status_from_errno(errno),
+                                  "%s: cannot open the source directory: %s",
+                                  root, strerror(errno));
+    src->root = strdup(root);
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
+            !is_directory(root, e))
+            continue;
+        if (list_push(&classes, strdup(e->d_name)) != 0) {
+            status = IMGPACK_ERR_NOMEM;
+            break;
+        }
+    }
+    count_loose_files(root, d, src);
+    closedir(d);
+    if (status != IMGPACK_OK || !src->root) {
+        status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    if (classes.count == 0) {
+        status = imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                                    "%s: no class directories: expected the "
+                                    "ImageFolder layout ROOT/CLASS/IMAGE",
+                                    root);
+        goto out;
+    }
+    list_sort(&classes);
+    src->num_classes = (uint32_t)classes.count;
+    src->class_names = classes.items;
+    src->class_descriptions = calloc(classes.count, sizeof(char *));
+    classes = (string_list){0};
+    if (!src->class_descriptions) {
+        status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+        goto out;
+    }
+    for (uint32_t c = 0; c < src->num_classes && status == IMGPACK_OK; c++) {
+        status = collect_dirs(&w, src->class_names[c], 0);
+        list_sort(&w.dirs);
+        for (size_t i = 0; i < w.dirs.count && status == IMGPACK_OK; i++)
+            status = list_files(&w, w.dirs.items[i], c, &capacity);
+        list_free(&w.dirs);
+    }
+out:
+    list_free(&classes);
+    list_free(&w.dirs);
+    if (status != IMGPACK_OK)
+        imgpack__source_free(src);
+    return status;
+}
+
+static int find_class(const imgpack__source *src, const char *name) {
+    char *const *found = bsearch(&name, src->class_names, src->num_classes,
+                                 sizeof *src->class_names, compare_strings);
+    return found ? (int)(found - src->class_names) : -1;
+}
+
+imgpack_status imgpack__source_load_synsets(imgpack__source *src,
+                                            const char *path,
+                                            imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    char *line = NULL;
+    size_t line_capacity = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return imgpack__error_set(err, imgpack__status_from_errno(errno),
+                                  "%s: cannot open the synsets file: %s", path,
+                                  strerror(errno));
+    for (ssize_t n; (n = getline(&line, &line_capacity, f)) > 0;) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        char *space = strchr(line, ' ');
+        if (!space)
+            continue;
+        *space = '\0';
+        int c = find_class(src, line);
+        if (c < 0)
+            continue;
+        free(src->class_descriptions[c]);
+        src->class_descriptions[c] = strdup(space + 1);
+        if (!src->class_descriptions[c]) {
+            status = imgpack__error_set(err, IMGPACK_ERR_NOMEM,
+                                        "out of memory");
+            break;
+        }
+    }
+    if (status == IMGPACK_OK && ferror(f))
+        status = imgpack__error_set(err, IMGPACK_ERR_IO, "%s: read error",
+                                    path);
+    free(line);
+    fclose(f);
+    return status;
+}
+
+void imgpack__source_free(imgpack__source *src) {
+    for (uint32_t c = 0; c < src->num_classes; c++) {
+        free(src->class_names[c]);
+        if (src->class_descriptions)
+            free(src->class_descriptions[c]);
+    }
+    free(src->class_names);
+    free(src->class_descriptions);
+    for (size_t i = 0; i < src->num_items; i++)
+        free(src->items[i].path);
+    free(src->items);
+    free(src->root);
+    memset(src, 0, sizeof *src);
+}

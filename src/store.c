@@ -1,0 +1,162 @@
+/*
+ * Writing an LMDB store. Records are appended with MDB_APPEND: keys are
+ * big-endian record numbers, so byte order is insertion order and LMDB
+ * fills pages densely without searching. The map is sized lazily: before
+ * each batch it is grown if the batch might not fit, and a MDB_MAP_FULL
+ * that still happens aborts the transaction, doubles the map and retries,
+ * so the user never sizes anything.
+ */
+#include "store.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "record.h"
+
+/* LMDB needs slack beyond the payload bytes: page headers, branch pages
+   and the copy-on-write pages of the metadata; one eighth is generous. */
+#define MAP_SLACK_DIVISOR 8
+
+imgpack_status imgpack__store_fail(imgpack__error *err, int rc,
+                                   const char *dir, const char *what) {
+    imgpack_status code = IMGPACK_ERR_STORE;
+    if (rc == ENOSPC || rc == EDQUOT || rc == EFBIG)
+        code = IMGPACK_ERR_NO_SPACE;
+    else if (rc == ENOMEM)
+        code = IMGPACK_ERR_NOMEM;
+    else if (rc == EACCES || rc == EROFS || rc == EIO)
+        code = IMGPACK_ERR_IO;
+    return imgpack__error_set(err, code, "%s: %s: %s", dir, what,
+                              mdb_strerror(rc));
+}
+
+imgpack_status imgpack__store_create(imgpack__store *s, const char *dir,
+                                     imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    MDB_txn *txn = NULL;
+    char data_path[4096];
+    struct stat st;
+    int rc;
+
+    memset(s, 0, sizeof *s);
+    snprintf(data_path, sizeof data_path, "%s/data.mdb", dir);
+    if (stat(data_path, &st) == 0)
+        return imgpack__error_set(err, IMGPACK_ERR_EXISTS,
+                                  "%s: already holds a store (data.mdb)", dir);
+    s->dir = strdup(dir);
+    if (!s->dir)
+        return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "%s: out of memory",
+                                  dir);
+    s->map_size = IMGPACK__STORE_INITIAL_MAP;
+    if ((rc = mdb_env_create(&s->env)) != 0 ||
+        (rc = mdb_env_set_maxdbs(s->env, 2)) != 0 ||
+        (rc = mdb_env_set_mapsize(s->env, s->map_size)) != 0) {
+        status = imgpack__store_fail(err, rc, dir, "cannot set up LMDB");
+        goto out;
+    }
+    if ((rc = mdb_env_open(s->env, dir, 0, 0644)) != 0) {
+        status = imgpack__store_fail(err, rc, dir, "cannot open LMDB");
+        goto out;
+    }
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
+        (rc = mdb_dbi_open(txn, IMGPACK__STORE_RECORDS_DB, MDB_CREATE,
+                           &s->records)) != 0 ||
+        (rc = mdb_dbi_open(txn, IMGPACK__STORE_META_DB, MDB_CREATE,
+                           &s->meta)) != 0) {
+        status = imgpack__store_fail(err, rc, dir, "cannot create databases");
+        goto out;
+    }
+    rc = mdb_txn_commit(txn);
+    txn = NULL;
+    if (rc != 0)
+        status = imgpack__store_fail(err, rc, dir, "cannot create databases");
+out:
+    if (txn)
+        mdb_txn_abort(txn);
+    if (status != IMGPACK_OK)
+        imgpack__store_close(s);
+    return status;
+}
+
+static int grow_map(imgpack__store *s, size_t at_least) {
+    size_t size = s->map_size * 2;
+    while (size < at_least)
+        size *= 2;
+    int rc = mdb_env_set_mapsize(s->env, size);
+    if (rc == 0)
+        s->map_size = size;
+    return rc;
+}
+
+/* Grows the map before a batch of `bytes` if it might not fit. */
+static int reserve(imgpack__store *s, size_t bytes) {
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc;
+    if ((rc = mdb_env_info(s->env, &info)) != 0 ||
+        (rc = mdb_env_stat(s->env, &st)) != 0)
+        return rc;
+    size_t used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    size_t needed = used + bytes + bytes / MAP_SLACK_DIVISOR + 64 * st.ms_psize;
+    return needed > s->map_size ? grow_map(s, needed) : 0;
+}
+
+static int put_batch(imgpack__store *s, uint64_t first_index,
+                     const imgpack__store_value *records, size_t n,
+                     const imgpack__meta_entry *meta, size_t n_meta) {
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return rc;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        uint8_t key_bytes[IMGPACK__KEY_SIZE];
+        imgpack__record_key(first_index + i, key_bytes);
+        MDB_val key = {sizeof key_bytes, key_bytes};
+        MDB_val val = {records[i].size, (void *)records[i].data};
+        rc = mdb_put(txn, s->records, &key, &val, MDB_APPEND);
+    }
+    for (size_t i = 0; i < n_meta && rc == 0; i++) {
+        MDB_val key = {strlen(meta[i].key), (void *)meta[i].key};
+        MDB_val val = {meta[i].size, (void *)meta[i].value};
+        rc = mdb_put(txn, s->meta, &key, &val, 0);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    return mdb_txn_commit(txn);
+}
+
+imgpack_status imgpack__store_append(imgpack__store *s, uint64_t first_index,
+                                     const imgpack__store_value *records,
+                                     size_t n, const imgpack__meta_entry *meta,
+                                     size_t n_meta, imgpack__error *err) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < n; i++)
+        bytes += records[i].size + IMGPACK__KEY_SIZE;
+    for (size_t i = 0; i < n_meta; i++)
+        bytes += meta[i].size + strlen(meta[i].key);
+    int rc = reserve(s, bytes);
+    if (rc == 0)
+        rc = put_batch(s, first_index, records, n, meta, n_meta);
+    /* The estimate can fall short (e.g. many small records fill branch
+       pages); the aborted batch is simply written again in a bigger map. */
+    while (rc == MDB_MAP_FULL) {
+        rc = grow_map(s, s->map_size * 2);
+        if (rc == 0)
+            rc = put_batch(s, first_index, records, n, meta, n_meta);
+    }
+    if (rc != 0)
+        return imgpack__store_fail(err, rc, s->dir, "cannot write a batch");
+    return IMGPACK_OK;
+}
+
+void imgpack__store_close(imgpack__store *s) {
+    if (s->env)
+        mdb_env_close(s->env);
+    free(s->dir);
+    memset(s, 0, sizeof *s);
+}

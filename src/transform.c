@@ -1,0 +1,240 @@
+/*
+ * One source file in, one LMDB value (or a reject reason) out.
+ *
+ * For raw records the resizer writes straight into the value after its
+ * header, so the crop is computed once and never copied. Gray images are
+ * resized as one channel and replicated at the end: every channel is
+ * resized independently, so this equals resizing the RGB image Pillow's
+ * convert('RGB') would have made, at a third of the cost.
+ */
+#include "transform.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "encode.h"
+#include "error.h"
+#include "record.h"
+#include "resize.h"
+
+struct imgpack__transformer {
+    imgpack__transform_settings settings;
+    imgpack__decoder *decoder;
+    imgpack__resizer *resizer;
+    uint8_t *file;        /* the source file's bytes */
+    size_t file_capacity;
+    uint8_t *gray;        /* a gray crop before replication */
+    size_t gray_capacity;
+    char *path;           /* root/relative path of the file at hand */
+    size_t path_capacity;
+};
+
+imgpack_status imgpack__transformer_create(
+    imgpack__transformer **out, const imgpack__transform_settings *settings) {
+    imgpack_status status;
+    imgpack__transformer *t = calloc(1, sizeof *t);
+    *out = NULL;
+    if (!t)
+        return IMGPACK_ERR_NOMEM;
+    t->settings = *settings;
+    if ((status = imgpack__decoder_create(&t->decoder)) != IMGPACK_OK ||
+        (status = imgpack__resizer_create(&t->resizer)) != IMGPACK_OK) {
+        imgpack__transformer_destroy(t);
+        return status;
+    }
+    *out = t;
+    return IMGPACK_OK;
+}
+
+void imgpack__transformer_destroy(imgpack__transformer *t) {
+    if (!t)
+        return;
+    imgpack__decoder_destroy(t->decoder);
+    imgpack__resizer_destroy(t->resizer);
+    free(t->file);
+    free(t->gray);
+    free(t->path);
+    free(t);
+}
+
+void imgpack__result_clear(imgpack__result *r) {
+    free(r->value);
+    memset(r, 0, sizeof *r);
+}
+
+static int grow(uint8_t **buffer, size_t *capacity, size_t size) {
+    if (size <= *capacity)
+        return 0;
+    uint8_t *bigger = realloc(*buffer, size);
+    if (!bigger)
+        return -1;
+    *buffer = bigger;
+    *capacity = size;
+    return 0;
+}
+
+static imgpack_status reject(imgpack__result *r, imgpack_status status,
+                             const char *format, const char *detail) {
+    r->status = status;
+    snprintf(r->reason, sizeof r->reason, format, detail);
+    return status;
+}
+
+/* Reads the whole file into t->file. O_NONBLOCK so that a FIFO named like
+   an image cannot stall a worker; it is then refused as not a file. */
+static imgpack_status read_file(imgpack__transformer *t, const char *root,
+                                const char *relative, imgpack__result *r) {
+    imgpack_status status = IMGPACK_OK;
+    struct stat st;
+    size_t length = strlen(root) + strlen(relative) + 2;
+    if (grow((uint8_t **)&t->path, &t->path_capacity, length) != 0)
+        return reject(r, IMGPACK_ERR_NOMEM, "%s", "out of memory");
+    snprintf(t->path, length, "%s/%s", root, relative);
+    int fd = open(t->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return reject(r, imgpack__status_from_errno(errno), "cannot open: %s",
+                      strerror(errno));
+    if (fstat(fd, &st) != 0) {
+        status = reject(r, IMGPACK_ERR_IO, "cannot stat: %s", strerror(errno));
+        goto out;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        status = reject(r, IMGPACK_ERR_UNSUPPORTED, "%s", "not a regular file");
+        goto out;
+    }
+    if ((uint64_t)st.st_size > IMGPACK__MAX_FILE_BYTES) {
+        status = reject(r, IMGPACK_ERR_TOO_LARGE, "%s",
+                        "file is larger than the 1 GiB limit");
+        goto out;
+    }
+    if (grow(&t->file, &t->file_capacity, (size_t)st.st_size + 1) != 0) {
+        status = reject(r, IMGPACK_ERR_NOMEM, "%s", "out of memory");
+        goto out;
+    }
+    size_t done = 0;
+    while (done < (size_t)st.st_size) {
+        ssize_t n = read(fd, t->file + done, (size_t)st.st_size - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            status = reject(r, IMGPACK_ERR_IO, "read error: %s",
+                            n < 0 ? strerror(errno) : "file shrank");
+            goto out;
+        }
+        done += (size_t)n;
+    }
+    r->src_bytes = done;
+out:
+    close(fd);
+    return status;
+}
+
+static void hash_file(const uint8_t *data, size_t size, char hex[65]) {
+    static const char digits[] = "0123456789abcdef";
+    unsigned char digest[32];
+    unsigned int length = 0;
+    EVP_Digest(data, size, digest, &length, EVP_sha256(), NULL);
+    for (unsigned int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[digest[i] >> 4];
+        hex[2 * i + 1] = digits[digest[i] & 15];
+    }
+    hex[64] = '\0';
+}
+
+/* Replicates a gray crop into RGB. */
+static void gray_to_rgb(const uint8_t *gray, size_t pixels, uint8_t *rgb) {
+    for (size_t i = 0; i < pixels; i++)
+        rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = gray[i];
+}
+
+/* Resizes and crops into a fresh RGB buffer after `room` header bytes. */
+static imgpack_status make_rgb_crop(imgpack__transformer *t,
+                                    const imgpack__pixels *src,
+                                    const imgpack__geometry *g, size_t room,
+                                    uint8_t **out) {
+    size_t pixels = (size_t)g->out_width * g->out_height;
+    uint8_t *value = malloc(room + pixels * 3);
+    imgpack_status status;
+    if (!value)
+        return IMGPACK_ERR_NOMEM;
+    if (src->channels == 3) {
+        status = imgpack__resize_crop(t->resizer, src, g, value + room,
+                                      (size_t)g->out_width * 3);
+    } else if (grow(&t->gray, &t->gray_capacity, pixels) != 0) {
+        status = IMGPACK_ERR_NOMEM;
+    } else {
+        status = imgpack__resize_crop(t->resizer, src, g, t->gray,
+                                      g->out_width);
+        if (status == IMGPACK_OK)
+            gray_to_rgb(t->gray, pixels, value + room);
+    }
+    if (status != IMGPACK_OK) {
+        free(value);
+        return status;
+    }
+    *out = value;
+    return IMGPACK_OK;
+}
+
+void imgpack__transform_file(imgpack__transformer *t, const char *root,
+                             const char *path, uint32_t label,
+                             imgpack__result *r) {
+    const imgpack__transform_settings *s = &t->settings;
+    imgpack__pixels decoded;
+    imgpack__geometry g;
+    uint8_t *crop = NULL;
+    imgpack__record_header h = {.format = (uint8_t)s->format, .channels = 3,
+                                .label = label};
+    size_t payload_size;
+
+    memset(r, 0, sizeof *r);
+    if (read_file(t, root, path, r) != IMGPACK_OK)
+        return;
+    hash_file(t->file, r->src_bytes, r->sha256);
+    r->status = imgpack__decode(t->decoder, t->file, r->src_bytes,
+                                s->max_pixels, &decoded, r->reason);
+    if (r->status != IMGPACK_OK)
+        return;
+    r->src_width = decoded.width;
+    r->src_height = decoded.height;
+    imgpack__geometry_plan(decoded.width, decoded.height, s->resize, s->crop,
+                           &g);
+    h.width = g.out_width;
+    h.height = g.out_height;
+    r->status = make_rgb_crop(t, &decoded, &g, IMGPACK__RECORD_HEADER_SIZE,
+                              &crop);
+    if (r->status != IMGPACK_OK) {
+        snprintf(r->reason, sizeof r->reason, "out of memory");
+        return;
+    }
+    payload_size = (size_t)g.out_width * g.out_height * 3;
+    if (s->format == IMGPACK_FORMAT_RAW) {
+        r->value = crop;
+    } else {
+        imgpack__pixels px = {crop + IMGPACK__RECORD_HEADER_SIZE, g.out_width,
+                              g.out_height, 3, (size_t)g.out_width * 3};
+        r->status = imgpack__encode(s->format, s->quality, &px,
+                                    IMGPACK__RECORD_HEADER_SIZE, &r->value,
+                                    &payload_size, r->reason);
+        free(crop);
+        if (r->status != IMGPACK_OK)
+            return;
+    }
+    if (payload_size > UINT32_MAX) {
+        imgpack__result_clear(r);
+        reject(r, IMGPACK_ERR_TOO_LARGE, "%s",
+               "record would be larger than 4 GiB");
+        return;
+    }
+    h.payload_size = (uint32_t)payload_size;
+    h.payload_crc =
+        imgpack__crc32(r->value + IMGPACK__RECORD_HEADER_SIZE, payload_size);
+    imgpack__record_header_write(r->value, &h);
+    r->value_size = IMGPACK__RECORD_HEADER_SIZE + payload_size;
+}

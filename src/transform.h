@@ -1,0 +1,53 @@
+/*
+ * The work a pool thread does for one source file: read it, hash it, decode,
+ * resize and crop, expand gray to RGB, encode, and lay out the LMDB value.
+ * A transformer holds one thread's reusable state (decoder, resizer, file
+ * and pixel buffers); it is made by the thread that uses it.
+ */
+#ifndef IMGPACK_SRC_TRANSFORM_H
+#define IMGPACK_SRC_TRANSFORM_H
+
+#include <stdint.h>
+
+#include "decode.h"
+#include "imgpack/imgpack.h"
+
+/* Source files larger than this are rejected before being read: no image
+   we can decode within the default pixel limit needs a 1 GiB file. */
+#define IMGPACK__MAX_FILE_BYTES ((uint64_t)1 << 30)
+
+typedef struct imgpack__transform_settings {
+    uint32_t resize;     /* short side, 0 = keep */
+    uint32_t crop;       /* center-crop side, 0 = none */
+    int32_t format;      /* imgpack_format */
+    int32_t quality;     /* for jpeg and webp */
+    uint64_t max_pixels; /* 0 = no limit */
+} imgpack__transform_settings;
+
+/* What became of one source file; the writer takes ownership. */
+typedef struct imgpack__result {
+    uint8_t *value; /* LMDB value (header + payload); NULL when rejected */
+    size_t value_size;
+    uint32_t src_width, src_height;
+    uint64_t src_bytes;
+    char sha256[65]; /* lowercase hex of the source file */
+    imgpack_status status; /* IMGPACK_OK or why it was rejected */
+    char reason[IMGPACK__REASON_SIZE];
+} imgpack__result;
+
+typedef struct imgpack__transformer imgpack__transformer;
+
+imgpack_status imgpack__transformer_create(
+    imgpack__transformer **out, const imgpack__transform_settings *settings);
+void imgpack__transformer_destroy(imgpack__transformer *t);
+
+/* Turns the file `root`/`path` into *r, labelled `label`. Never fails as
+   a whole: a file that cannot be packed is a result with a reason. */
+void imgpack__transform_file(imgpack__transformer *t, const char *root,
+                             const char *path, uint32_t label,
+                             imgpack__result *r);
+
+/* Frees what a result owns. */
+void imgpack__result_clear(imgpack__result *r);
+
+#endif

@@ -1,0 +1,296 @@
+/*
+ * Batching results into the LMDB store and the SQLite catalog.
+ *
+ * Record indices are dense: the i-th packed result becomes record i, and a
+ * rejected file takes no index. The meta entries "count" and
+ * "next_position" commit with each LMDB batch, so the store always says how
+ * far into the source listing it got.
+ */
+#include "writer.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "imgpack/imgpack.h"
+
+/* Meta keys for a class's name and description: a fixed width keeps them
+   in id order under LMDB's byte order. */
+#define CLASS_KEY_FORMAT "class/%08" PRIu32
+#define DESCRIPTION_KEY_FORMAT "description/%08" PRIu32
+
+typedef struct text_meta {
+    char key[32];
+    char value[32];
+} text_meta;
+
+static imgpack__meta_entry text_entry(text_meta *m, const char *key,
+                                      uint64_t value) {
+    snprintf(m->key, sizeof m->key, "%s", key);
+    snprintf(m->value, sizeof m->value, "%" PRIu64, value);
+    return (imgpack__meta_entry){m->key, m->value, strlen(m->value)};
+}
+
+static imgpack__meta_entry string_entry(const char *key, const char *value) {
+    return (imgpack__meta_entry){key, value, strlen(value)};
+}
+
+/* The store's static metadata and class table, in one first transaction. */
+static imgpack_status write_store_header(imgpack__writer *w,
+                                         const imgpack__transform_settings *s,
+                                         imgpack__error *err) {
+    const imgpack__source *src = w->source;
+    uint32_t side = s->crop;
+    size_t n = 0, capacity = 16 + 2 * (size_t)src->num_classes;
+    imgpack__meta_entry *meta = calloc(capacity, sizeof *meta);
+    text_meta *numbers = calloc(8, sizeof *numbers);
+    char(*keys)[32] = calloc(2 * (size_t)src->num_classes, sizeof *keys);
+    imgpack_status status = IMGPACK_ERR_NOMEM;
+    if (!meta || !numbers || !keys) {
+        imgpack__error_set(err, status, "out of memory");
+        goto out;
+    }
+    meta[n++] = text_entry(&numbers[0], "format_version",
+                           IMGPACK__STORE_FORMAT_VERSION);
+    meta[n++] = string_entry("format", imgpack_format_name(s->format));
+    meta[n++] = text_entry(&numbers[1], "channels", 3);
+    /* Without a crop records differ in size: width and height say 0. */
+    meta[n++] = text_entry(&numbers[2], "width", side);
+    meta[n++] = text_entry(&numbers[3], "height", side);
+    meta[n++] = text_entry(&numbers[4], "resize", s->resize);
+    meta[n++] = text_entry(&numbers[5], "crop", s->crop);
+    meta[n++] = text_entry(&numbers[6], "num_classes", src->num_classes);
+    meta[n++] = text_entry(&numbers[7], "count", 0);
+    meta[n++] = string_entry("state", "packing");
+    meta[n++] = string_entry("tool_version", IMGPACK_VERSION_STRING);
+    for (uint32_t c = 0; c < src->num_classes; c++) {
+        snprintf(keys[2 * c], sizeof keys[0], CLASS_KEY_FORMAT, c);
+        meta[n++] = string_entry(keys[2 * c], src->class_names[c]);
+        if (src->class_descriptions[c]) {
+            snprintf(keys[2 * c + 1], sizeof keys[0], DESCRIPTION_KEY_FORMAT,
+                     c);
+            meta[n++] =
+                string_entry(keys[2 * c + 1], src->class_descriptions[c]);
+        }
+    }
+    status = imgpack__store_append(&w->store, 0, NULL, 0, meta, n, err);
+out:
+    free(meta);
+    free(numbers);
+    free(keys);
+    return status;
+}
+
+static void utc_now(char out[32]) {
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static imgpack_status write_catalog_header(imgpack__writer *w,
+                                           const imgpack__writer_info *info,
+                                           imgpack__error *err) {
+    const imgpack__transform_settings *s = info->settings;
+    const imgpack__source *src = w->source;
+    imgpack__catalog *c = &w->catalog;
+    imgpack_status status;
+    char created[32];
+    utc_now(created);
+    if ((status = imgpack__catalog_begin(c, err)))
+        return status;
+    for (uint32_t i = 0; i < src->num_classes && status == IMGPACK_OK; i++)
+        status = imgpack__catalog_add_class(c, i, src->class_names[i],
+                                            src->class_descriptions[i], err);
+    if (status ||
+        (status = imgpack__catalog_set_int(c, "count", 0, err)) ||
+        (status = imgpack__catalog_set_int(c, "num_classes", src->num_classes,
+                                           err)) ||
+        (status = imgpack__catalog_set_text(
+             c, "format", imgpack_format_name(s->format), err)) ||
+        (status = imgpack__catalog_set_int(c, "resize", s->resize, err)) ||
+        (status = imgpack__catalog_set_int(c, "crop", s->crop, err)) ||
+        (status = imgpack__catalog_set_int(c, "quality", s->quality, err)) ||
+        (status = imgpack__catalog_set_int(c, "max_pixels",
+                                           (int64_t)s->max_pixels, err)) ||
+        (status = imgpack__catalog_set_int(c, "skipped",
+                                           (int64_t)src->skipped, err)) ||
+        (status = imgpack__catalog_set_text(c, "source", src->root, err)) ||
+        (status = imgpack__catalog_set_text(c, "tool_version",
+                                            IMGPACK_VERSION_STRING, err)) ||
+        (status = imgpack__catalog_set_text(
+             c, "command", info->command ? info->command : "", err)) ||
+        (status = imgpack__catalog_set_text(c, "created", created, err)) ||
+        (status = imgpack__catalog_set_text(c, "state", "packing", err)))
+        return status;
+    return imgpack__catalog_commit(c, err);
+}
+
+imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
+                                    const imgpack__source *source,
+                                    const imgpack__writer_info *info,
+                                    imgpack__error *err) {
+    imgpack_status status;
+    char path[4096];
+    memset(w, 0, sizeof *w);
+    w->source = source;
+    if ((status = imgpack__store_create(&w->store, out_dir, err)))
+        return status;
+    snprintf(path, sizeof path, "%s/catalog.db", out_dir);
+    if ((status = imgpack__catalog_create(&w->catalog, path, err)) ||
+        (status = write_catalog_header(w, info, err)) ||
+        (status = write_store_header(w, info->settings, err)))
+        imgpack__writer_close(w);
+    return status;
+}
+
+static imgpack_status remember_label(imgpack__writer *w, uint32_t label,
+                                     imgpack__error *err) {
+    if (w->packed == w->labels_capacity) {
+        uint64_t cap = w->labels_capacity ? w->labels_capacity * 2 : 4096;
+        uint32_t *labels = realloc(w->labels, cap * sizeof *labels);
+        if (!labels)
+            return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+        w->labels = labels;
+        w->labels_capacity = cap;
+    }
+    w->labels[w->packed] = label;
+    return IMGPACK_OK;
+}
+
+/* The catalog half of a batch: rows for every result, class counts. */
+static imgpack_status catalog_batch(imgpack__writer *w, uint64_t first_index,
+                                    imgpack__error *err) {
+    imgpack__catalog *c = &w->catalog;
+    uint64_t index = first_index;
+    /* One count update per run of equal classes: sources in folder order
+       make that one or two per batch. */
+    uint32_t run_class = 0;
+    uint64_t run_length = 0;
+    imgpack_status status = imgpack__catalog_begin(c, err);
+    for (uint32_t i = 0; i < w->batch_count && status == IMGPACK_OK; i++) {
+        const imgpack__result *r = &w->batch[i];
+        const imgpack__source_item *item =
+            &w->source->items[w->batch_positions[i]];
+        if (r->status != IMGPACK_OK) {
+            status = imgpack__catalog_add_reject(c, w->batch_positions[i],
+                                                 item->path, item->class_id,
+                                                 r->reason, err);
+            continue;
+        }
+        imgpack__catalog_image row = {
+            index++,       item->class_id, item->path,    r->src_width,
+            r->src_height, r->src_bytes,   r->value_size, r->sha256};
+        status = imgpack__catalog_add_image(c, &row, err);
+        if (status == IMGPACK_OK && run_length > 0 &&
+            item->class_id != run_class) {
+            status = imgpack__catalog_count_images(c, run_class, run_length,
+                                                   err);
+            run_length = 0;
+        }
+        run_class = item->class_id;
+        run_length++;
+    }
+    if (status == IMGPACK_OK && run_length > 0)
+        status = imgpack__catalog_count_images(c, run_class, run_length, err);
+    if (status == IMGPACK_OK)
+        status = imgpack__catalog_set_int(c, "count", (int64_t)index, err);
+    if (status == IMGPACK_OK)
+        return imgpack__catalog_commit(c, err);
+    return status;
+}
+
+imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err) {
+    imgpack__store_value values[IMGPACK__BATCH_RESULTS];
+    uint32_t n = 0;
+    imgpack_status status = IMGPACK_OK;
+    text_meta numbers[2];
+
+    if (w->batch_count == 0)
+        return IMGPACK_OK;
+    for (uint32_t i = 0; i < w->batch_count; i++)
+        if (w->batch[i].status == IMGPACK_OK)
+            values[n++] = (imgpack__store_value){w->batch[i].value,
+                                                 w->batch[i].value_size};
+    /* writer_add counted the batch's records already. */
+    uint64_t first_index = w->packed - n;
+    uint64_t next_position = w->batch_positions[w->batch_count - 1] + 1;
+    imgpack__meta_entry meta[2] = {
+        text_entry(&numbers[0], "count", first_index + n),
+        text_entry(&numbers[1], "next_position", next_position)};
+    if ((status = catalog_batch(w, first_index, err)) ||
+        (status = imgpack__store_append(&w->store, first_index, values, n, meta,
+                                        2, err)))
+        return status;
+    for (uint32_t i = 0; i < w->batch_count; i++)
+        imgpack__result_clear(&w->batch[i]);
+    w->batch_count = 0;
+    w->batch_bytes = 0;
+    w->committed_positions = next_position;
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
+                                   imgpack__result *r, imgpack__error *err) {
+    imgpack_status status;
+    if (r->status == IMGPACK_OK) {
+        if ((status = remember_label(
+                 w, w->source->items[position].class_id, err))) {
+            imgpack__result_clear(r);
+            return status;
+        }
+        w->packed++;
+        w->bytes += r->value_size;
+    } else {
+        w->rejected++;
+    }
+    w->batch[w->batch_count] = *r;
+    w->batch_positions[w->batch_count] = position;
+    w->batch_count++;
+    w->batch_bytes += r->value_size;
+    if (w->batch_count == IMGPACK__BATCH_RESULTS ||
+        w->batch_bytes >= IMGPACK__BATCH_BYTES)
+        return imgpack__writer_flush(w, err);
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack__writer_finish(imgpack__writer *w,
+                                      imgpack__error *err) {
+    imgpack_status status;
+    text_meta count;
+    if ((status = imgpack__writer_flush(w, err)))
+        return status;
+    /* Labels are little-endian u32, one per record, so a trainer gets every
+       label without touching a record. */
+    uint8_t *labels = malloc(w->packed * 4 + 1);
+    if (!labels)
+        return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+    for (uint64_t i = 0; i < w->packed; i++)
+        for (int b = 0; b < 4; b++)
+            labels[4 * i + b] = (uint8_t)(w->labels[i] >> (8 * b));
+    imgpack__meta_entry meta[3] = {
+        text_entry(&count, "count", w->packed),
+        {"labels", labels, w->packed * 4},
+        string_entry("state", "complete")};
+    if (!(status = imgpack__catalog_begin(&w->catalog, err)) &&
+        !(status = imgpack__catalog_set_text(&w->catalog, "state", "complete",
+                                             err)) &&
+        !(status = imgpack__catalog_commit(&w->catalog, err)) &&
+        !(status = imgpack__store_append(&w->store, w->packed, NULL, 0, meta, 3,
+                                         err)))
+        status = imgpack__catalog_finish(&w->catalog, err);
+    free(labels);
+    return status;
+}
+
+void imgpack__writer_close(imgpack__writer *w) {
+    for (uint32_t i = 0; i < w->batch_count; i++)
+        imgpack__result_clear(&w->batch[i]);
+    w->batch_count = 0;
+    imgpack__catalog_close(&w->catalog);
+    imgpack__store_close(&w->store);
+    free(w->labels);
+    w->labels = NULL;
+}

@@ -1,0 +1,70 @@
+/*
+ * The writer: takes results in source order and appends them to the store
+ * and the catalog in batches. Per batch the catalog commits first, then
+ * LMDB: so the LMDB store, authoritative for what was packed, is never
+ * ahead of the catalog (docs/FORMAT.md, "Crash consistency").
+ *
+ * Only the thread that runs the pack uses a writer.
+ */
+#ifndef IMGPACK_SRC_WRITER_H
+#define IMGPACK_SRC_WRITER_H
+
+#include <stdint.h>
+
+#include "catalog.h"
+#include "sources.h"
+#include "store.h"
+#include "transform.h"
+
+/* A batch ends at this many results or bytes, whichever comes first: large
+   enough that commits (two fsyncs each) cost little, small enough that the
+   records held for a retry after MDB_MAP_FULL stay a few dozen MiB. */
+#define IMGPACK__BATCH_RESULTS 256
+#define IMGPACK__BATCH_BYTES ((size_t)64 << 20)
+
+/* What the writer records about the pack in the store's metadata. */
+typedef struct imgpack__writer_info {
+    const imgpack__transform_settings *settings;
+    const char *command; /* may be NULL */
+} imgpack__writer_info;
+
+typedef struct imgpack__writer {
+    imgpack__store store;
+    imgpack__catalog catalog;
+    const imgpack__source *source;
+    imgpack__result batch[IMGPACK__BATCH_RESULTS];
+    uint64_t batch_positions[IMGPACK__BATCH_RESULTS];
+    uint32_t batch_count;
+    size_t batch_bytes;
+    uint64_t packed;   /* records committed or in the batch */
+    uint64_t rejected; /* likewise */
+    uint64_t bytes;
+    uint64_t committed_positions; /* source items whose batch committed */
+    uint32_t *labels; /* label of each record, for the "labels" meta entry */
+    uint64_t labels_capacity;
+} imgpack__writer;
+
+/* Creates the store and catalog in `out_dir` and records the classes and
+   how the pack is made. */
+imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
+                                    const imgpack__source *source,
+                                    const imgpack__writer_info *info,
+                                    imgpack__error *err);
+
+/* Adds the result for source item `position` (positions arrive in order);
+   the writer owns what *r owns from here on, even on failure. Commits when
+   the batch is full. */
+imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
+                                   imgpack__result *r, imgpack__error *err);
+
+/* Commits the current batch, if any. */
+imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err);
+
+/* Commits the last batch and marks the store complete. */
+imgpack_status imgpack__writer_finish(imgpack__writer *w,
+                                      imgpack__error *err);
+
+/* Frees whatever is still batched and closes the store and catalog. */
+void imgpack__writer_close(imgpack__writer *w);
+
+#endif
