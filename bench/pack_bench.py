@@ -1,0 +1,68 @@
+"""Packing throughput, side by side in one run (docs/BENCHMARKS.md).
+
+Interleaves, for ROUNDS rounds over the same source (files warm in the page
+cache after the first round):
+  decode   bench_decode: bare libjpeg-turbo decode loop, files in memory
+  jobs1    imgpack pack --jobs 1
+  jobs2    imgpack pack --jobs 2
+  pillow   pillow_pack.py: Pillow + python-lmdb, same preprocessing
+and prints the median images/s of each with the ratios the targets use.
+
+    /usr/bin/python3 bench/pack_bench.py BUILD_DIR SRC_DIR [ROUNDS]
+"""
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def images(src):
+    return sorted(os.path.join(d, f) for d, _, files in os.walk(src)
+                  for f in files if f.lower().endswith((".jpg", ".jpeg")))
+
+
+def timed_pack(imgpack, src, out, jobs, count):
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    subprocess.run([imgpack, "pack", "--quiet", "--jobs", str(jobs), src, out],
+                   check=True)
+    return count / (time.perf_counter() - start)
+
+
+def main(build, src, rounds=7):
+    files = images(src)
+    imgpack = os.path.join(build, "imgpack")
+    decoder = os.path.join(build, "bench_decode")
+    rates = {"decode": [], "jobs1": [], "jobs2": [], "pillow": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "store")
+        for _ in range(int(rounds)):
+            rates["decode"].append(float(subprocess.run(
+                [decoder, "3", *files], check=True, capture_output=True,
+                text=True).stdout))
+            rates["jobs1"].append(timed_pack(imgpack, src, out, 1, len(files)))
+            rates["jobs2"].append(timed_pack(imgpack, src, out, 2, len(files)))
+            shutil.rmtree(out, ignore_errors=True)
+            rates["pillow"].append(float(subprocess.run(
+                [sys.executable, os.path.join(HERE, "pillow_pack.py"), src,
+                 out], check=True, capture_output=True, text=True).stdout))
+    median = {k: statistics.median(v) for k, v in rates.items()}
+    print(f"{len(files)} images, {rounds} rounds, median images/s "
+          f"(min-max):")
+    for name, values in rates.items():
+        print(f"  {name:7s} {median[name]:7.1f}  ({min(values):.1f}-"
+              f"{max(values):.1f})")
+    print(f"  jobs1 / decode = {median['jobs1'] / median['decode']:.2f}"
+          f"  (target >= 0.8)")
+    print(f"  jobs1 / pillow = {median['jobs1'] / median['pillow']:.2f}")
+    print(f"  jobs2 / jobs1  = {median['jobs2'] / median['jobs1']:.2f}"
+          f"  (target >= 1.8)")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])

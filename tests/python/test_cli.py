@@ -1,0 +1,59 @@
+"""The imgpack command's contract: help, misuse, exit statuses, messages."""
+import os
+
+from conftest import REPO_SAMPLE, pack, run_imgpack
+
+
+def test_help_and_version_go_to_stdout():
+    for args in (["--help"], ["pack", "--help"], ["info", "--help"],
+                 ["export", "--help"]):
+        done = run_imgpack(*args, check=0)
+        assert done.stdout.startswith("Usage: imgpack") and not done.stderr
+    assert run_imgpack("--version", check=0).stdout.startswith("imgpack 0.")
+
+
+def test_misuse_exits_2_with_a_hint():
+    for args in ([], ["frobnicate"], ["pack"], ["pack", "only-one"],
+                 ["pack", "--jobs", "0", "a", "b"],
+                 ["pack", "--format", "gif", "a", "b"],
+                 ["pack", "--resize", "-1", "a", "b"],
+                 ["pack", "--no-such-option", "a", "b"],
+                 ["export", "store", "x", "-o", "a.png"],
+                 ["export", "store", "0", "-o", "a.gif"]):
+        done = run_imgpack(*args, check=2)
+        assert done.stderr.startswith("imgpack: ") and "--help" in done.stderr
+        assert not done.stdout
+
+
+def test_missing_source_names_it(tmp_path):
+    done = pack(tmp_path / "nowhere", tmp_path / "out", check=1)
+    assert f"{tmp_path}/nowhere" in done.stderr
+
+
+def test_source_without_classes_is_refused(tmp_path):
+    (tmp_path / "flat").mkdir()
+    (tmp_path / "flat" / "a.jpg").write_bytes(b"x")
+    done = pack(tmp_path / "flat", tmp_path / "out", check=1)
+    assert "ImageFolder" in done.stderr
+
+
+def test_an_existing_store_is_not_overwritten(tmp_path):
+    pack(REPO_SAMPLE, tmp_path / "s")
+    before = os.path.getmtime(tmp_path / "s" / "data.mdb")
+    done = pack(REPO_SAMPLE, tmp_path / "s", check=1)
+    assert "already holds a store" in done.stderr
+    assert os.path.getmtime(tmp_path / "s" / "data.mdb") == before
+
+
+def test_unwritable_output_is_a_clear_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    done = pack(REPO_SAMPLE, tmp_path / "file", check=1)
+    assert f"{tmp_path}/file" in done.stderr
+    done = pack(REPO_SAMPLE, tmp_path / "no" / "such" / "dir", check=1)
+    assert "cannot create the output directory" in done.stderr
+
+
+def test_summary_line_counts_everything(tmp_path):
+    done = run_imgpack("pack", REPO_SAMPLE, tmp_path / "s", check=0)
+    assert done.stdout.startswith("packed 24, rejected 0, skipped 0 in ")
+    assert "images/s" in done.stdout
