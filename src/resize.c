@@ -22,7 +22,9 @@
  * supports reach, the vertical pass for the kept rows), from caching the
  * coefficient tables per (in size, out size) pair, and from AVX2 kernels
  * chosen at run time, with portable scalar code for other CPUs and for the
- * last columns of a row, where a vector load would read past its end.
+ * last columns of a row, where a vector load would read past its end. The
+ * kernels split the 22-bit weights in two 11-bit halves so that vpmaddwd,
+ * a 16-bit multiply-add, can do the work; the vertical pass uses vpmulld.
  */
 #include "resize.h"
 
@@ -47,12 +49,14 @@
 /* vpmaddwd multiplies 16-bit lanes, too narrow for a 22-bit weight, so the
    AVX2 kernels split w into hi = w >> 11 and lo = w & 0x7ff (a weight is at
    most 1 << 22, so hi <= 2048 and both fit int16) and compute
-   (sum(p * hi) << 11) + sum(p * lo), which is sum(p * w) exactly. */
+   (sum(p * hi) << 11) + sum(p * lo), which is sum(p * w) exactly. Vector
+   adds wrap modulo 2**32 and Pillow's total fits an int32, so even a partial
+   sum that wrapped (lo sums over thousands of taps) ends exact. */
 #define SPLIT_BITS 11
 #define SPLIT_MASK ((1 << SPLIT_BITS) - 1)
 
-/* The AVX2 horizontal kernels take the taps four at a time (four RGB
-   pixels are what one 16-byte load holds whole) and the output in blocks of
+/* The AVX2 horizontal kernels take the taps four at a time (the 12 bytes of
+   four RGB pixels fit one 16-byte load) and the output in blocks of
    BLOCK indexes, aligned to multiples of BLOCK so that the weights can be
    laid out per axis, whatever the crop. Weight rows are padded to TAPS. */
 #define TAPS 4
@@ -66,10 +70,10 @@
 typedef struct axis {
     uint32_t in_size, out_size; /* the cache key; out_size 0: empty slot */
     uint64_t last_used;
-    uint32_t kstride;   /* weights per output index, >= every count */
-    int32_t *first;     /* first source index of each output index */
-    int32_t *count;     /* how many source indexes it reads, >= 1 */
-    int32_t *weights;   /* Pillow's fixed-point weights, 0 past count */
+    uint32_t kstride; /* weights per output index, >= every count */
+    int32_t *first;   /* first source index of each output index */
+    int32_t *count;   /* how many source indexes it reads, >= 1 */
+    int32_t *weights; /* Pillow's fixed-point weights, 0 past count */
     /* AVX2 layouts, built only when the CPU has AVX2 (see build_wide) */
     uint32_t groups;            /* steps of TAPS taps per output index */
     uint32_t gray_end, rgb_end; /* end of the blocks whose loads stay in
@@ -97,7 +101,7 @@ static int64_t half_to_even(uint64_t d) {
     return (int64_t)k;
 }
 
-/* One dimension of CenterCrop: torchvision pads (size - crop) // 2 zeros
+/* One dimension of CenterCrop: torchvision pads (crop - size) // 2 zeros
    before the image when the crop is larger, then crops at offset 0 in the
    padded image; otherwise it crops at round((size - crop) / 2). */
 static void plan_crop(uint32_t size, uint32_t crop, uint32_t *out,
@@ -182,8 +186,8 @@ static void build_wide(axis *a) {
         for (uint32_t g = 0; g < groups; g++) {
             int16_t *gv = a->gray_wide +
                           (((size_t)b * groups + g) * 4 + slot / 2 * 2) * 16;
-            int16_t *rv = a->rgb_wide +
-                          (((size_t)b * 4 + slot) * groups + g) * 4 * 16;
+            int16_t *rv =
+                a->rgb_wide + (((size_t)b * 4 + slot) * groups + g) * 4 * 16;
             for (uint32_t t = 0; t < TAPS; t++) {
                 int16_t hi = (int16_t)(w[g * TAPS + t] >> SPLIT_BITS);
                 int16_t lo = (int16_t)(w[g * TAPS + t] & SPLIT_MASK);
@@ -389,10 +393,12 @@ AVX2_FN INLINE static __m128i gray_block(const axis *a, const uint8_t *row,
         const uint8_t *s = row + g * TAPS;
         /* Slots 0,1 | 4,5 and 2,3 | 6,7: after the horizontal add below
            the halves hold outputs 0-3 and 4-7. */
-        __m256i pa = _mm256_cvtepu8_epi16(load4x4(
-            s + first[x], s + first[x + 1], s + first[x + 4], s + first[x + 5]));
-        __m256i pb = _mm256_cvtepu8_epi16(load4x4(
-            s + first[x + 2], s + first[x + 3], s + first[x + 6], s + first[x + 7]));
+        __m256i pa =
+            _mm256_cvtepu8_epi16(load4x4(s + first[x], s + first[x + 1],
+                                         s + first[x + 4], s + first[x + 5]));
+        __m256i pb =
+            _mm256_cvtepu8_epi16(load4x4(s + first[x + 2], s + first[x + 3],
+                                         s + first[x + 6], s + first[x + 7]));
         __m256i hi_a = _mm256_madd_epi16(pa, _mm256_loadu_si256(w));
         __m256i lo_a = _mm256_madd_epi16(pa, _mm256_loadu_si256(w + 1));
         __m256i hi_b = _mm256_madd_epi16(pb, _mm256_loadu_si256(w + 2));
@@ -411,7 +417,7 @@ AVX2_FN INLINE static __m128i gray_block(const axis *a, const uint8_t *row,
 
 /* One RGB output pixel in each half: taps from sa and sb, weights w. */
 AVX2_FN INLINE static __m256i rgb_pair(const uint8_t *sa, const uint8_t *sb,
-                                const __m256i *w, uint32_t groups) {
+                                       const __m256i *w, uint32_t groups) {
     /* 16 loaded bytes -> 16-bit lanes R0 R1 G0 G1 B0 B1 0 0 for taps 0,1
        and for taps 2,3. */
     const __m256i taps01 = _mm256_setr_epi8(
@@ -432,11 +438,13 @@ AVX2_FN INLINE static __m256i rgb_pair(const uint8_t *sa, const uint8_t *sb,
         __m256i p01 = _mm256_shuffle_epi8(p, taps01);
         __m256i p23 = _mm256_shuffle_epi8(p, taps23);
         hi = _mm256_add_epi32(
-            hi, _mm256_add_epi32(_mm256_madd_epi16(p01, _mm256_loadu_si256(w)),
-                                 _mm256_madd_epi16(p23, _mm256_loadu_si256(w + 1))));
+            hi, _mm256_add_epi32(
+                    _mm256_madd_epi16(p01, _mm256_loadu_si256(w)),
+                    _mm256_madd_epi16(p23, _mm256_loadu_si256(w + 1))));
         lo = _mm256_add_epi32(
-            lo, _mm256_add_epi32(_mm256_madd_epi16(p01, _mm256_loadu_si256(w + 2)),
-                                 _mm256_madd_epi16(p23, _mm256_loadu_si256(w + 3))));
+            lo, _mm256_add_epi32(
+                    _mm256_madd_epi16(p01, _mm256_loadu_si256(w + 2)),
+                    _mm256_madd_epi16(p23, _mm256_loadu_si256(w + 3))));
     }
     return _mm256_srai_epi32(
         _mm256_add_epi32(_mm256_slli_epi32(hi, SPLIT_BITS), lo),
@@ -508,8 +516,8 @@ AVX2_FN static void h_rgb_avx2(const axis *a, const uint8_t *row, uint32_t x0,
         h_row_avx2(a, row, 3, x0, x1, dst, a->groups);
 }
 
-AVX2_FN static void h_gray_avx2(const axis *a, const uint8_t *row,
-                                uint32_t x0, uint32_t x1, uint8_t *dst) {
+AVX2_FN static void h_gray_avx2(const axis *a, const uint8_t *row, uint32_t x0,
+                                uint32_t x1, uint8_t *dst) {
     if (a->groups == 1)
         h_row_avx2(a, row, 1, x0, x1, dst, 1);
     else
@@ -599,7 +607,8 @@ static void vertical_pass(const imgpack__resizer *rs, const axis *a,
                           int32_t src_row0, uint32_t y0, uint32_t y1,
                           size_t width, uint8_t *dst, size_t dst_stride) {
     for (uint32_t y = y0; y < y1; y++) {
-        const uint8_t *rows = src + (size_t)(a->first[y] - src_row0) * src_stride;
+        const uint8_t *rows =
+            src + (size_t)(a->first[y] - src_row0) * src_stride;
         const int32_t *w = a->weights + (size_t)y * a->kstride;
         uint8_t *out = dst + (size_t)(y - y0) * dst_stride;
         size_t x = 0;
@@ -681,14 +690,15 @@ imgpack_status imgpack__resize_crop(imgpack__resizer *rs,
         y1 = g->resized_height;
     /* Only an empty source leaves nothing to keep. */
     if (x1 <= x0 || y1 <= y0) {
-        zero_padding(out, out_stride, g->out_width * ch, g->out_height, 0, 0,
-                     0, 0);
+        zero_padding(out, out_stride, g->out_width * ch, g->out_height, 0, 0, 0,
+                     0);
         goto done;
     }
     zero_padding(out, out_stride, g->out_width * ch, g->out_height,
                  (size_t)(x0 - g->left) * ch, (size_t)(x1 - g->left) * ch,
                  (uint32_t)(y0 - g->top), (uint32_t)(y1 - g->top));
-    dst = out + (size_t)(y0 - g->top) * out_stride + (size_t)(x0 - g->left) * ch;
+    dst =
+        out + (size_t)(y0 - g->top) * out_stride + (size_t)(x0 - g->left) * ch;
     width = (size_t)(x1 - x0) * ch;
 
     if (need_h) {

@@ -231,8 +231,8 @@ static void test_simd_matches_scalar(void) {
             const uint8_t *ra = a + y * out_stride, *rb = b + y * out_stride;
             int64_t ry = g.top + y;
             if (memcmp(ra, rb, row) != 0) {
-                fprintf(stderr, "%ux%u ch %u resize %u crop %u: row %u\n", w,
-                        h, ch, resize, crop, y);
+                fprintf(stderr, "%ux%u ch %u resize %u crop %u: row %u\n", w, h,
+                        ch, resize, crop, y);
                 CHECK(0);
             }
             for (size_t k = row; k < out_stride; k++)
@@ -267,7 +267,8 @@ static void test_constant_and_identity(void) {
         imgpack__geometry g;
         CHECK(in != NULL);
         memset(in, value, size);
-        uint8_t *out = run(rs, in, w, h, ch, (size_t)w * ch, 1 + rnd(300), 0, &g);
+        uint8_t *out =
+            run(rs, in, w, h, ch, (size_t)w * ch, 1 + rnd(300), 0, &g);
         for (size_t j = 0; j < (size_t)g.out_width * g.out_height * ch; j++)
             CHECK_EQ(out[j], value);
         free(out);

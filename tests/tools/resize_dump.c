@@ -76,8 +76,7 @@ static int pnm_parse(const uint8_t *data, size_t size, imgpack__pixels *px) {
         px->channels = data[1] == '6' ? 3 : 1;
         px->stride = (size_t)px->width * px->channels;
         px->data = data + pos + 1; /* one whitespace byte ends the header */
-        ok = px->height == 0 ||
-             (size - pos - 1) / px->height >= px->stride;
+        ok = px->height == 0 || (size - pos - 1) / px->height >= px->stride;
     }
     return ok;
 }
