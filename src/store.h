@@ -60,6 +60,9 @@ imgpack_status imgpack__store_append(imgpack__store *s, uint64_t first_index,
                                      size_t n, const imgpack__meta_entry *meta,
                                      size_t n_meta, imgpack__error *err);
 
+/* Flushes everything committed, the last meta page included, to disk. */
+imgpack_status imgpack__store_sync(imgpack__store *s, imgpack__error *err);
+
 /* Closes the environment; accepts a store that was never created. */
 void imgpack__store_close(imgpack__store *s);
 

@@ -279,7 +279,8 @@ imgpack_status imgpack__writer_finish(imgpack__writer *w,
                                              err)) &&
         !(status = imgpack__catalog_commit(&w->catalog, err)) &&
         !(status = imgpack__store_append(&w->store, w->packed, NULL, 0, meta, 3,
-                                         err)))
+                                         err)) &&
+        !(status = imgpack__store_sync(&w->store, err)))
         status = imgpack__catalog_finish(&w->catalog, err);
     free(labels);
     return status;
