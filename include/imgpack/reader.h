@@ -1,0 +1,410 @@
+/*
+ * Reading a store at training time: random access to records, batches of
+ * ready-to-train tensors, and the epoch order of a distributed sampler.
+ *
+ * Usage:
+ *
+ *     imgpack_reader *r;
+ *     imgpack_record rec;
+ *     if (imgpack_reader_open(&r, "train.imgpack", 0)) {
+ *         fprintf(stderr, "%s\n", imgpack_reader_errmsg(r));
+ *     } else if (imgpack_reader_get(r, 42, &rec) == IMGPACK_OK) {
+ *         ... rec.data holds rec.size bytes straight out of the map ...
+ *     }
+ *     imgpack_reader_close(r);
+ *
+ * Three objects:
+ *  - imgpack_reader: an open store (holds the LMDB environment). Counts,
+ *    classes, labels, single records as zero-copy views or decoded pixels.
+ *    Safe to share between threads; survives fork().
+ *  - imgpack_batcher: turns an array of record indices into one buffer of
+ *    uint8 or normalized float32 images, optionally cropped and flipped, on
+ *    a pool of threads it owns. One per training loop.
+ *  - imgpack_sampler_*: plain functions giving the indices of an epoch for
+ *    one rank, partitioned the way torch's DistributedSampler does.
+ *
+ * How the reader uses LMDB. The environment is opened MDB_RDONLY |
+ * MDB_NOTLS | MDB_NORDAHEAD: read-only, no OS readahead (random reads would
+ * waste it), and read transactions owned by the reader rather than by
+ * threads. Each thread that calls in gets its own read transaction, kept
+ * for the life of the reader and renewed (mdb_txn_reset + mdb_txn_renew) at
+ * the start of every call, so a call sees everything committed before it
+ * began, and costs no allocation.
+ *
+ * Read-only media. When LMDB cannot create or write lock.mdb (EACCES,
+ * EROFS), the reader opens the store again with MDB_NOLOCK. Without a lock
+ * file LMDB cannot tell a writer which pages readers still use, so this
+ * mode is only safe when nothing writes the store, which is what an
+ * unwritable directory implies. imgpack_reader_is_nolock() says which mode
+ * was taken.
+ *
+ * Stores still being packed. A store whose meta `state` is not `complete`
+ * opens only with IMGPACK_OPEN_INCOMPLETE. The record count is read at open
+ * and again by imgpack_reader_refresh(); records past it stay out of range
+ * until then. The reader maps far more address space than the file needs
+ * (IMGPACK_READER_MAP_SIZE), so a growing store almost never needs a
+ * remap; when it does (MDB_MAP_RESIZED), the reader remaps between calls.
+ *
+ * fork(). LMDB forbids using an environment in a child process. A reader
+ * notices that it runs in a new process (a pthread_atfork handler counts
+ * forks) and opens the store again before its first call there; the
+ * parent's environment is left alone in the child (closing it would clear
+ * the parent's reader slots in the shared lock file). That is what PyTorch
+ * DataLoader workers need. A batcher restarts its threads the same way.
+ *
+ * Errors. Functions return an imgpack_status; imgpack_reader_errmsg() and
+ * imgpack_batcher_errmsg() name the store, the record and the reason. A
+ * damaged record (bad magic or CRC, truncated value, unknown version) fails
+ * the call that reads it with IMGPACK_ERR_CORRUPT or
+ * IMGPACK_ERR_VERSION_MISMATCH; it never crashes the process.
+ */
+#ifndef IMGPACK_READER_H
+#define IMGPACK_READER_H
+
+#include "imgpack/imgpack.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Address space the reader maps: 1 TiB. Only pages that are read cost
+   memory; mapping more than the file lets a store that is still being
+   appended to grow without a remap. If the system refuses that much
+   (ulimit -v), the reader maps just what the writer asked for. */
+#define IMGPACK_READER_MAP_SIZE ((uint64_t)1 << 40)
+
+/* imgpack_reader_open flags. */
+#define IMGPACK_OPEN_INCOMPLETE 0x1u /* open a store whose meta state is not
+                                        "complete" (otherwise
+                                        IMGPACK_ERR_INCOMPLETE) */
+#define IMGPACK_OPEN_VERIFY 0x2u     /* check the payload CRC on every get */
+
+/*
+ * An open store. Every function taking a reader may be called from any
+ * number of threads at once, except imgpack_reader_refresh and
+ * imgpack_reader_close, which need the reader to themselves.
+ */
+typedef struct imgpack_reader imgpack_reader;
+
+/*
+ * One record, as imgpack_reader_get and imgpack_reader_decode describe it.
+ * `data` is a view, never owned by the caller: see the function that
+ * filled it for how long it stays valid.
+ */
+typedef struct imgpack_record {
+    const uint8_t *data; /* payload (get) or HWC pixels (decode) */
+    uint64_t size;       /* bytes at data */
+    int32_t format;      /* imgpack_format of data: decode gives RAW */
+    uint32_t width, height, channels;
+    uint32_t label; /* class id, < imgpack_reader_num_classes() */
+} imgpack_record;
+
+/*
+ * Opens the store in directory `dir` read-only. `flags` is 0 or a
+ * combination of IMGPACK_OPEN_*.
+ *
+ * *out is set even on failure (unless memory ran out: then NULL), so that
+ * imgpack_reader_errmsg can say what went wrong; close it in either case.
+ * Returns IMGPACK_OK, IMGPACK_ERR_INVALID_ARG, IMGPACK_ERR_NOT_FOUND (no
+ * such directory), IMGPACK_ERR_NOT_A_STORE (no data.mdb, or not our
+ * databases), IMGPACK_ERR_VERSION_MISMATCH (format_version is not 1),
+ * IMGPACK_ERR_INCOMPLETE (still packing, or the pack failed, and
+ * IMGPACK_OPEN_INCOMPLETE was not given), IMGPACK_ERR_CORRUPT (metadata
+ * that does not parse), IMGPACK_ERR_IO, IMGPACK_ERR_STORE,
+ * IMGPACK_ERR_NOMEM.
+ */
+IMGPACK_API imgpack_status imgpack_reader_open(imgpack_reader **out,
+                                               const char *dir,
+                                               uint32_t flags);
+
+/* Closes the store and frees the reader; NULL is accepted. Every view the
+   reader handed out ends. No other call on `r` may be running. */
+IMGPACK_API void imgpack_reader_close(imgpack_reader *r);
+
+/*
+ * The calling thread's last failure on this reader: store, record and
+ * reason; "" after a call that succeeded. Owned by the reader, valid until
+ * the calling thread's next call on it. NULL reader: "out of memory".
+ */
+IMGPACK_API const char *imgpack_reader_errmsg(const imgpack_reader *r);
+
+/* The store's directory as given to open; owned by the reader. */
+IMGPACK_API const char *imgpack_reader_path(const imgpack_reader *r);
+
+/* Records in the store, as of open or the last refresh. */
+IMGPACK_API uint64_t imgpack_reader_count(const imgpack_reader *r);
+
+/* Classes (label values are below this). */
+IMGPACK_API uint32_t imgpack_reader_num_classes(const imgpack_reader *r);
+
+/* The name of class `class_id` (its directory name), NUL-terminated, owned
+   by the reader until close; NULL if out of range. */
+IMGPACK_API const char *imgpack_reader_class_name(const imgpack_reader *r,
+                                                  uint32_t class_id);
+
+/* The record format of the store (imgpack_format). */
+IMGPACK_API int32_t imgpack_reader_format(const imgpack_reader *r);
+
+/* Record width and height; 0 when records differ in size (packed with
+   --crop 0). */
+IMGPACK_API uint32_t imgpack_reader_width(const imgpack_reader *r);
+IMGPACK_API uint32_t imgpack_reader_height(const imgpack_reader *r);
+
+/* Channels of decoded pixels (3: RGB). */
+IMGPACK_API uint32_t imgpack_reader_channels(const imgpack_reader *r);
+
+/* The packing options recorded in the store: short side after resizing
+   and center-crop side (0 = off). */
+IMGPACK_API uint32_t imgpack_reader_resize(const imgpack_reader *r);
+IMGPACK_API uint32_t imgpack_reader_crop(const imgpack_reader *r);
+
+/* 1 if the store's meta state is "complete", else 0. */
+IMGPACK_API int32_t imgpack_reader_is_complete(const imgpack_reader *r);
+
+/* 1 if the store was opened without a lock file (MDB_NOLOCK: read-only
+   media), else 0. */
+IMGPACK_API int32_t imgpack_reader_is_nolock(const imgpack_reader *r);
+
+/*
+ * Copies the metadata value under `key` (docs/FORMAT.md lists the keys)
+ * into `buf`, at most `capacity` bytes, and its full size into *size
+ * (which may exceed `capacity`: call again with a bigger buffer). No NUL
+ * is added. Returns IMGPACK_OK, IMGPACK_ERR_NOT_FOUND (no such key),
+ * IMGPACK_ERR_INVALID_ARG, IMGPACK_ERR_STORE.
+ */
+IMGPACK_API imgpack_status imgpack_reader_meta(imgpack_reader *r,
+                                               const char *key, uint8_t *buf,
+                                               uint64_t capacity,
+                                               uint64_t *size);
+
+/*
+ * The label of record `index` into *label. A complete store answers from
+ * its "labels" metadata without touching records; an incomplete one reads
+ * the record's header. Returns IMGPACK_OK, IMGPACK_ERR_RANGE,
+ * IMGPACK_ERR_CORRUPT, IMGPACK_ERR_VERSION_MISMATCH, IMGPACK_ERR_STORE.
+ */
+IMGPACK_API imgpack_status imgpack_reader_label(imgpack_reader *r,
+                                                uint64_t index,
+                                                uint32_t *label);
+
+/*
+ * The labels of records 0..n-1 into `labels` (n at most the count).
+ * Returns as imgpack_reader_label; IMGPACK_ERR_RANGE if n > count.
+ */
+IMGPACK_API imgpack_status imgpack_reader_labels(imgpack_reader *r,
+                                                 uint32_t *labels, uint64_t n);
+
+/*
+ * Record `index` as a zero-copy view: out->data points at the payload
+ * inside the memory map (raw pixels, or the JPEG/WebP file); 16-byte
+ * aligned when the record fills LMDB overflow pages (any record over half
+ * a page, 2 KiB: every real image), only 2-byte aligned for tiny ones.
+ * The header is checked (and with IMGPACK_OPEN_VERIFY the payload
+ * CRC) before anything is returned.
+ *
+ * The view belongs to the reader and is valid until the calling thread's
+ * next call of get, decode, label(s), meta or release on this reader, or
+ * until close; it is read-only memory. (In a complete store nothing ever
+ * rewrites a record, so in practice the bytes stay as they are until
+ * close; the guarantee is the shorter one.)
+ *
+ * Returns IMGPACK_OK, IMGPACK_ERR_RANGE (index >= count),
+ * IMGPACK_ERR_CORRUPT, IMGPACK_ERR_VERSION_MISMATCH, IMGPACK_ERR_STORE,
+ * IMGPACK_ERR_NOMEM.
+ */
+IMGPACK_API imgpack_status imgpack_reader_get(imgpack_reader *r,
+                                              uint64_t index,
+                                              imgpack_record *out);
+
+/*
+ * Record `index` as HWC uint8 pixels in the caller's buffer `pixels` of
+ * `capacity` bytes (width*height*channels are needed; a fixed-size store
+ * says so up front, otherwise imgpack_reader_get gives the size first).
+ * Raw records are copied, jpeg and webp records decoded (each thread keeps
+ * its own decoder). out->data = pixels, out->format = IMGPACK_FORMAT_RAW.
+ *
+ * Returns the codes of imgpack_reader_get, and IMGPACK_ERR_INVALID_ARG
+ * (buffer too small), IMGPACK_ERR_DECODE (payload does not decode to the
+ * header's size).
+ */
+IMGPACK_API imgpack_status imgpack_reader_decode(imgpack_reader *r,
+                                                 uint64_t index,
+                                                 uint8_t *pixels,
+                                                 uint64_t capacity,
+                                                 imgpack_record *out);
+
+/* Ends the calling thread's views now (resets its read transaction), so
+   that an idle thread does not hold back a writer's page reuse. */
+IMGPACK_API void imgpack_reader_release(imgpack_reader *r);
+
+/*
+ * Reads the store's count and state again, to see records committed since
+ * open. A store that became complete gains its labels metadata. Returns
+ * IMGPACK_OK, IMGPACK_ERR_STORE, IMGPACK_ERR_CORRUPT, IMGPACK_ERR_NOMEM.
+ * Not concurrently with any other call on `r`.
+ */
+IMGPACK_API imgpack_status imgpack_reader_refresh(imgpack_reader *r);
+
+/* ---- Batches ---------------------------------------------------------- */
+
+/* Output layouts and element types of a batch. */
+#define IMGPACK_LAYOUT_NHWC 0 /* image, row, column, channel */
+#define IMGPACK_LAYOUT_NCHW 1 /* image, channel, row, column (torch) */
+#define IMGPACK_DTYPE_UINT8 0   /* the stored pixel values */
+#define IMGPACK_DTYPE_FLOAT32 1 /* (v/255 - mean[c]) / std[c] */
+
+/* Crop modes, for stores packed larger than the output. */
+#define IMGPACK_CROP_CENTER 0 /* torchvision CenterCrop */
+#define IMGPACK_CROP_RANDOM 1 /* torchvision RandomCrop */
+
+/* ImageNet's statistics, torchvision's usual Normalize arguments: the
+   default mean and std of float32 batches. */
+#define IMGPACK_IMAGENET_MEAN_R 0.485f
+#define IMGPACK_IMAGENET_MEAN_G 0.456f
+#define IMGPACK_IMAGENET_MEAN_B 0.406f
+#define IMGPACK_IMAGENET_STD_R 0.229f
+#define IMGPACK_IMAGENET_STD_G 0.224f
+#define IMGPACK_IMAGENET_STD_B 0.225f
+
+/*
+ * Options for a batcher: create, set what differs from the defaults, pass
+ * to imgpack_batcher_create, destroy. Memory only; one thread at a time.
+ */
+typedef struct imgpack_batch_options imgpack_batch_options;
+
+/* Makes options holding every default. IMGPACK_ERR_NOMEM on failure. */
+IMGPACK_API imgpack_status
+imgpack_batch_options_create(imgpack_batch_options **out);
+
+/* Frees the options; NULL is accepted. */
+IMGPACK_API void imgpack_batch_options_destroy(imgpack_batch_options *opts);
+
+/* IMGPACK_LAYOUT_*: default IMGPACK_LAYOUT_NCHW. */
+IMGPACK_API imgpack_status
+imgpack_batch_options_set_layout(imgpack_batch_options *opts, int32_t layout);
+
+/* IMGPACK_DTYPE_*: default IMGPACK_DTYPE_FLOAT32. */
+IMGPACK_API imgpack_status
+imgpack_batch_options_set_dtype(imgpack_batch_options *opts, int32_t dtype);
+
+/*
+ * Per-channel mean and std of float32 output, `n` values each (1: the same
+ * for every channel; or the store's channel count). Default ImageNet's.
+ * Each value v becomes (v/255.0f - mean[c]) / std[c], computed in float32
+ * in that order, as torchvision's ToTensor() + Normalize(mean, std) do, so
+ * the results equal torch's bit for bit. std values must be nonzero.
+ */
+IMGPACK_API imgpack_status
+imgpack_batch_options_set_normalize(imgpack_batch_options *opts,
+                                    const float *mean, const float *std,
+                                    uint32_t n);
+
+/*
+ * Output size `width` x `height` cut out of each record: center or random
+ * (mode IMGPACK_CROP_*), torchvision's CenterCrop / RandomCrop. Default 0 x
+ * 0: the record size, which stores packed with --crop 0 do not have (then
+ * a crop is required). A record smaller than the crop is padded with black
+ * as CenterCrop pads, centred, in either mode. At most IMGPACK_MAX_SIDE.
+ */
+IMGPACK_API imgpack_status
+imgpack_batch_options_set_crop(imgpack_batch_options *opts, uint32_t width,
+                               uint32_t height, int32_t mode);
+
+/* Nonzero: flip each image horizontally with probability 1/2, after the
+   crop (torchvision's RandomHorizontalFlip). Default 0. */
+IMGPACK_API imgpack_status
+imgpack_batch_options_set_flip(imgpack_batch_options *opts, int32_t flip);
+
+/* Threads working on a batch, the calling thread included: default 1 (no
+   pool); 0 = the number of online cores; at most 256. */
+IMGPACK_API imgpack_status
+imgpack_batch_options_set_threads(imgpack_batch_options *opts,
+                                  uint32_t threads);
+
+/*
+ * Fills batches from one reader. Owns threads-1 worker threads
+ * ("imgpack-b<N>"), idle between batches. Use from one thread at a time;
+ * the reader must outlive it.
+ */
+typedef struct imgpack_batcher imgpack_batcher;
+
+/*
+ * Makes a batcher reading `reader` with `opts` (NULL: defaults; not used
+ * after the call). *out is set even on failure (unless memory ran out) so
+ * imgpack_batcher_errmsg works; destroy it in either case.
+ * Returns IMGPACK_OK, IMGPACK_ERR_INVALID_ARG (no crop on a store whose
+ * records differ in size), IMGPACK_ERR_THREAD, IMGPACK_ERR_NOMEM.
+ */
+IMGPACK_API imgpack_status
+imgpack_batcher_create(imgpack_batcher **out, imgpack_reader *reader,
+                       const imgpack_batch_options *opts);
+
+/* Stops and joins the threads and frees the batcher; NULL is accepted. */
+IMGPACK_API void imgpack_batcher_destroy(imgpack_batcher *b);
+
+/* The last failure, naming the record; "" after success. Owned by the
+   batcher, valid until its next call. NULL batcher: "out of memory". */
+IMGPACK_API const char *imgpack_batcher_errmsg(const imgpack_batcher *b);
+
+/* Output geometry of one image: width, height, channels, and bytes. */
+IMGPACK_API uint32_t imgpack_batcher_width(const imgpack_batcher *b);
+IMGPACK_API uint32_t imgpack_batcher_height(const imgpack_batcher *b);
+IMGPACK_API uint32_t imgpack_batcher_channels(const imgpack_batcher *b);
+IMGPACK_API uint64_t imgpack_batcher_image_bytes(const imgpack_batcher *b);
+
+/*
+ * Fills `out` (`capacity` bytes, at least n * image_bytes; float32 output
+ * needs 4-byte alignment) with records indices[0..n-1] in that order, and
+ * `labels` (n values; may be NULL) with their labels, as int64 so they go
+ * straight into a torch LongTensor. Random crops and flips are drawn from
+ * `seed` and the position in the batch alone, so a batch is the same
+ * whatever the thread count.
+ *
+ * On failure the contents of `out` are unspecified; the error names a
+ * failing record. Returns IMGPACK_OK, IMGPACK_ERR_INVALID_ARG,
+ * IMGPACK_ERR_RANGE, IMGPACK_ERR_CORRUPT, IMGPACK_ERR_VERSION_MISMATCH,
+ * IMGPACK_ERR_DECODE, IMGPACK_ERR_STORE, IMGPACK_ERR_THREAD,
+ * IMGPACK_ERR_NOMEM.
+ */
+IMGPACK_API imgpack_status imgpack_batcher_run(imgpack_batcher *b,
+                                               const uint64_t *indices,
+                                               uint64_t n, uint64_t seed,
+                                               void *out, uint64_t capacity,
+                                               int64_t *labels);
+
+/* ---- Epoch order ------------------------------------------------------ */
+
+/*
+ * Indices per rank and epoch for a dataset of `n` records split over
+ * `world_size` ranks, as torch.utils.data.DistributedSampler computes it:
+ * ceil(n / world_size), or with `drop_last` floor(n / world_size).
+ * 0 if world_size is 0.
+ */
+IMGPACK_API uint64_t imgpack_sampler_count(uint64_t n, uint32_t world_size,
+                                           int32_t drop_last);
+
+/*
+ * The indices of epoch `epoch` for rank `rank` into `out` (`capacity` at
+ * least imgpack_sampler_count). Without `shuffle`: 0..n-1. With it: a
+ * permutation of 0..n-1 drawn from (seed, epoch) by our own generator
+ * (Fisher-Yates over a splitmix64 stream; not torch's RNG, so the order
+ * differs from torch's, but it is the same on every machine and rank).
+ * Then DistributedSampler's rule: without `drop_last` the list is padded to
+ * a multiple of world_size by repeating its start; with it, the tail past
+ * the last multiple is dropped; rank r takes positions r, r+world_size,
+ * ... Ranks are disjoint apart from padding, and together cover every
+ * index each epoch.
+ *
+ * Returns IMGPACK_OK, IMGPACK_ERR_INVALID_ARG (rank >= world_size,
+ * capacity too small, n == 0 with world_size > 0 is fine and gives 0),
+ * IMGPACK_ERR_NOMEM (the full permutation takes 8*n bytes while it runs).
+ */
+IMGPACK_API imgpack_status imgpack_sampler_indices(
+    uint64_t n, uint64_t seed, uint64_t epoch, int32_t shuffle, uint32_t rank,
+    uint32_t world_size, int32_t drop_last, uint64_t *out, uint64_t capacity);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* IMGPACK_READER_H */

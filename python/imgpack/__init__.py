@@ -1,0 +1,24 @@
+"""imgpack: read imgpack stores at training time, from Python.
+
+A ctypes binding of libimgpack (no compiled extension): set
+IMGPACK_LIBRARY to the library's path, or build it in this checkout's
+``build/`` directory.
+
+- ``Dataset(path, transform=None)``: map-style, ``ds[i] -> (HWC uint8
+  array, label)``; works as a torch Dataset, also in forked DataLoader
+  workers.
+- ``Loader(path, batch_size, ...)``: iterates ``(images, labels)`` numpy
+  batches made in C (uint8 or normalized float32, NCHW or NHWC), in
+  DistributedSampler order.
+- ``Reader``: the store handle beneath both; ``epoch_indices``: the
+  sampler alone.
+"""
+
+from ._lib import ImgpackError, lib as _clib
+from .loader import IMAGENET_MEAN, IMAGENET_STD, Loader, epoch_indices
+from .reader import Dataset, Reader
+
+__version__ = _clib.imgpack_version().decode()
+
+__all__ = ["Dataset", "Loader", "Reader", "ImgpackError", "epoch_indices",
+           "IMAGENET_MEAN", "IMAGENET_STD", "__version__"]

@@ -1,0 +1,205 @@
+"""Random access to a store: the Reader handle and the map-style Dataset.
+
+A Reader owns one C imgpack_reader. It may be shared by threads, and it
+survives fork(): the C library notices the new process and reopens the
+store, which is what PyTorch DataLoader workers need.
+"""
+
+import ctypes
+
+import numpy as np
+
+from . import _lib
+from ._lib import ImgpackError, lib
+
+
+class _View:
+    """Exposes read-only memory of the store's map to numpy while keeping
+    its Reader, and so the map, alive."""
+
+    __slots__ = ("__array_interface__", "_owner")
+
+    def __init__(self, address, shape, owner):
+        self.__array_interface__ = {
+            "data": (address, True),  # True: read-only
+            "shape": shape,
+            "typestr": "|u1",
+            "version": 3,
+        }
+        self._owner = owner
+
+
+class Reader:
+    """An open store (imgpack_reader). ``incomplete=True`` opens a store
+    that is still being packed; ``verify=True`` checks each record's
+    payload CRC. Close it, or use it as a context manager."""
+
+    def __init__(self, path, incomplete=False, verify=False):
+        self._handle = None
+        self.path = str(path)
+        flags = ((_lib.OPEN_INCOMPLETE if incomplete else 0)
+                 | (_lib.OPEN_VERIFY if verify else 0))
+        handle = _lib.c_reader_p()
+        status = lib.imgpack_reader_open(ctypes.byref(handle),
+                                         self.path.encode(), flags)
+        if status != _lib.OK:
+            message = lib.imgpack_reader_errmsg(handle).decode(
+                errors="replace")
+            lib.imgpack_reader_close(handle)
+            raise ImgpackError(status, message)
+        self._handle = handle
+
+    def close(self):
+        if self._handle:
+            lib.imgpack_reader_close(self._handle)
+            self._handle = None
+
+    def __del__(self):
+        self.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _errmsg(self):
+        return lib.imgpack_reader_errmsg(self._handle).decode(
+            errors="replace")
+
+    def __len__(self):
+        return lib.imgpack_reader_count(self._handle)
+
+    @property
+    def classes(self):
+        n = lib.imgpack_reader_num_classes(self._handle)
+        return [lib.imgpack_reader_class_name(self._handle, c).decode(
+            errors="surrogateescape") for c in range(n)]
+
+    @property
+    def info(self):
+        h = self._handle
+        return {
+            "path": self.path,
+            "count": lib.imgpack_reader_count(h),
+            "num_classes": lib.imgpack_reader_num_classes(h),
+            "format": lib.imgpack_format_name(
+                lib.imgpack_reader_format(h)).decode(),
+            "width": lib.imgpack_reader_width(h),
+            "height": lib.imgpack_reader_height(h),
+            "channels": lib.imgpack_reader_channels(h),
+            "resize": lib.imgpack_reader_resize(h),
+            "crop": lib.imgpack_reader_crop(h),
+            "complete": bool(lib.imgpack_reader_is_complete(h)),
+            "nolock": bool(lib.imgpack_reader_is_nolock(h)),
+        }
+
+    def labels(self):
+        """All labels, as int64."""
+        n = len(self)
+        out = np.empty(n, np.uint32)
+        _lib.check(lib.imgpack_reader_labels(
+            self._handle, out.ctypes.data_as(_lib.u32_p), n), self._errmsg)
+        return out.astype(np.int64)
+
+    def refresh(self):
+        """Sees records committed since open (not concurrently with other
+        calls on this reader)."""
+        _lib.check(lib.imgpack_reader_refresh(self._handle), self._errmsg)
+
+    def get(self, index):
+        """The record's payload bytes (a copy) and its imgpack_record."""
+        rec = _lib.Record()
+        _lib.check(lib.imgpack_reader_get(self._handle, index,
+                                          ctypes.byref(rec)), self._errmsg)
+        return ctypes.string_at(rec.data, rec.size), rec
+
+    def image(self, index, copy=False):
+        """(HWC uint8 array, label) of record ``index``.
+
+        Without ``copy``, a raw record of a complete store comes back as a
+        read-only view of the memory map: nothing rewrites such a record,
+        and the view keeps this Reader (so the map) alive. Everything else
+        -- jpeg/webp records, stores still being packed, ``copy=True`` --
+        is decoded or copied into a new writable array."""
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError("record %d out of range (%d records)"
+                             % (index, len(self)))
+        rec = _lib.Record()
+        h = self._handle
+        _lib.check(lib.imgpack_reader_get(h, index, ctypes.byref(rec)),
+                   self._errmsg)
+        shape = (rec.height, rec.width, rec.channels)
+        if (rec.format == _lib.FORMAT_RAW and not copy
+                and lib.imgpack_reader_is_complete(h)):
+            return np.asarray(_View(rec.data, shape, self)), rec.label
+        out = np.empty(shape, np.uint8)
+        _lib.check(lib.imgpack_reader_decode(
+            h, index, out.ctypes.data_as(_lib.u8_p), out.nbytes,
+            ctypes.byref(rec)), self._errmsg)
+        return out, rec.label
+
+
+class Dataset:
+    """A map-style dataset over a store, usable as a
+    ``torch.utils.data.Dataset`` (also with ``DataLoader(num_workers>0)``).
+
+    ``ds[i]`` is ``(image, label)``: an HWC uint8 numpy array and an int,
+    with ``transform`` (if given) applied to the image. Raw records of a
+    complete store are read-only zero-copy views of the memory map unless
+    ``copy=True``; other records are decoded into new arrays (see
+    Reader.image). torch warns once when it wraps a read-only array
+    (torch.from_numpy / ToTensor); pass ``copy=True`` to avoid that.
+
+    Properties: ``classes`` (names, by label), ``labels`` (int64 array of
+    every record's label, without reading records in a complete store),
+    ``info`` (dict: count, format, geometry, ...).
+    """
+
+    def __init__(self, path, transform=None, copy=False, verify=False,
+                 incomplete=False):
+        self.path = str(path)
+        self.transform = transform
+        self.copy = copy
+        self._options = {"verify": verify, "incomplete": incomplete}
+        self._reader = Reader(self.path, **self._options)
+        self._labels = None
+
+    def __len__(self):
+        return len(self._reader)
+
+    def __getitem__(self, index):
+        image, label = self._reader.image(int(index), copy=self.copy)
+        if self.transform is not None:
+            image = self.transform(image)
+        return image, label
+
+    @property
+    def classes(self):
+        return self._reader.classes
+
+    @property
+    def labels(self):
+        if self._labels is None:
+            self._labels = self._reader.labels()
+        return self._labels
+
+    @property
+    def info(self):
+        return self._reader.info
+
+    @property
+    def reader(self):
+        return self._reader
+
+    # Pickled for DataLoader's spawn/forkserver start methods: reopen by
+    # path. (With fork the object is inherited and the C side reopens.)
+    def __getstate__(self):
+        return {"path": self.path, "transform": self.transform,
+                "copy": self.copy, "options": self._options}
+
+    def __setstate__(self, state):
+        self.__init__(state["path"], state["transform"], state["copy"],
+                      **state["options"])
