@@ -57,3 +57,33 @@ def test_summary_line_counts_everything(tmp_path):
     done = run_imgpack("pack", REPO_SAMPLE, tmp_path / "s", check=0)
     assert done.stdout.startswith("packed 24, rejected 0, skipped 0 in ")
     assert "images/s" in done.stdout
+
+
+def test_info_describes_the_store(tmp_path):
+    import json
+    pack(REPO_SAMPLE, tmp_path / "s")
+    text = run_imgpack("info", tmp_path / "s", check=0).stdout
+    assert "records:    24" in text and "raw, 224x224x3" in text
+    info = json.loads(run_imgpack("info", "--json", tmp_path / "s",
+                                  check=0).stdout)
+    assert info["count"] == 24 and info["complete"] is True
+    assert info["classes"] == sorted(os.listdir(REPO_SAMPLE))
+    assert info["command"].startswith("imgpack pack --quiet")
+    assert run_imgpack("info", tmp_path / "nothing", check=1).stderr
+
+
+def test_export_writes_the_record_pixels(tmp_path):
+    import numpy as np
+    from PIL import Image
+    from storefile import Store
+    pack(REPO_SAMPLE, tmp_path / "s")
+    store = Store(tmp_path / "s")
+    want = store.record(5).pixels()
+    store.close()
+    for name in ("r.png", "r.ppm"):
+        run_imgpack("export", tmp_path / "s", "5", "-o", tmp_path / name,
+                    check=0)
+        assert np.array_equal(np.asarray(Image.open(tmp_path / name)), want)
+    done = run_imgpack("export", tmp_path / "s", "24", "-o", tmp_path / "x.png",
+                       check=1)
+    assert "24" in done.stderr

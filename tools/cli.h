@@ -1,0 +1,41 @@
+/*
+ * What the subcommands of the `imgpack` command share: exit statuses, the
+ * one way to print a message, and number parsing. Every subcommand is a
+ * file tools/cmd_<name>.c with one entry point listed in tools/imgpack.c.
+ */
+#ifndef IMGPACK_TOOLS_CLI_H
+#define IMGPACK_TOOLS_CLI_H
+
+#include <stdint.h>
+
+/* Exit statuses, documented in README.md and `imgpack --help`. */
+enum {
+    EXIT_OK = 0,       /* everything asked was done */
+    EXIT_FAILED = 1,   /* a fatal error: nothing or only part was done */
+    EXIT_USAGE = 2,    /* bad command line */
+    EXIT_PARTIAL = 3,  /* pack finished, but some files were rejected */
+    EXIT_PROBLEMS = 4, /* verify found problems */
+};
+
+/* Prints "imgpack: <subject>: <message>" (subject may be NULL) on stderr. */
+void cli_error(const char *subject, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Prints the misuse hint "imgpack: <message>\nTry 'imgpack <cmd> --help'."
+   and returns EXIT_USAGE. */
+int cli_usage_error(const char *command, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Parses a whole decimal number in [min, max]; returns 0 on success. */
+int cli_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out);
+
+/* Writes `text` as a JSON string literal, quotes included. Bytes that are
+   not valid UTF-8 become U+FFFD, so the output always parses. */
+void cli_json_string(const char *text);
+
+int cmd_pack(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+#endif
