@@ -153,6 +153,16 @@ imgpack_status imgpack__decode(imgpack__decoder *dec, const uint8_t *data,
                                size_t size, uint64_t max_pixels,
                                imgpack__pixels *out,
                                char reason[IMGPACK__REASON_SIZE]) {
+    return imgpack__decode_window(dec, data, size, max_pixels, NULL, out,
+                                  reason);
+}
+
+imgpack_status imgpack__decode_window(imgpack__decoder *dec,
+                                      const uint8_t *data, size_t size,
+                                      uint64_t max_pixels,
+                                      const imgpack__column_window *window,
+                                      imgpack__pixels *out,
+                                      char reason[IMGPACK__REASON_SIZE]) {
     imgpack_status status = IMGPACK_OK;
     const char *other;
 
@@ -175,7 +185,7 @@ imgpack_status imgpack__decode(imgpack__decoder *dec, const uint8_t *data,
     switch (imgpack__codec_sniff(data, size)) {
     case IMGPACK__CODEC_JPEG:
         status = imgpack__decode_jpeg(&dec->pixels, &dec->rows, data, size,
-                                      max_pixels, out, reason);
+                                      max_pixels, window, out, reason);
         break;
     case IMGPACK__CODEC_PNG:
         status = imgpack__decode_png(&dec->pixels, &dec->rows, data, size,

@@ -50,4 +50,25 @@ imgpack_status imgpack__decode(imgpack__decoder *dec, const uint8_t *data,
                                imgpack__pixels *out,
                                char reason[IMGPACK__REASON_SIZE]);
 
+/*
+ * Which columns the caller will read, asked once the decoder knows the
+ * image's size: `columns` stores [*first, *end). Columns outside may be left
+ * undecoded (their bytes are unspecified). JPEG then skips their inverse
+ * DCT, upsampling and colour conversion; PNG and WebP decode everything.
+ */
+typedef struct imgpack__column_window {
+    void (*columns)(void *user, uint32_t width, uint32_t height,
+                    uint32_t *first, uint32_t *end);
+    void *user;
+} imgpack__column_window;
+
+/* imgpack__decode, with only the columns `window` asks for guaranteed to
+   hold pixels (all of them when `window` is NULL). */
+imgpack_status imgpack__decode_window(imgpack__decoder *dec,
+                                      const uint8_t *data, size_t size,
+                                      uint64_t max_pixels,
+                                      const imgpack__column_window *window,
+                                      imgpack__pixels *out,
+                                      char reason[IMGPACK__REASON_SIZE]);
+
 #endif

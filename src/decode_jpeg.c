@@ -74,6 +74,7 @@ typedef struct jpeg_job {
     const uint8_t *data;
     size_t size;
     uint64_t max_pixels;
+    const imgpack__column_window *window;
     imgpack__pixels *out;
 } jpeg_job;
 
@@ -251,13 +252,42 @@ done:
     return status;
 }
 
+/*
+ * Narrows decoding to the caller's column window, when that saves work, and
+ * returns the first decoded column. jpeg_crop_scanline skips the inverse
+ * DCT, upsampling and colour conversion of the other iMCU columns (entropy
+ * decoding cannot be skipped). Its fancy upsampler treats the crop's edges
+ * as image edges, so the outermost decoded columns may differ from a full
+ * decode: the window is widened by one iMCU on each side to keep them out.
+ */
+static JDIMENSION crop_to_window(jpeg_job *job) {
+    j_decompress_ptr cinfo = &job->cinfo;
+    uint32_t width = cinfo->output_width;
+    uint32_t margin = (uint32_t)cinfo->max_h_samp_factor * DCTSIZE;
+    uint32_t first = 0, end = width;
+    JDIMENSION x, w;
+
+    job->window->columns(job->window->user, width, cinfo->output_height,
+                         &first, &end);
+    first = first > margin ? first - margin : 0;
+    end = end + margin < width ? end + margin : width;
+    if (end <= first || (first == 0 && end == width))
+        return 0;
+    x = first;
+    w = end - first;
+    jpeg_crop_scanline(cinfo, &x, &w);
+    return x;
+}
+
 /* Everything that may longjmp; called with job->escape set. */
 static imgpack_status run(jpeg_job *job) {
     j_decompress_ptr cinfo = &job->cinfo;
     imgpack_status status;
     J_COLOR_SPACE color;
-    uint32_t channels;
+    uint32_t channels, width;
+    JDIMENSION first_column = 0;
     size_t stride;
+    uint8_t *origin;
     int cmyk = 0;
 
     jpeg_create_decompress(cinfo);
@@ -303,16 +333,23 @@ static imgpack_status run(jpeg_job *job) {
     cinfo->scale_denom = 1;
 
     jpeg_start_decompress(cinfo);
-    stride = (size_t)cinfo->output_width * channels;
+    /* Rows keep the full width even when only a window is decoded, so
+       columns keep their coordinates. */
+    width = cinfo->output_width;
+    stride = (size_t)width * channels;
     status = imgpack__scratch_reserve(
         job->pixels, stride * cinfo->output_height, job->reason);
     if (status != IMGPACK_OK) {
         goto done;
     }
+    if (job->window != NULL) {
+        first_column = crop_to_window(job);
+    }
+    origin = job->pixels->data + (size_t)first_column * channels;
     if (cmyk) {
-        status = read_cmyk(job, job->pixels->data, stride);
+        status = read_cmyk(job, origin, stride);
     } else {
-        status = read_direct(job, job->pixels->data, stride);
+        status = read_direct(job, origin, stride);
     }
     if (status != IMGPACK_OK) {
         goto done;
@@ -322,7 +359,7 @@ static imgpack_status run(jpeg_job *job) {
     jpeg_finish_decompress(cinfo);
 
     job->out->data = job->pixels->data;
-    job->out->width = cinfo->output_width;
+    job->out->width = width;
     job->out->height = cinfo->output_height;
     job->out->channels = channels;
     job->out->stride = stride;
@@ -333,7 +370,9 @@ done:
 imgpack_status imgpack__decode_jpeg(imgpack__scratch *pixels,
                                     imgpack__scratch *rows,
                                     const uint8_t *data, size_t size,
-                                    uint64_t max_pixels, imgpack__pixels *out,
+                                    uint64_t max_pixels,
+                                    const imgpack__column_window *window,
+                                    imgpack__pixels *out,
                                     char reason[IMGPACK__REASON_SIZE]) {
     jpeg_job job;
     imgpack_status status;
@@ -347,6 +386,7 @@ imgpack_status imgpack__decode_jpeg(imgpack__scratch *pixels,
     job.data = data;
     job.size = size;
     job.max_pixels = max_pixels;
+    job.window = window;
     job.out = out;
     job.cinfo.err = jpeg_std_error(&job.errmgr);
     job.errmgr.error_exit = on_error;

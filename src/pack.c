@@ -24,8 +24,8 @@
 
 /* Results the queue may hold per worker: enough that a slow image does not
    idle the others, few enough that memory stays a few dozen records. */
-#define QUEUE_RESULTS_PER_JOB 4
-#define QUEUE_MIN_RESULTS 16
+#define QUEUE_RESULTS_PER_JOB 8
+#define QUEUE_MIN_RESULTS 32
 
 struct imgpack_pack_options {
     imgpack__transform_settings settings;

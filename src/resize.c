@@ -205,6 +205,27 @@ static void build_wide(axis *a) {
 }
 #endif
 
+/* Pillow's scale for in_size -> out_size: it gets the box as floats, so the
+   input extent is (float)in_size; exact below 2**24, and rounded as Pillow
+   rounds it above. */
+static double axis_scale(uint32_t in_size, uint32_t out_size) {
+    return (double)(float)in_size / out_size;
+}
+
+/* The source samples [*xmin, *xmax) that output index i reads. */
+static void source_span(uint32_t in_size, uint32_t out_size, uint32_t i,
+                        int64_t *xmin, int64_t *xmax) {
+    double scale = axis_scale(in_size, out_size);
+    double support = scale < 1.0 ? 1.0 : scale;
+    double center = (i + 0.5) * scale;
+    *xmin = (int64_t)(center - support + 0.5);
+    *xmax = (int64_t)(center + support + 0.5);
+    if (*xmin < 0)
+        *xmin = 0;
+    if (*xmax > in_size)
+        *xmax = in_size;
+}
+
 /*
  * Fills `a` for in_size -> out_size with Pillow's precompute_coeffs and
  * normalize_coeffs_8bpc arithmetic for the bilinear filter (support 1).
@@ -212,9 +233,7 @@ static void build_wide(axis *a) {
 static imgpack_status axis_build(axis *a, uint32_t in_size, uint32_t out_size,
                                  int wide) {
     imgpack_status st = IMGPACK_OK;
-    /* Pillow gets the box as floats, so the input extent is (float)in_size;
-       exact below 2**24, and rounded as Pillow rounds it above. */
-    double scale = (double)(float)in_size / out_size;
+    double scale = axis_scale(in_size, out_size);
     double filterscale = scale < 1.0 ? 1.0 : scale;
     double support = filterscale;
     double inv = 1.0 / filterscale;
@@ -259,13 +278,9 @@ static imgpack_status axis_build(axis *a, uint32_t in_size, uint32_t out_size,
     for (uint32_t i = 0; i < out_size; i++) {
         double center = (i + 0.5) * scale;
         double ww = 0.0;
-        int64_t xmin = (int64_t)(center - support + 0.5);
-        int64_t xmax = (int64_t)(center + support + 0.5);
+        int64_t xmin, xmax;
         int32_t *w = a->weights + (size_t)i * kstride;
-        if (xmin < 0)
-            xmin = 0;
-        if (xmax > in_size)
-            xmax = in_size;
+        source_span(in_size, out_size, i, &xmin, &xmax);
         /* center < in_size and support >= 1 give xmin < xmax: count >= 1. */
         a->first[i] = (int32_t)xmin;
         a->count[i] = (int32_t)(xmax - xmin);
@@ -664,6 +679,28 @@ void imgpack__resizer_destroy(imgpack__resizer *rs) {
 
 void imgpack__resizer_set_simd(imgpack__resizer *rs, int enable) {
     rs->simd = enable && rs->has_avx2;
+}
+
+void imgpack__geometry_source_columns(const imgpack__geometry *g,
+                                      uint32_t *first, uint32_t *end) {
+    /* The kept columns, in resized-image coordinates. */
+    int64_t x0 = g->left > 0 ? g->left : 0;
+    int64_t x1 = g->left + g->out_width;
+    int64_t xmin, xmax;
+    if (x1 > g->resized_width)
+        x1 = g->resized_width;
+    if (x1 <= x0) {
+        *first = *end = 0;
+    } else if (g->resized_width == g->src_width) {
+        *first = (uint32_t)x0;
+        *end = (uint32_t)x1;
+    } else {
+        source_span(g->src_width, g->resized_width, (uint32_t)x0, &xmin, &xmax);
+        *first = (uint32_t)xmin;
+        source_span(g->src_width, g->resized_width, (uint32_t)(x1 - 1), &xmin,
+                    &xmax);
+        *end = (uint32_t)xmax;
+    }
 }
 
 imgpack_status imgpack__resize_crop(imgpack__resizer *rs,

@@ -40,6 +40,14 @@ void imgpack__geometry_plan(uint32_t src_width, uint32_t src_height,
                             uint32_t resize, uint32_t crop,
                             imgpack__geometry *g);
 
+/*
+ * The source columns [*first, *end) that imgpack__resize_crop reads for
+ * geometry `g`: a decoder may leave the others undecoded. Empty (0, 0) when
+ * nothing of the source is kept.
+ */
+void imgpack__geometry_source_columns(const imgpack__geometry *g,
+                                      uint32_t *first, uint32_t *end);
+
 typedef struct imgpack__resizer imgpack__resizer;
 
 imgpack_status imgpack__resizer_create(imgpack__resizer **out);

@@ -182,6 +182,15 @@ static imgpack_status make_rgb_crop(imgpack__transformer *t,
     return IMGPACK_OK;
 }
 
+/* The decoder's column window: only the columns the crop's resize reads. */
+static void crop_columns(void *user, uint32_t width, uint32_t height,
+                         uint32_t *first, uint32_t *end) {
+    const imgpack__transform_settings *s = user;
+    imgpack__geometry g;
+    imgpack__geometry_plan(width, height, s->resize, s->crop, &g);
+    imgpack__geometry_source_columns(&g, first, end);
+}
+
 void imgpack__transform_file(imgpack__transformer *t, const char *root,
                              const char *path, uint32_t label,
                              imgpack__result *r) {
@@ -197,8 +206,10 @@ void imgpack__transform_file(imgpack__transformer *t, const char *root,
     if (read_file(t, root, path, r) != IMGPACK_OK)
         return;
     hash_file(t->file, r->src_bytes, r->sha256);
-    r->status = imgpack__decode(t->decoder, t->file, r->src_bytes,
-                                s->max_pixels, &decoded, r->reason);
+    imgpack__column_window window = {crop_columns, &t->settings};
+    r->status = imgpack__decode_window(t->decoder, t->file, r->src_bytes,
+                                       s->max_pixels, &window, &decoded,
+                                       r->reason);
     if (r->status != IMGPACK_OK)
         return;
     r->src_width = decoded.width;

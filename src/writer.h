@@ -19,8 +19,8 @@
 /* A batch ends at this many results or bytes, whichever comes first: large
    enough that commits (two fsyncs each) cost little, small enough that the
    records held for a retry after MDB_MAP_FULL stay a few dozen MiB. */
-#define IMGPACK__BATCH_RESULTS 256
-#define IMGPACK__BATCH_BYTES ((size_t)64 << 20)
+#define IMGPACK__BATCH_RESULTS 128
+#define IMGPACK__BATCH_BYTES ((size_t)32 << 20)
 
 /* What the writer records about the pack in the store's metadata. */
 typedef struct imgpack__writer_info {

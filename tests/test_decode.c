@@ -74,8 +74,17 @@ static uint8_t *make_smooth(uint32_t width, uint32_t height,
     return p;
 }
 
+/* Chroma sampling of a test JPEG: luma's horizontal and vertical factors
+   (chroma stays at 1), and whether to write it progressive. */
+typedef struct jpeg_layout {
+    int h_samp, v_samp, progressive;
+} jpeg_layout;
+
+static const jpeg_layout baseline_420 = {2, 2, 0};
+
 static bytes encode_jpeg(const uint8_t *pixels, uint32_t width,
-                         uint32_t height, int components) {
+                         uint32_t height, int components,
+                         const jpeg_layout *layout) {
     struct jpeg_compress_struct cinfo;
     struct jpeg_error_mgr jerr;
     unsigned char *out = NULL;
@@ -92,6 +101,12 @@ static bytes encode_jpeg(const uint8_t *pixels, uint32_t width,
     cinfo.in_color_space = components == 1 ? JCS_GRAYSCALE : JCS_RGB;
     jpeg_set_defaults(&cinfo);
     jpeg_set_quality(&cinfo, 95, TRUE);
+    if (components == 3) {
+        cinfo.comp_info[0].h_samp_factor = layout->h_samp;
+        cinfo.comp_info[0].v_samp_factor = layout->v_samp;
+    }
+    if (layout->progressive)
+        jpeg_simple_progression(&cinfo);
     jpeg_start_compress(&cinfo, TRUE);
     while (cinfo.next_scanline < height) {
         row = (JSAMPROW)(pixels + (size_t)cinfo.next_scanline * width *
@@ -257,8 +272,8 @@ static void test_jpeg(imgpack__decoder *dec) {
     imgpack__pixels px;
     uint8_t *rgb = make_smooth(67, 45, 3);
     uint8_t *gray = make_smooth(67, 45, 1);
-    bytes color = encode_jpeg(rgb, 67, 45, 3);
-    bytes mono = encode_jpeg(gray, 67, 45, 1);
+    bytes color = encode_jpeg(rgb, 67, 45, 3, &baseline_420);
+    bytes mono = encode_jpeg(gray, 67, 45, 1, &baseline_420);
     size_t i, cut;
 
     CHECK_OK(decode(dec, &color, 0, &px, reason));
@@ -308,6 +323,57 @@ static void test_jpeg(imgpack__decoder *dec) {
 
     free(color.data);
     free(mono.data);
+    free(rgb);
+    free(gray);
+}
+
+typedef struct window_request {
+    uint32_t first, end;
+} window_request;
+
+static void window_columns(void *user, uint32_t width, uint32_t height,
+                           uint32_t *first, uint32_t *end) {
+    const window_request *w = user;
+    (void)height;
+    *first = w->first;
+    *end = w->end < width ? w->end : width;
+}
+
+/* A column window decodes its columns exactly as a full decode does, for
+   every chroma layout, progressive files and gray, at any window. */
+static void test_jpeg_window(imgpack__decoder *dec, imgpack__decoder *full) {
+    static const jpeg_layout layouts[] = {
+        {2, 2, 0}, {2, 1, 0}, {1, 1, 0}, {1, 2, 0}, {2, 2, 1}, {4, 1, 0}};
+    const uint32_t width = 301, height = 77;
+    uint8_t *rgb = make_pattern(width, height, 3);
+    uint8_t *gray = make_pattern(width, height, 1);
+    char reason[IMGPACK__REASON_SIZE];
+    imgpack__pixels px, want;
+
+    for (size_t l = 0; l <= sizeof layouts / sizeof *layouts; l++) {
+        int is_gray = l == sizeof layouts / sizeof *layouts;
+        bytes b = is_gray ? encode_jpeg(gray, width, height, 1, &layouts[0])
+                          : encode_jpeg(rgb, width, height, 3, &layouts[l]);
+        CHECK_OK(decode(full, &b, 0, &want, reason));
+        for (uint32_t first = 0; first < width; first += 23) {
+            for (uint32_t end = first + 1; end <= width + 5; end += 37) {
+                window_request request = {first, end};
+                imgpack__column_window window = {window_columns, &request};
+                uint32_t stop = end < width ? end : width;
+                CHECK_OK(imgpack__decode_window(dec, b.data, b.size, 0,
+                                                &window, &px, reason));
+                CHECK_EQ(px.width, width);
+                CHECK_EQ(px.stride, want.stride);
+                for (uint32_t y = 0; y < height; y++)
+                    CHECK(memcmp(px.data + y * px.stride +
+                                     first * px.channels,
+                                 want.data + y * want.stride +
+                                     first * want.channels,
+                                 (stop - first) * px.channels) == 0);
+            }
+        }
+        free(b.data);
+    }
     free(rgb);
     free(gray);
 }
@@ -537,19 +603,22 @@ static void test_reuse(imgpack__decoder *dec) {
 }
 
 int main(void) {
-    imgpack__decoder *dec = NULL;
+    imgpack__decoder *dec = NULL, *other = NULL;
 
     CHECK_EQ(imgpack__decoder_create(NULL), IMGPACK_ERR_INVALID_ARG);
     CHECK_OK(imgpack__decoder_create(&dec));
+    CHECK_OK(imgpack__decoder_create(&other));
     imgpack__decoder_destroy(NULL);
     test_sniff();
     test_not_images(dec);
     test_jpeg(dec);
+    test_jpeg_window(dec, other);
     test_png_formats(dec);
     test_png_rejects(dec);
     test_webp(dec);
     test_reuse(dec);
     imgpack__decoder_destroy(dec);
+    imgpack__decoder_destroy(other);
     printf("decode: all tests passed\n");
     return 0;
 }
