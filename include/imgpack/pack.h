@@ -81,8 +81,8 @@ imgpack_pack_options_set_quality(imgpack_pack_options *opts, int32_t quality);
 
 /* Worker threads decoding and resizing: default (0) the number of online
    cores; at most 256. The writer runs on the thread that calls
-   imgpack_packer_run. The queue between them holds at most 4 results per
-   job (16 at least), so memory does not grow with the dataset. */
+   imgpack_packer_run. The queue between them holds at most 8 results per
+   job (32 at least), so memory does not grow with the dataset. */
 IMGPACK_API imgpack_status
 imgpack_pack_options_set_jobs(imgpack_pack_options *opts, uint32_t jobs);
 
