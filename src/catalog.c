@@ -45,8 +45,11 @@ static imgpack_status step(imgpack__catalog *c, sqlite3_stmt *stmt,
     return IMGPACK_OK;
 }
 
-imgpack_status imgpack__catalog_create(imgpack__catalog *c, const char *path,
-                                       imgpack__error *err) {
+/* Opens `path` with `flags`, sets the pack's pragmas, runs `schema` when
+   given, and prepares the writer's statements. */
+static imgpack_status open_catalog(imgpack__catalog *c, const char *path,
+                                   int flags, const char *schema,
+                                   imgpack__error *err) {
     imgpack_status status;
     memset(c, 0, sizeof *c);
     c->path = strdup(path);
@@ -54,16 +57,15 @@ imgpack_status imgpack__catalog_create(imgpack__catalog *c, const char *path,
         return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "%s: out of memory",
                                   path);
     if (sqlite3_open_v2(path, &c->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                            SQLITE_OPEN_EXCLUSIVE | SQLITE_OPEN_NOMUTEX,
+                        flags | SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
                         NULL) != SQLITE_OK) {
-        status = fail(c, err, "cannot create the catalog");
+        status = fail(c, err, "cannot open the catalog");
         goto out;
     }
     if ((status = exec(c, "PRAGMA journal_mode=WAL", err)) ||
         (status = exec(c, "PRAGMA synchronous=FULL", err)) ||
         (status = exec(c, "PRAGMA foreign_keys=ON", err)) ||
-        (status = exec(c, imgpack__catalog_schema, err)))
+        (schema && (status = exec(c, schema, err))))
         goto out;
     if ((status = prepare(c,
                           "INSERT INTO images (idx, class_id, path, src_width,"
@@ -87,6 +89,85 @@ out:
     if (status != IMGPACK_OK)
         imgpack__catalog_close(c);
     return status;
+}
+
+imgpack_status imgpack__catalog_create(imgpack__catalog *c, const char *path,
+                                       imgpack__error *err) {
+    return open_catalog(c, path, SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE,
+                        imgpack__catalog_schema, err);
+}
+
+imgpack_status imgpack__catalog_reopen(imgpack__catalog *c, const char *path,
+                                       imgpack__error *err) {
+    return open_catalog(c, path, 0, NULL, err);
+}
+
+/* Runs `sql` with `value` bound to its one parameter. */
+static imgpack_status exec_with(imgpack__catalog *c, const char *sql,
+                                int64_t value, imgpack__error *err) {
+    sqlite3_stmt *stmt;
+    imgpack_status status = prepare(c, sql, &stmt, err);
+    if (status != IMGPACK_OK)
+        return status;
+    sqlite3_bind_int64(stmt, 1, value);
+    status = step(c, stmt, err, sql);
+    sqlite3_finalize(stmt);
+    return status;
+}
+
+imgpack_status imgpack__catalog_rewind(imgpack__catalog *c, uint64_t count,
+                                       uint64_t next_position,
+                                       imgpack__error *err) {
+    imgpack_status status;
+    if ((status = imgpack__catalog_begin(c, err)) ||
+        (status = exec_with(c, "DELETE FROM images WHERE idx >= ?",
+                            (int64_t)count, err)) ||
+        (status = exec_with(c, "DELETE FROM rejects WHERE position >= ?",
+                            (int64_t)next_position, err)) ||
+        (status = exec(c,
+                       "UPDATE classes SET num_images = (SELECT COUNT(*)"
+                       " FROM images WHERE images.class_id = classes.class_id)",
+                       err)) ||
+        (status = imgpack__catalog_set_int(c, "count", (int64_t)count, err)) ||
+        (status = exec(c,
+                       "INSERT OR REPLACE INTO dataset (key, value) VALUES"
+                       " ('resumes', 1 + COALESCE((SELECT value FROM dataset"
+                       " WHERE key = 'resumes'), 0))",
+                       err)))
+        return status;
+    return imgpack__catalog_commit(c, err);
+}
+
+imgpack_status imgpack__catalog_read_back(imgpack__catalog *c, uint64_t count,
+                                          uint32_t *labels, uint64_t *rejected,
+                                          uint64_t *bytes,
+                                          imgpack__error *err) {
+    imgpack_status status;
+    sqlite3_stmt *stmt;
+    uint64_t seen = 0;
+    if ((status = prepare(c, "SELECT idx, class_id, stored_bytes FROM images"
+                             " ORDER BY idx", &stmt, err)))
+        return status;
+    *bytes = 0;
+    while (sqlite3_step(stmt) == SQLITE_ROW && seen < count) {
+        if ((uint64_t)sqlite3_column_int64(stmt, 0) != seen)
+            break;
+        labels[seen++] = (uint32_t)sqlite3_column_int64(stmt, 1);
+        *bytes += (uint64_t)sqlite3_column_int64(stmt, 2);
+    }
+    sqlite3_finalize(stmt);
+    if (seen != count)
+        return imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
+                                  "%s: has no row for record %llu of %llu",
+                                  c->path, (unsigned long long)seen,
+                                  (unsigned long long)count);
+    if ((status = prepare(c, "SELECT COUNT(*) FROM rejects", &stmt, err)))
+        return status;
+    *rejected = sqlite3_step(stmt) == SQLITE_ROW
+                    ? (uint64_t)sqlite3_column_int64(stmt, 0)
+                    : 0;
+    sqlite3_finalize(stmt);
+    return IMGPACK_OK;
 }
 
 imgpack_status imgpack__catalog_add_class(imgpack__catalog *c,

@@ -35,6 +35,28 @@ typedef struct imgpack__catalog_image {
 imgpack_status imgpack__catalog_create(imgpack__catalog *c, const char *path,
                                        imgpack__error *err);
 
+/* Opens the catalog of a store being resumed. */
+imgpack_status imgpack__catalog_reopen(imgpack__catalog *c, const char *path,
+                                       imgpack__error *err);
+
+/*
+ * Brings a resumed catalog back to what LMDB committed: drops image rows
+ * from `count` on and rejects from source position `next_position` on (the
+ * batch a crash cut between the two commits), recounts the classes, and
+ * counts the resume in dataset.resumes.
+ */
+imgpack_status imgpack__catalog_rewind(imgpack__catalog *c, uint64_t count,
+                                       uint64_t next_position,
+                                       imgpack__error *err);
+
+/* Reads back what a rewound catalog holds: the label of each of the `count`
+   records into `labels`, the number of rejects, and the records' bytes.
+   IMGPACK_ERR_CORRUPT if a record has no row. */
+imgpack_status imgpack__catalog_read_back(imgpack__catalog *c, uint64_t count,
+                                          uint32_t *labels, uint64_t *rejected,
+                                          uint64_t *bytes,
+                                          imgpack__error *err);
+
 /* Inserts class `class_id` with its name and description (may be NULL). */
 imgpack_status imgpack__catalog_add_class(imgpack__catalog *c,
                                           uint32_t class_id, const char *name,

@@ -31,6 +31,7 @@ struct imgpack_pack_options {
     imgpack__transform_settings settings;
     uint32_t jobs;
     int32_t strict;
+    int32_t resume;
     char *synsets;
     char *command;
 };
@@ -42,6 +43,7 @@ struct imgpack_packer {
     imgpack__transform_settings settings;
     uint32_t jobs;
     int32_t strict;
+    uint64_t start;   /* first source item this run packs */
     int ran;
     imgpack_progress_fn on_progress;
     imgpack_reject_fn on_reject;
@@ -139,6 +141,12 @@ imgpack_status imgpack_pack_options_set_strict(imgpack_pack_options *opts,
     return IMGPACK_OK;
 }
 
+imgpack_status imgpack_pack_options_set_resume(imgpack_pack_options *opts,
+                                               int32_t resume) {
+    opts->resume = resume != 0;
+    return IMGPACK_OK;
+}
+
 imgpack_status imgpack_pack_options_set_command(imgpack_pack_options *opts,
                                                 const char *command) {
     return replace_string(&opts->command, command);
@@ -210,10 +218,15 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                                        &p->source, opts->synsets, &p->error)
                                  : IMGPACK_OK) &&
         !(status = make_out_dir(out_dir, &p->error)))
-        status = imgpack__writer_open(&p->writer, out_dir, &p->source, &info,
-                                      &p->error);
+        status = opts->resume
+                     ? imgpack__writer_resume(&p->writer, out_dir, &p->source,
+                                              &info, &p->start, &p->error)
+                     : imgpack__writer_open(&p->writer, out_dir, &p->source,
+                                            &info, &p->error);
+
     imgpack_pack_options_destroy(defaults);
     p->progress.total = p->source.num_items;
+    p->progress.resumed = p->writer.packed + p->writer.rejected;
     p->progress.skipped = p->source.skipped;
     return status;
 }
@@ -241,7 +254,7 @@ static void free_transformer(void *scratch) {
 static void transform_item(void *context, void *scratch, uint64_t n,
                            void *slot) {
     imgpack_packer *p = context;
-    const imgpack__source_item *item = &p->source.items[n];
+    const imgpack__source_item *item = &p->source.items[p->start + n];
     imgpack__transform_file(scratch, p->source.root, item->path,
                             item->class_id, slot);
 }
@@ -265,7 +278,7 @@ static void update_progress(imgpack_packer *p) {
 static imgpack_status write_results(imgpack_packer *p, imgpack__queue *q) {
     imgpack_status status = IMGPACK_OK;
     imgpack__result r;
-    for (uint64_t position = 0; status == IMGPACK_OK; position++) {
+    for (uint64_t position = p->start; status == IMGPACK_OK; position++) {
         if (!imgpack__queue_take(q, &r))
             break;
         imgpack_status outcome = r.status;
@@ -301,7 +314,7 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
     clock_gettime(CLOCK_MONOTONIC, &p->started);
     if (capacity < QUEUE_MIN_RESULTS)
         capacity = QUEUE_MIN_RESULTS;
-    if (imgpack__queue_init(&queue, p->source.num_items, capacity,
+    if (imgpack__queue_init(&queue, p->source.num_items - p->start, capacity,
                             sizeof(imgpack__result)) != 0)
         return imgpack__error_set(&p->error, IMGPACK_ERR_NOMEM,
                                   "out of memory");

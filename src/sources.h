@@ -44,6 +44,10 @@ imgpack_status imgpack__source_load_synsets(imgpack__source *src,
 /* Whether a file name has an image extension: jpg, jpeg, png, webp, any case. */
 int imgpack__is_image_name(const char *name);
 
+/* SHA-256 (hex) of the listing: class names, then each item's path and
+   class. A resumed pack must see the same listing as the one it resumes. */
+void imgpack__source_digest(const imgpack__source *src, char hex[65]);
+
 void imgpack__source_free(imgpack__source *src);
 
 #endif

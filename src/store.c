@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "record.h"
 
@@ -33,19 +35,15 @@ imgpack_status imgpack__store_fail(imgpack__error *err, int rc,
                               mdb_strerror(rc));
 }
 
-imgpack_status imgpack__store_create(imgpack__store *s, const char *dir,
-                                     imgpack__error *err) {
+/* Opens the environment in `dir`, creating the databases if `create`. */
+static imgpack_status open_env(imgpack__store *s, const char *dir, int create,
+                               imgpack__error *err) {
     imgpack_status status = IMGPACK_OK;
+    unsigned int db_flags = create ? MDB_CREATE : 0;
     MDB_txn *txn = NULL;
-    char data_path[4096];
-    struct stat st;
+    MDB_envinfo info;
     int rc;
 
-    memset(s, 0, sizeof *s);
-    snprintf(data_path, sizeof data_path, "%s/data.mdb", dir);
-    if (stat(data_path, &st) == 0)
-        return imgpack__error_set(err, IMGPACK_ERR_EXISTS,
-                                  "%s: already holds a store (data.mdb)", dir);
     s->dir = strdup(dir);
     if (!s->dir)
         return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "%s: out of memory",
@@ -65,24 +63,115 @@ imgpack_status imgpack__store_create(imgpack__store *s, const char *dir,
         status = imgpack__store_fail(err, rc, dir, "cannot open LMDB");
         goto out;
     }
+    /* A reopened store keeps the map size it had grown to. */
+    if ((rc = mdb_env_info(s->env, &info)) != 0) {
+        status = imgpack__store_fail(err, rc, dir, "cannot open LMDB");
+        goto out;
+    }
+    s->map_size = info.me_mapsize;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
-        (rc = mdb_dbi_open(txn, IMGPACK__STORE_RECORDS_DB, MDB_CREATE,
+        (rc = mdb_dbi_open(txn, IMGPACK__STORE_RECORDS_DB, db_flags,
                            &s->records)) != 0 ||
-        (rc = mdb_dbi_open(txn, IMGPACK__STORE_META_DB, MDB_CREATE,
+        (rc = mdb_dbi_open(txn, IMGPACK__STORE_META_DB, db_flags,
                            &s->meta)) != 0) {
-        status = imgpack__store_fail(err, rc, dir, "cannot create databases");
+        status = rc == MDB_NOTFOUND
+                     ? imgpack__error_set(err, IMGPACK_ERR_NOT_A_STORE,
+                                          "%s: not an imgpack store", dir)
+                     : imgpack__store_fail(err, rc, dir,
+                                           "cannot open the databases");
         goto out;
     }
     rc = mdb_txn_commit(txn);
     txn = NULL;
     if (rc != 0)
-        status = imgpack__store_fail(err, rc, dir, "cannot create databases");
+        status = imgpack__store_fail(err, rc, dir, "cannot open the databases");
 out:
     if (txn)
         mdb_txn_abort(txn);
     if (status != IMGPACK_OK)
         imgpack__store_close(s);
     return status;
+}
+
+static int holds_store(const char *dir) {
+    char data_path[4096];
+    struct stat st;
+    snprintf(data_path, sizeof data_path, "%s/data.mdb", dir);
+    return stat(data_path, &st) == 0;
+}
+
+imgpack_status imgpack__store_create(imgpack__store *s, const char *dir,
+                                     imgpack__error *err) {
+    memset(s, 0, sizeof *s);
+    if (holds_store(dir))
+        return imgpack__error_set(err, IMGPACK_ERR_EXISTS,
+                                  "%s: already holds a store (data.mdb): resume "
+                                  "it, or pack into another directory",
+                                  dir);
+    return open_env(s, dir, 1, err);
+}
+
+imgpack_status imgpack__store_reopen(imgpack__store *s, const char *dir,
+                                     imgpack__error *err) {
+    memset(s, 0, sizeof *s);
+    if (!holds_store(dir))
+        return imgpack__error_set(err, IMGPACK_ERR_NOT_FOUND,
+                                  "%s: no store to resume (no data.mdb)", dir);
+    return open_env(s, dir, 0, err);
+}
+
+imgpack_status imgpack__store_get_meta(imgpack__store *s, const char *key,
+                                       char *value, size_t capacity,
+                                       imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    MDB_txn *txn;
+    MDB_val k = {strlen(key), (void *)key}, v;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return imgpack__store_fail(err, rc, s->dir, "cannot read metadata");
+    rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size >= capacity))
+        status = imgpack__error_set(err, IMGPACK_ERR_NOT_A_STORE,
+                                    "%s: metadata '%s' is missing or too long",
+                                    s->dir, key);
+    else if (rc != 0)
+        status = imgpack__store_fail(err, rc, s->dir, "cannot read metadata");
+    else {
+        memcpy(value, v.mv_data, v.mv_size);
+        value[v.mv_size] = '\0';
+    }
+    mdb_txn_abort(txn);
+    return status;
+}
+
+/*
+ * Says why a batch could not be written. LMDB turns a short write into EIO,
+ * and a full disk or a file size limit first shows as a short write, so EIO
+ * is checked against the free space and the limit before it is believed.
+ */
+static imgpack_status write_failure(imgpack__store *s, int rc, size_t bytes,
+                                    imgpack__error *err) {
+    struct statvfs fs;
+    struct rlimit limit;
+    struct stat st;
+    char data_path[4096];
+    snprintf(data_path, sizeof data_path, "%s/data.mdb", s->dir);
+    if (rc == EIO && statvfs(s->dir, &fs) == 0 &&
+        (uint64_t)fs.f_bavail * fs.f_frsize < bytes)
+        return imgpack__error_set(
+            err, IMGPACK_ERR_NO_SPACE,
+            "%s: no space left on the device: %.1f MB free, a batch needs "
+            "%.1f MB",
+            s->dir, (double)fs.f_bavail * fs.f_frsize / 1e6,
+            (double)bytes / 1e6);
+    if ((rc == EIO || rc == EFBIG) && getrlimit(RLIMIT_FSIZE, &limit) == 0 &&
+        limit.rlim_cur != RLIM_INFINITY && stat(data_path, &st) == 0 &&
+        (uint64_t)st.st_size + bytes > limit.rlim_cur)
+        return imgpack__error_set(err, IMGPACK_ERR_NO_SPACE,
+                                  "%s: the file size limit (ulimit -f) of "
+                                  "%llu bytes is reached",
+                                  s->dir, (unsigned long long)limit.rlim_cur);
+    return imgpack__store_fail(err, rc, s->dir, "cannot write a batch");
 }
 
 static int grow_map(imgpack__store *s, size_t at_least) {
@@ -154,7 +243,7 @@ imgpack_status imgpack__store_append(imgpack__store *s, uint64_t first_index,
             rc = put_batch(s, first_index, records, n, meta, n_meta);
     }
     if (rc != 0)
-        return imgpack__store_fail(err, rc, s->dir, "cannot write a batch");
+        return write_failure(s, rc, bytes, err);
     return IMGPACK_OK;
 }
 

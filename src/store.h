@@ -50,6 +50,18 @@ typedef struct imgpack__meta_entry {
 imgpack_status imgpack__store_create(imgpack__store *s, const char *dir,
                                      imgpack__error *err);
 
+/* Opens the existing store in `dir` to append to it (resuming a pack).
+   IMGPACK_ERR_NOT_FOUND without data.mdb, IMGPACK_ERR_NOT_A_STORE when it
+   lacks imgpack's databases. */
+imgpack_status imgpack__store_reopen(imgpack__store *s, const char *dir,
+                                     imgpack__error *err);
+
+/* Copies metadata `key` into `value` as a NUL-terminated string.
+   IMGPACK_ERR_NOT_A_STORE if it is missing or longer than capacity - 1. */
+imgpack_status imgpack__store_get_meta(imgpack__store *s, const char *key,
+                                       char *value, size_t capacity,
+                                       imgpack__error *err);
+
 /*
  * Appends `n` records with indices first_index, first_index+1, ... and sets
  * the `n_meta` metadata entries, in one transaction. Grows the map and

@@ -21,6 +21,8 @@
 #define CLASS_KEY_FORMAT "class/%08" PRIu32
 #define DESCRIPTION_KEY_FORMAT "description/%08" PRIu32
 
+#define SETTINGS_TEXT_SIZE 128
+
 typedef struct text_meta {
     char key[32];
     char value[32];
@@ -37,6 +39,17 @@ static imgpack__meta_entry string_entry(const char *key, const char *value) {
     return (imgpack__meta_entry){key, value, strlen(value)};
 }
 
+/* Every option that changes what lands in the store, as one line: a resume
+   must be given the same. */
+static void settings_text(const imgpack__transform_settings *s,
+                          char out[SETTINGS_TEXT_SIZE]) {
+    snprintf(out, SETTINGS_TEXT_SIZE,
+             "resize=%" PRIu32 " crop=%" PRIu32 " format=%s quality=%" PRId32
+             " max-pixels=%" PRIu64,
+             s->resize, s->crop, imgpack_format_name(s->format), s->quality,
+             s->max_pixels);
+}
+
 /* The store's static metadata and class table, in one first transaction. */
 static imgpack_status write_store_header(imgpack__writer *w,
                                          const imgpack__transform_settings *s,
@@ -45,7 +58,8 @@ static imgpack_status write_store_header(imgpack__writer *w,
     uint32_t side = s->crop;
     size_t n = 0, capacity = 16 + 2 * (size_t)src->num_classes;
     imgpack__meta_entry *meta = calloc(capacity, sizeof *meta);
-    text_meta *numbers = calloc(8, sizeof *numbers);
+    text_meta *numbers = calloc(9, sizeof *numbers);
+    char settings[SETTINGS_TEXT_SIZE], digest[65];
     char(*keys)[32] = calloc(2 * (size_t)src->num_classes, sizeof *keys);
     imgpack_status status = IMGPACK_ERR_NOMEM;
     if (!meta || !numbers || !keys) {
@@ -63,7 +77,12 @@ static imgpack_status write_store_header(imgpack__writer *w,
     meta[n++] = text_entry(&numbers[5], "crop", s->crop);
     meta[n++] = text_entry(&numbers[6], "num_classes", src->num_classes);
     meta[n++] = text_entry(&numbers[7], "count", 0);
+    meta[n++] = text_entry(&numbers[8], "next_position", 0);
     meta[n++] = string_entry("state", "packing");
+    settings_text(s, settings);
+    meta[n++] = string_entry("settings", settings);
+    imgpack__source_digest(src, digest);
+    meta[n++] = string_entry("source_digest", digest);
     meta[n++] = string_entry("tool_version", IMGPACK_VERSION_STRING);
     for (uint32_t c = 0; c < src->num_classes; c++) {
         snprintf(keys[2 * c], sizeof keys[0], CLASS_KEY_FORMAT, c);
@@ -146,18 +165,131 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
     return status;
 }
 
-static imgpack_status remember_label(imgpack__writer *w, uint32_t label,
+/* Makes room for at least `count` labels. */
+static imgpack_status reserve_labels(imgpack__writer *w, uint64_t count,
                                      imgpack__error *err) {
-    if (w->packed == w->labels_capacity) {
-        uint64_t cap = w->labels_capacity ? w->labels_capacity * 2 : 4096;
+    if (count > w->labels_capacity) {
+        uint64_t cap = w->labels_capacity ? w->labels_capacity : 4096;
+        while (cap < count)
+            cap *= 2;
         uint32_t *labels = realloc(w->labels, cap * sizeof *labels);
         if (!labels)
             return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
         w->labels = labels;
         w->labels_capacity = cap;
     }
-    w->labels[w->packed] = label;
     return IMGPACK_OK;
+}
+
+static imgpack_status remember_label(imgpack__writer *w, uint32_t label,
+                                     imgpack__error *err) {
+    imgpack_status status = reserve_labels(w, w->packed + 1, err);
+    if (status == IMGPACK_OK)
+        w->labels[w->packed] = label;
+    return status;
+}
+
+/* Reads a decimal metadata value. */
+static imgpack_status meta_number(imgpack__writer *w, const char *key,
+                                  uint64_t *value, imgpack__error *err) {
+    char text[32], *end;
+    imgpack_status status =
+        imgpack__store_get_meta(&w->store, key, text, sizeof text, err);
+    if (status != IMGPACK_OK)
+        return status;
+    *value = strtoull(text, &end, 10);
+    if (*end != '\0' || end == text)
+        return imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
+                                  "%s: metadata '%s' is not a number: '%s'",
+                                  w->store.dir, key, text);
+    return IMGPACK_OK;
+}
+
+/* Refuses to resume a pack that was made differently. */
+static imgpack_status check_same_pack(imgpack__writer *w,
+                                      const imgpack__writer_info *info,
+                                      imgpack__error *err) {
+    char stored[SETTINGS_TEXT_SIZE], wanted[SETTINGS_TEXT_SIZE];
+    char digest[65], stored_digest[65];
+    uint64_t version;
+    imgpack_status status;
+    if ((status = meta_number(w, "format_version", &version, err)))
+        return status;
+    if (version != IMGPACK__STORE_FORMAT_VERSION)
+        return imgpack__error_set(err, IMGPACK_ERR_VERSION_MISMATCH,
+                                  "%s: store format %" PRIu64 ", this imgpack "
+                                  "writes %d",
+                                  w->store.dir, version,
+                                  IMGPACK__STORE_FORMAT_VERSION);
+    if ((status = imgpack__store_get_meta(&w->store, "settings", stored,
+                                          sizeof stored, err)) ||
+        (status = imgpack__store_get_meta(&w->store, "source_digest",
+                                          stored_digest, sizeof stored_digest,
+                                          err)))
+        return status;
+    settings_text(info->settings, wanted);
+    if (strcmp(stored, wanted) != 0)
+        return imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                                  "%s: was packed with '%s', not '%s': resume "
+                                  "with the original options",
+                                  w->store.dir, stored, wanted);
+    imgpack__source_digest(w->source, digest);
+    if (strcmp(stored_digest, digest) != 0)
+        return imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                                  "%s: the source listing is not the one this "
+                                  "pack began with (files or classes were "
+                                  "added, removed or renamed)",
+                                  w->store.dir);
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
+                                      const imgpack__source *source,
+                                      const imgpack__writer_info *info,
+                                      uint64_t *next_position,
+                                      imgpack__error *err) {
+    imgpack_status status;
+    char path[4096], state[16];
+    uint64_t count;
+    memset(w, 0, sizeof *w);
+    w->source = source;
+    snprintf(path, sizeof path, "%s/catalog.db", out_dir);
+    if ((status = imgpack__store_reopen(&w->store, out_dir, err)))
+        goto out;
+    /* The first LMDB commit writes the whole header: without it, the pack
+       died while starting and nothing was packed. The directory might also
+       be some other LMDB environment, so it is left for the user to clear. */
+    if (imgpack__store_get_meta(&w->store, "format_version", state,
+                                sizeof state, err) == IMGPACK_ERR_NOT_A_STORE) {
+        status = imgpack__error_set(
+            err, IMGPACK_ERR_NOT_A_STORE,
+            "%s: holds no imgpack header, so no packed records (a pack "
+            "stopped while starting?): remove it and pack again",
+            out_dir);
+        goto out;
+    }
+    if ((status = check_same_pack(w, info, err)) ||
+        (status = meta_number(w, "count", &count, err)) ||
+        (status = meta_number(w, "next_position", next_position, err)) ||
+        (status = imgpack__store_get_meta(&w->store, "state", state,
+                                          sizeof state, err)) ||
+        (status = imgpack__catalog_reopen(&w->catalog, path, err)) ||
+        (status = imgpack__catalog_rewind(&w->catalog, count, *next_position,
+                                          err)) ||
+        (status = reserve_labels(w, count, err)) ||
+        (status = imgpack__catalog_read_back(&w->catalog, count, w->labels,
+                                             &w->rejected, &w->bytes, err)))
+        goto out;
+    w->packed = count;
+    w->committed_positions = *next_position;
+    /* A complete store has nothing left to pack: finishing it again is
+       harmless and keeps one path for both cases. */
+    if (strcmp(state, "complete") == 0)
+        *next_position = source->num_items;
+out:
+    if (status != IMGPACK_OK)
+        imgpack__writer_close(w);
+    return status;
 }
 
 /* The catalog half of a batch: rows for every result, class counts. */

@@ -51,6 +51,18 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
                                     const imgpack__writer_info *info,
                                     imgpack__error *err);
 
+/*
+ * Reopens the store and catalog of an interrupted pack in `out_dir` to go
+ * on with it: checks that the options and the source listing are the ones
+ * it began with, rewinds the catalog to what LMDB committed, and sets
+ * *next_position to the first source item still to pack.
+ */
+imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
+                                      const imgpack__source *source,
+                                      const imgpack__writer_info *info,
+                                      uint64_t *next_position,
+                                      imgpack__error *err);
+
 /* Adds the result for source item `position` (positions arrive in order);
    the writer owns what *r owns from here on, even on failure. Commits when
    the batch is full. */

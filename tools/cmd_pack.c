@@ -34,6 +34,8 @@ static void print_help(void) {
         "  --max-pixels N  reject images with more pixels (default %u,\n"
         "                  Pillow's limit; 0 = no limit)\n"
         "  --strict        stop at the first file that cannot be packed\n"
+        "  --resume        go on with the interrupted pack in OUT_DIR (same\n"
+        "                  options and source; nothing is packed twice)\n"
         "  --quiet         no progress bar and no summary\n"
         "  --help          this text\n\n"
         "Exit status: 0 all packed, 3 packed but some files rejected,\n"
@@ -55,8 +57,14 @@ static void clear_bar(pack_ui *ui) {
     }
 }
 
+/* Images per second handled by this run (a resumed pack's earlier work
+   does not count). */
+static double rate_of(const imgpack_pack_progress *p) {
+    return p->seconds > 0 ? (double)(p->done - p->resumed) / p->seconds : 0;
+}
+
 static void draw_bar(pack_ui *ui, const imgpack_pack_progress *p) {
-    double rate = p->seconds > 0 ? (double)p->done / p->seconds : 0;
+    double rate = rate_of(p);
     double eta = rate > 0 ? (double)(p->total - p->done) / rate : 0;
     int filled = p->total ? (int)(BAR_WIDTH * p->done / p->total) : BAR_WIDTH;
     char bar[BAR_WIDTH + 1];
@@ -163,6 +171,9 @@ static int apply_option(imgpack_pack_options *opts, int option,
     case 'S':
         status = imgpack_pack_options_set_strict(opts, 1);
         break;
+    case 'R':
+        status = imgpack_pack_options_set_resume(opts, 1);
+        break;
     }
     if (status != IMGPACK_OK) {
         cli_error(NULL, "%s", imgpack_strerror(status));
@@ -175,8 +186,7 @@ static void print_summary(const imgpack_pack_progress *p) {
     printf("packed %llu, rejected %llu, skipped %llu in %.1f s "
            "(%.0f images/s), %.1f MB\n",
            (unsigned long long)p->packed, (unsigned long long)p->rejected,
-           (unsigned long long)p->skipped, p->seconds,
-           p->seconds > 0 ? (double)p->done / p->seconds : 0.0,
+           (unsigned long long)p->skipped, p->seconds, rate_of(p),
            (double)p->bytes / 1e6);
 }
 
@@ -190,6 +200,7 @@ int cmd_pack(int argc, char **argv) {
         {"synsets", required_argument, NULL, 's'},
         {"max-pixels", required_argument, NULL, 'm'},
         {"strict", no_argument, NULL, 'S'},
+        {"resume", no_argument, NULL, 'R'},
         {"quiet", no_argument, NULL, 'Q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};

@@ -103,6 +103,15 @@ imgpack_pack_options_set_synsets(imgpack_pack_options *opts, const char *path);
 IMGPACK_API imgpack_status
 imgpack_pack_options_set_strict(imgpack_pack_options *opts, int32_t strict);
 
+/* Nonzero: go on with the interrupted pack in OUT_DIR instead of creating
+   a store. The options and the source listing must be the ones the pack
+   began with (imgpack_packer_open refuses otherwise, saying which differ);
+   what was committed stays, nothing is packed twice, and the finished
+   store equals an uninterrupted pack's. Resuming a complete store changes
+   nothing. Default 0. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_resume(imgpack_pack_options *opts, int32_t resume);
+
 /* The command line to record in the catalog's dataset table. Copied. */
 IMGPACK_API imgpack_status
 imgpack_pack_options_set_command(imgpack_pack_options *opts,
@@ -118,6 +127,7 @@ typedef struct imgpack_pack_progress {
     uint64_t skipped;  /* files that are not images by their name */
     uint64_t bytes;    /* bytes of record values written */
     double seconds;    /* since imgpack_packer_run started */
+    uint64_t resumed;  /* of `done`, those an interrupted run handled */
 } imgpack_pack_progress;
 
 /* Called after each image is handled; `progress` is valid during the call. */
@@ -138,7 +148,8 @@ typedef struct imgpack_packer imgpack_packer;
 
 /*
  * Lists `src_dir` (ImageFolder layout: one directory per class) and creates
- * the store in `out_dir` (created if missing; must not hold a store yet).
+ * the store in `out_dir` (created if missing; must not hold a store yet,
+ * unless resuming).
  * `opts` may be NULL for the defaults and is not used after the call.
  *
  * *out is set even on failure (unless memory ran out: then NULL), so that
