@@ -10,7 +10,12 @@
 PRAGMA user_version = 1;
 
 -- How the store was made: count, format, resize, crop, quality,
--- tool_version, command, created, source, state ('packing' or 'complete').
+-- tool_version, command, created, source, state ('packing' or 'complete'),
+-- resumes (if resumed), shard and shards (in a shard's catalog), shards and
+-- combined (in the catalog `imgpack combine` writes over all shards).
+-- After `imgpack stats`: mean and std (JSON arrays of the per-channel
+-- values in 0..1 units, for Normalize), stats_records (records they cover)
+-- and stats_seed (the sample's seed as text; NULL when every record).
 CREATE TABLE dataset (
     key   TEXT PRIMARY KEY,
     value
@@ -24,7 +29,8 @@ CREATE TABLE classes (
     num_images  INTEGER NOT NULL DEFAULT 0
 );
 
--- One row per packed record; idx is the record's key in the LMDB store.
+-- One row per packed record; idx is the record's key in the LMDB store (in
+-- a combined catalog: its index in the whole dataset).
 CREATE TABLE images (
     idx          INTEGER PRIMARY KEY,
     class_id     INTEGER NOT NULL REFERENCES classes (class_id),
@@ -33,7 +39,8 @@ CREATE TABLE images (
     src_height   INTEGER,
     src_bytes    INTEGER,
     stored_bytes INTEGER,        -- size of the LMDB value, header included
-    sha256       TEXT            -- of the source file, lowercase hex
+    sha256       TEXT,           -- of the source file, lowercase hex
+    shard        INTEGER         -- the shard holding it; NULL if unsharded
 );
 CREATE INDEX images_by_class ON images (class_id);
 
@@ -42,7 +49,8 @@ CREATE TABLE rejects (
     position INTEGER PRIMARY KEY, -- place in the source listing
     path     TEXT NOT NULL,
     class_id INTEGER REFERENCES classes (class_id),
-    reason   TEXT NOT NULL
+    reason   TEXT NOT NULL,
+    shard    INTEGER              -- the shard that met it; NULL if unsharded
 );
 
 -- Inverse-frequency class weights for a class-weighted cross-entropy:

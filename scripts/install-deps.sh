@@ -10,7 +10,7 @@ if [[ "${1:-}" == "--test" ]]; then
     # Debian's Python packages are the references the tests compare with:
     # Pillow and torchvision for pixels, python-lmdb for the file format.
     packages+=(python3 python3-numpy python3-pil python3-lmdb python3-pytest
-               python3-torch python3-torchvision clang)
+               python3-torch python3-torchvision clang openmpi-bin)
 fi
 
 missing=()

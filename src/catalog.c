@@ -49,9 +49,10 @@ static imgpack_status step(imgpack__catalog *c, sqlite3_stmt *stmt,
    given, and prepares the writer's statements. */
 static imgpack_status open_catalog(imgpack__catalog *c, const char *path,
                                    int flags, const char *schema,
-                                   imgpack__error *err) {
+                                   int64_t shard, imgpack__error *err) {
     imgpack_status status;
     memset(c, 0, sizeof *c);
+    c->shard = shard;
     c->path = strdup(path);
     if (!c->path)
         return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "%s: out of memory",
@@ -69,12 +70,12 @@ static imgpack_status open_catalog(imgpack__catalog *c, const char *path,
         goto out;
     if ((status = prepare(c,
                           "INSERT INTO images (idx, class_id, path, src_width,"
-                          " src_height, src_bytes, stored_bytes, sha256)"
-                          " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                          " src_height, src_bytes, stored_bytes, sha256, shard)"
+                          " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                           &c->insert_image, err)) ||
         (status = prepare(c,
                           "INSERT INTO rejects (position, path, class_id,"
-                          " reason) VALUES (?, ?, ?, ?)",
+                          " reason, shard) VALUES (?, ?, ?, ?, ?)",
                           &c->insert_reject, err)) ||
         (status = prepare(c,
                           "UPDATE classes SET num_images = num_images + ?"
@@ -92,14 +93,14 @@ out:
 }
 
 imgpack_status imgpack__catalog_create(imgpack__catalog *c, const char *path,
-                                       imgpack__error *err) {
+                                       int64_t shard, imgpack__error *err) {
     return open_catalog(c, path, SQLITE_OPEN_CREATE | SQLITE_OPEN_EXCLUSIVE,
-                        imgpack__catalog_schema, err);
+                        imgpack__catalog_schema, shard, err);
 }
 
 imgpack_status imgpack__catalog_reopen(imgpack__catalog *c, const char *path,
-                                       imgpack__error *err) {
-    return open_catalog(c, path, 0, NULL, err);
+                                       int64_t shard, imgpack__error *err) {
+    return open_catalog(c, path, 0, NULL, shard, err);
 }
 
 /* Runs `sql` with `value` bound to its one parameter. */
@@ -211,6 +212,8 @@ imgpack_status imgpack__catalog_add_image(imgpack__catalog *c,
     sqlite3_bind_int64(s, 6, (sqlite3_int64)img->src_bytes);
     sqlite3_bind_int64(s, 7, (sqlite3_int64)img->stored_bytes);
     sqlite3_bind_text(s, 8, img->sha256, -1, SQLITE_STATIC);
+    if (c->shard >= 0)
+        sqlite3_bind_int64(s, 9, c->shard);
     return step(c, s, err, "cannot insert an image");
 }
 
@@ -224,6 +227,8 @@ imgpack_status imgpack__catalog_add_reject(imgpack__catalog *c,
     sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
     sqlite3_bind_int64(s, 3, class_id);
     sqlite3_bind_text(s, 4, reason, -1, SQLITE_STATIC);
+    if (c->shard >= 0)
+        sqlite3_bind_int64(s, 5, c->shard);
     return step(c, s, err, "cannot insert a reject");
 }
 

@@ -14,6 +14,7 @@
 
 typedef struct imgpack__catalog {
     sqlite3 *db;
+    int64_t shard; /* the shard column's value; -1 for NULL (unsharded) */
     sqlite3_stmt *insert_image;
     sqlite3_stmt *insert_reject;
     sqlite3_stmt *add_class_images;
@@ -31,13 +32,14 @@ typedef struct imgpack__catalog_image {
     const char *sha256;
 } imgpack__catalog_image;
 
-/* Creates `path` (which must not exist) and its schema. */
+/* Creates `path` (which must not exist) and its schema. Rows written get
+   `shard` in their shard column (-1: NULL, an unsharded store). */
 imgpack_status imgpack__catalog_create(imgpack__catalog *c, const char *path,
-                                       imgpack__error *err);
+                                       int64_t shard, imgpack__error *err);
 
-/* Opens the catalog of a store being resumed. */
+/* Opens the catalog of a store being resumed (`shard` as for create). */
 imgpack_status imgpack__catalog_reopen(imgpack__catalog *c, const char *path,
-                                       imgpack__error *err);
+                                       int64_t shard, imgpack__error *err);
 
 /*
  * Brings a resumed catalog back to what LMDB committed: drops image rows

@@ -9,6 +9,8 @@
 #include "imgpack/pack.h"
 
 #include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -32,6 +34,7 @@ struct imgpack_pack_options {
     uint32_t jobs;
     int32_t strict;
     int32_t resume;
+    uint32_t shard_index, shard_count;
     char *synsets;
     char *command;
 };
@@ -44,6 +47,7 @@ struct imgpack_packer {
     uint32_t jobs;
     int32_t strict;
     uint64_t start;   /* first source item this run packs */
+    uint64_t end;     /* one past the last item of this store's slice */
     int ran;
     imgpack_progress_fn on_progress;
     imgpack_reject_fn on_reject;
@@ -57,6 +61,7 @@ imgpack_status imgpack_pack_options_create(imgpack_pack_options **out) {
     *out = o;
     if (!o)
         return IMGPACK_ERR_NOMEM;
+    o->shard_count = 1;
     o->settings = (imgpack__transform_settings){
         .resize = IMGPACK_DEFAULT_RESIZE,
         .crop = IMGPACK_DEFAULT_CROP,
@@ -147,6 +152,15 @@ imgpack_status imgpack_pack_options_set_resume(imgpack_pack_options *opts,
     return IMGPACK_OK;
 }
 
+imgpack_status imgpack_pack_options_set_shard(imgpack_pack_options *opts,
+                                              uint32_t index, uint32_t count) {
+    if (count == 0 || index >= count || count > IMGPACK_MAX_SHARDS)
+        return IMGPACK_ERR_INVALID_ARG;
+    opts->shard_index = index;
+    opts->shard_count = count;
+    return IMGPACK_OK;
+}
+
 imgpack_status imgpack_pack_options_set_command(imgpack_pack_options *opts,
                                                 const char *command) {
     return replace_string(&opts->command, command);
@@ -175,6 +189,14 @@ imgpack_status imgpack_format_parse(const char *name, int32_t *format) {
         }
     }
     return IMGPACK_ERR_INVALID_ARG;
+}
+
+/* Shard k of n holds items [k*m/n, (k+1)*m/n) of the m listed: contiguous
+   slices, so the shards in order are the single pack's order. */
+static void shard_slice(uint64_t m, uint32_t k, uint32_t n, uint64_t *begin,
+                        uint64_t *end) {
+    *begin = m * k / n;
+    *end = m * (k + 1) / n;
 }
 
 /* Creates `dir` if it does not exist yet (its parent must). */
@@ -211,22 +233,36 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                   : cores > IMGPACK__MAX_THREADS ? IMGPACK__MAX_THREADS
                                                  : (uint32_t)cores;
     }
-    imgpack__writer_info info = {&p->settings, opts->command};
+    imgpack__writer_info info = {&p->settings, opts->command,
+                                 opts->shard_index, opts->shard_count, 0, 0};
+    char store_dir[4096];
+    if (opts->shard_count > 1)
+        snprintf(store_dir, sizeof store_dir, "%s/shard-%" PRIu32 "-of-%" PRIu32,
+                 out_dir, opts->shard_index, opts->shard_count);
+    else
+        snprintf(store_dir, sizeof store_dir, "%s", out_dir);
     if (!(status = imgpack__source_scan_folder(src_dir, &p->source,
                                                &p->error)) &&
         !(status = opts->synsets ? imgpack__source_load_synsets(
                                        &p->source, opts->synsets, &p->error)
                                  : IMGPACK_OK) &&
-        !(status = make_out_dir(out_dir, &p->error)))
+        !(status = make_out_dir(out_dir, &p->error)) &&
+        !(status = make_out_dir(store_dir, &p->error))) {
+        shard_slice(p->source.num_items, opts->shard_index, opts->shard_count,
+                    &info.begin, &info.end);
+        p->start = info.begin;
+        p->end = info.end;
         status = opts->resume
-                     ? imgpack__writer_resume(&p->writer, out_dir, &p->source,
-                                              &info, &p->start, &p->error)
-                     : imgpack__writer_open(&p->writer, out_dir, &p->source,
+                     ? imgpack__writer_resume(&p->writer, store_dir,
+                                              &p->source, &info, &p->start,
+                                              &p->error)
+                     : imgpack__writer_open(&p->writer, store_dir, &p->source,
                                             &info, &p->error);
+    }
 
     imgpack_pack_options_destroy(defaults);
-    p->progress.total = p->source.num_items;
-    p->progress.resumed = p->writer.packed + p->writer.rejected;
+    p->progress.total = p->end - info.begin;
+    p->progress.resumed = p->start - info.begin;
     p->progress.skipped = p->source.skipped;
     return status;
 }
@@ -314,7 +350,7 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
     clock_gettime(CLOCK_MONOTONIC, &p->started);
     if (capacity < QUEUE_MIN_RESULTS)
         capacity = QUEUE_MIN_RESULTS;
-    if (imgpack__queue_init(&queue, p->source.num_items - p->start, capacity,
+    if (imgpack__queue_init(&queue, p->end - p->start, capacity,
                             sizeof(imgpack__result)) != 0)
         return imgpack__error_set(&p->error, IMGPACK_ERR_NOMEM,
                                   "out of memory");

@@ -52,13 +52,15 @@ static void settings_text(const imgpack__transform_settings *s,
 
 /* The store's static metadata and class table, in one first transaction. */
 static imgpack_status write_store_header(imgpack__writer *w,
-                                         const imgpack__transform_settings *s,
+                                         const imgpack__writer_info *info,
                                          imgpack__error *err) {
+    const imgpack__transform_settings *s = info->settings;
     const imgpack__source *src = w->source;
+    char shard[32];
     uint32_t side = s->crop;
     size_t n = 0, capacity = 16 + 2 * (size_t)src->num_classes;
     imgpack__meta_entry *meta = calloc(capacity, sizeof *meta);
-    text_meta *numbers = calloc(9, sizeof *numbers);
+    text_meta *numbers = calloc(10, sizeof *numbers);
     char settings[SETTINGS_TEXT_SIZE], digest[65];
     char(*keys)[32] = calloc(2 * (size_t)src->num_classes, sizeof *keys);
     imgpack_status status = IMGPACK_ERR_NOMEM;
@@ -77,7 +79,14 @@ static imgpack_status write_store_header(imgpack__writer *w,
     meta[n++] = text_entry(&numbers[5], "crop", s->crop);
     meta[n++] = text_entry(&numbers[6], "num_classes", src->num_classes);
     meta[n++] = text_entry(&numbers[7], "count", 0);
-    meta[n++] = text_entry(&numbers[8], "next_position", 0);
+    meta[n++] = text_entry(&numbers[8], "next_position", info->begin);
+    if (info->shard_count > 1) {
+        snprintf(shard, sizeof shard, "%" PRIu32 "/%" PRIu32,
+                 info->shard_index, info->shard_count);
+        meta[n++] = string_entry("shard", shard);
+        meta[n++] =
+            text_entry(&numbers[9], "shard_first_position", info->begin);
+    }
     meta[n++] = string_entry("state", "packing");
     settings_text(s, settings);
     meta[n++] = string_entry("settings", settings);
@@ -100,6 +109,11 @@ out:
     free(numbers);
     free(keys);
     return status;
+}
+
+/* What the catalog's shard columns hold: the shard, or NULL (-1). */
+static int64_t shard_column(const imgpack__writer_info *info) {
+    return info->shard_count > 1 ? (int64_t)info->shard_index : -1;
 }
 
 static void utc_now(char out[32]) {
@@ -142,7 +156,12 @@ static imgpack_status write_catalog_header(imgpack__writer *w,
         (status = imgpack__catalog_set_text(
              c, "command", info->command ? info->command : "", err)) ||
         (status = imgpack__catalog_set_text(c, "created", created, err)) ||
-        (status = imgpack__catalog_set_text(c, "state", "packing", err)))
+        (status = imgpack__catalog_set_text(c, "state", "packing", err)) ||
+        (info->shard_count > 1 &&
+         ((status = imgpack__catalog_set_int(c, "shard", info->shard_index,
+                                             err)) ||
+          (status = imgpack__catalog_set_int(c, "shards", info->shard_count,
+                                             err)))))
         return status;
     return imgpack__catalog_commit(c, err);
 }
@@ -158,9 +177,10 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
     if ((status = imgpack__store_create(&w->store, out_dir, err)))
         return status;
     snprintf(path, sizeof path, "%s/catalog.db", out_dir);
-    if ((status = imgpack__catalog_create(&w->catalog, path, err)) ||
+    if ((status = imgpack__catalog_create(&w->catalog, path,
+                                          shard_column(info), err)) ||
         (status = write_catalog_header(w, info, err)) ||
-        (status = write_store_header(w, info->settings, err)))
+        (status = write_store_header(w, info, err)))
         imgpack__writer_close(w);
     return status;
 }
@@ -273,7 +293,8 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
         (status = meta_number(w, "next_position", next_position, err)) ||
         (status = imgpack__store_get_meta(&w->store, "state", state,
                                           sizeof state, err)) ||
-        (status = imgpack__catalog_reopen(&w->catalog, path, err)) ||
+        (status = imgpack__catalog_reopen(&w->catalog, path,
+                                          shard_column(info), err)) ||
         (status = imgpack__catalog_rewind(&w->catalog, count, *next_position,
                                           err)) ||
         (status = reserve_labels(w, count, err)) ||
@@ -285,7 +306,7 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
     /* A complete store has nothing left to pack: finishing it again is
        harmless and keeps one path for both cases. */
     if (strcmp(state, "complete") == 0)
-        *next_position = source->num_items;
+        *next_position = info->end;
 out:
     if (status != IMGPACK_OK)
         imgpack__writer_close(w);

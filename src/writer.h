@@ -26,6 +26,10 @@
 typedef struct imgpack__writer_info {
     const imgpack__transform_settings *settings;
     const char *command; /* may be NULL */
+    /* The slice of the source this store holds: all of it (shard 0 of 1),
+       or shard `shard_index` of `shard_count`, items [begin, end). */
+    uint32_t shard_index, shard_count;
+    uint64_t begin, end;
 } imgpack__writer_info;
 
 typedef struct imgpack__writer {

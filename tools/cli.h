@@ -33,7 +33,19 @@ int cli_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out);
    not valid UTF-8 become U+FFFD, so the output always parses. */
 void cli_json_string(const char *text);
 
+/* Parses "K/N" (0 <= K < N); returns 0 on success. */
+int cli_shard_parse(const char *text, uint32_t *index, uint32_t *count);
+
+/* The shard from the launchers' environment (Open MPI, MPICH/Hydra PMI,
+   Slurm arrays, Slurm tasks, Kubernetes JOB_COMPLETION_INDEX with `shards`),
+   in that order; `shards` (0 if not given) overrides the launcher's count.
+   *origin names the variable used, NULL when none was set (then shard 0 of
+   `shards`, or of 1). Returns -1 when the variables are inconsistent. */
+int cli_shard_from_env(uint32_t shards, uint32_t *index, uint32_t *count,
+                       const char **origin);
+
 int cmd_pack(int argc, char **argv);
+int cmd_combine(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_bench(int argc, char **argv);

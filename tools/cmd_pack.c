@@ -36,6 +36,12 @@ static void print_help(void) {
         "  --strict        stop at the first file that cannot be packed\n"
         "  --resume        go on with the interrupted pack in OUT_DIR (same\n"
         "                  options and source; nothing is packed twice)\n"
+        "  --shard K/N     pack shard K (0-based) of N into OUT_DIR/shard-K-of-N;\n"
+        "                  without it, K and N come from the environment of\n"
+        "                  mpirun (OMPI_COMM_WORLD_*, PMI_*), Slurm\n"
+        "                  (SLURM_ARRAY_TASK_*, SLURM_PROCID/SLURM_NTASKS) or\n"
+        "                  Kubernetes (JOB_COMPLETION_INDEX with --shards)\n"
+        "  --shards N      the shard count, for launchers that give only K\n"
         "  --quiet         no progress bar and no summary\n"
         "  --help          this text\n\n"
         "Exit status: 0 all packed, 3 packed but some files rejected,\n"
@@ -201,6 +207,8 @@ int cmd_pack(int argc, char **argv) {
         {"max-pixels", required_argument, NULL, 'm'},
         {"strict", no_argument, NULL, 'S'},
         {"resume", no_argument, NULL, 'R'},
+        {"shard", required_argument, NULL, 'k'},
+        {"shards", required_argument, NULL, 'K'},
         {"quiet", no_argument, NULL, 'Q'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
@@ -208,7 +216,10 @@ int cmd_pack(int argc, char **argv) {
     imgpack_packer *packer = NULL;
     imgpack_pack_progress progress;
     pack_ui ui = {0};
-    int quiet = 0, code = EXIT_FAILED, option;
+    int quiet = 0, code = EXIT_FAILED, option, shard_given = 0;
+    uint32_t shard = 0, shards = 0, count;
+    uint64_t n;
+    const char *origin = "--shard";
     char *command = command_line(argc, argv);
 
     if (imgpack_pack_options_create(&opts) != IMGPACK_OK || !command) {
@@ -232,6 +243,25 @@ int cmd_pack(int argc, char **argv) {
             quiet = 1;
             continue;
         }
+        if (option == 'k') {
+            if (cli_shard_parse(optarg, &shard, &count) != 0) {
+                code = cli_usage_error("pack", "--shard takes K/N with "
+                                               "0 <= K < N, not '%s'", optarg);
+                goto out;
+            }
+            shard_given = 1;
+            continue;
+        }
+        if (option == 'K') {
+            if (cli_parse_u64(optarg, 1, IMGPACK_MAX_SHARDS, &n) != 0) {
+                code = cli_usage_error("pack", "--shards takes 1 to %u, not "
+                                               "'%s'", IMGPACK_MAX_SHARDS,
+                                       optarg);
+                goto out;
+            }
+            shards = (uint32_t)n;
+            continue;
+        }
         if ((code = apply_option(opts, option, optarg)) != 0)
             goto out;
         code = EXIT_FAILED;
@@ -240,6 +270,20 @@ int cmd_pack(int argc, char **argv) {
         code = cli_usage_error("pack", "expected SRC_DIR and OUT_DIR");
         goto out;
     }
+    if (!shard_given &&
+        cli_shard_from_env(shards, &shard, &count, &origin) != 0) {
+        code = cli_usage_error("pack", "no consistent shard index in the "
+                                       "environment: pass --shard K/N");
+        goto out;
+    }
+    if (imgpack_pack_options_set_shard(opts, shard, count) != IMGPACK_OK) {
+        code = cli_usage_error("pack", "shard %u of %u is out of range",
+                               shard, count);
+        goto out;
+    }
+    if (count > 1 && !quiet)
+        fprintf(stderr, "imgpack: packing shard %u of %u (from %s)\n", shard,
+                count, origin);
     ui.src_dir = argv[optind];
     ui.bar = !quiet && isatty(STDERR_FILENO);
     if (imgpack_packer_open(&packer, argv[optind], argv[optind + 1], opts)) {

@@ -16,6 +16,7 @@ typedef struct subcommand {
 
 static const subcommand subcommands[] = {
     {"pack", cmd_pack, "pack an ImageFolder tree into a store"},
+    {"combine", cmd_combine, "write the catalog of a sharded pack's shards"},
     {"info", cmd_info, "describe a store: count, classes, format, origin"},
     {"export", cmd_export, "write one record as a PNG or PPM image"},
     {"bench", cmd_bench, "measure reading speed: records/s and MB/s"},

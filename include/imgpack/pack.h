@@ -112,6 +112,20 @@ imgpack_pack_options_set_strict(imgpack_pack_options *opts, int32_t strict);
 IMGPACK_API imgpack_status
 imgpack_pack_options_set_resume(imgpack_pack_options *opts, int32_t resume);
 
+/* Sharded packs cannot be split finer than this. */
+#define IMGPACK_MAX_SHARDS 65536u
+
+/* Packs shard `index` (0-based) of `count`: the index*M/count .. (index+1)*
+   M/count - 1 items of the M the source lists, in the single pack's order,
+   into OUT_DIR/shard-<index>-of-<count>, a complete store of its own. Every
+   shard lists the whole source, so all agree on classes and order; none
+   waits for another. imgpack_combine then writes the dataset's catalog, and
+   readers open OUT_DIR as one dataset. Default: shard 0 of 1, the whole
+   source straight into OUT_DIR. IMGPACK_ERR_INVALID_ARG unless
+   index < count <= IMGPACK_MAX_SHARDS. */
+IMGPACK_API imgpack_status imgpack_pack_options_set_shard(
+    imgpack_pack_options *opts, uint32_t index, uint32_t count);
+
 /* The command line to record in the catalog's dataset table. Copied. */
 IMGPACK_API imgpack_status
 imgpack_pack_options_set_command(imgpack_pack_options *opts,
@@ -120,7 +134,7 @@ imgpack_pack_options_set_command(imgpack_pack_options *opts,
 /* Counters of a pack, filled by imgpack_packer_progress and passed to the
    progress callback. */
 typedef struct imgpack_pack_progress {
-    uint64_t total;    /* image files listed in the source */
+    uint64_t total;    /* image files listed in the source (in the shard) */
     uint64_t done;     /* of those, handled: packed + rejected */
     uint64_t packed;   /* records written */
     uint64_t rejected; /* files that could not be packed */
@@ -190,6 +204,21 @@ IMGPACK_API const char *imgpack_packer_errmsg(const imgpack_packer *packer);
 
 /* Closes the store and frees the packer; NULL is accepted. */
 IMGPACK_API void imgpack_packer_close(imgpack_packer *packer);
+
+/*
+ * Writes OUT_DIR/catalog.db for the sharded pack in `dir` once every shard
+ * is complete: all classes (image counts summed), every image with its
+ * index in the whole dataset and its shard, every reject, and the dataset
+ * table over the whole set. Replaces an earlier combined catalog atomically.
+ * Refuses, naming them, missing or incomplete shards and shards packed with
+ * other options or from another source listing. On failure the reason goes
+ * into `message` (`message_size` bytes, NUL-terminated; may be NULL).
+ * Returns IMGPACK_OK, IMGPACK_ERR_NOT_FOUND, IMGPACK_ERR_INCOMPLETE,
+ * IMGPACK_ERR_INVALID_ARG, IMGPACK_ERR_NOT_A_STORE, IMGPACK_ERR_CATALOG,
+ * IMGPACK_ERR_IO or IMGPACK_ERR_NOMEM.
+ */
+IMGPACK_API imgpack_status imgpack_combine(const char *dir, char *message,
+                                           uint64_t message_size);
 
 #ifdef __cplusplus
 }
