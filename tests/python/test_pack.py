@@ -41,11 +41,11 @@ def test_bundled_sample_is_byte_identical_to_torchvision(tmp_path,
 
 def test_jobs_do_not_change_the_store(sample_pack, tmp_path, open_store):
     pack(SAMPLE, tmp_path / "one", "--jobs", "1")
-    pack(SAMPLE, tmp_path / "three", "--jobs", "3")
+    pack(SAMPLE, tmp_path / "eight", "--jobs", "8")
     reference_values = open_store(sample_pack).values()
     assert len(reference_values) == 300
     assert open_store(tmp_path / "one").values() == reference_values
-    assert open_store(tmp_path / "three").values() == reference_values
+    assert open_store(tmp_path / "eight").values() == reference_values
 
 
 def test_catalog_describes_every_record(sample_pack, open_store):
