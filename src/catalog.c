@@ -225,7 +225,8 @@ imgpack_status imgpack__catalog_add_reject(imgpack__catalog *c,
     sqlite3_stmt *s = c->insert_reject;
     sqlite3_bind_int64(s, 1, (sqlite3_int64)position);
     sqlite3_bind_text(s, 2, path, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(s, 3, class_id);
+    if (class_id != IMGPACK__NO_CLASS)
+        sqlite3_bind_int64(s, 3, class_id);
     sqlite3_bind_text(s, 4, reason, -1, SQLITE_STATIC);
     if (c->shard >= 0)
         sqlite3_bind_int64(s, 5, c->shard);

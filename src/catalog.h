@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "sources.h"
 
 typedef struct imgpack__catalog {
     sqlite3 *db;

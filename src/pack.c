@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "checksums.h"
 #include "error.h"
 #include "pool.h"
 #include "queue.h"
@@ -37,6 +38,10 @@ struct imgpack_pack_options {
     uint32_t shard_index, shard_count;
     char *synsets;
     char *command;
+    char *list;         /* a list file naming the files, or NULL */
+    int32_t sort_list;  /* pack a list's files in path order */
+    char *classes_from; /* a store whose class table to use, or NULL */
+    char *checksums;    /* a sha256sum list to verify first, or NULL */
 };
 
 struct imgpack_packer {
@@ -49,6 +54,7 @@ struct imgpack_packer {
     uint64_t start;   /* first source item this run packs */
     uint64_t end;     /* one past the last item of this store's slice */
     int ran;
+    char *classes_from; /* for the reason of a label it lacks */
     imgpack_progress_fn on_progress;
     imgpack_reject_fn on_reject;
     void *user;
@@ -77,6 +83,9 @@ void imgpack_pack_options_destroy(imgpack_pack_options *opts) {
         return;
     free(opts->synsets);
     free(opts->command);
+    free(opts->list);
+    free(opts->classes_from);
+    free(opts->checksums);
     free(opts);
 }
 
@@ -138,6 +147,22 @@ static imgpack_status replace_string(char **slot, const char *value) {
 imgpack_status imgpack_pack_options_set_synsets(imgpack_pack_options *opts,
                                                 const char *path) {
     return replace_string(&opts->synsets, path);
+}
+
+imgpack_status imgpack_pack_options_set_list(imgpack_pack_options *opts,
+                                             const char *path, int32_t sort) {
+    opts->sort_list = sort != 0;
+    return replace_string(&opts->list, path);
+}
+
+imgpack_status imgpack_pack_options_set_classes_from(imgpack_pack_options *opts,
+                                                     const char *store_dir) {
+    return replace_string(&opts->classes_from, store_dir);
+}
+
+imgpack_status imgpack_pack_options_set_checksums(imgpack_pack_options *opts,
+                                                  const char *sums_path) {
+    return replace_string(&opts->checksums, sums_path);
 }
 
 imgpack_status imgpack_pack_options_set_strict(imgpack_pack_options *opts,
@@ -241,8 +266,22 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                  out_dir, opts->shard_index, opts->shard_count);
     else
         snprintf(store_dir, sizeof store_dir, "%s", out_dir);
-    if (!(status = imgpack__source_scan_folder(src_dir, &p->source,
-                                               &p->error)) &&
+    if (opts->classes_from && !(p->classes_from = strdup(opts->classes_from)))
+        status = imgpack__error_set(&p->error, IMGPACK_ERR_NOMEM,
+                                    "out of memory");
+    if (!status && opts->checksums)
+        status = imgpack__verify_checksums(opts->checksums, &p->error);
+    if (!status)
+        status = opts->list
+                     ? imgpack__source_scan_list(src_dir, opts->list,
+                                                 opts->sort_list, &p->source,
+                                                 &p->error)
+                     : imgpack__source_scan_folder(src_dir, &p->source,
+                                                   &p->error);
+    if (!status && opts->classes_from)
+        status = imgpack__source_use_classes(&p->source, opts->classes_from,
+                                             &p->error);
+    if (!status &&
         !(status = opts->synsets ? imgpack__source_load_synsets(
                                        &p->source, opts->synsets, &p->error)
                                  : IMGPACK_OK) &&
@@ -291,8 +330,18 @@ static void transform_item(void *context, void *scratch, uint64_t n,
                            void *slot) {
     imgpack_packer *p = context;
     const imgpack__source_item *item = &p->source.items[p->start + n];
+    imgpack__result *r = slot;
+    if (item->class_id == IMGPACK__NO_CLASS) {
+        /* Not read at all: its label has no id to give the record. */
+        memset(r, 0, sizeof *r);
+        r->status = IMGPACK_ERR_INVALID_ARG;
+        snprintf(r->reason, sizeof r->reason,
+                 "class '%s' is not in the class table of %s", item->label,
+                 p->classes_from);
+        return;
+    }
     imgpack__transform_file(scratch, p->source.root, item->path,
-                            item->class_id, slot);
+                            item->class_id, r);
 }
 
 static double seconds_since(const struct timespec *start) {
@@ -389,5 +438,6 @@ void imgpack_packer_close(imgpack_packer *p) {
         return;
     imgpack__writer_close(&p->writer);
     imgpack__source_free(&p->source);
+    free(p->classes_from);
     free(p);
 }

@@ -59,7 +59,9 @@ static int compare_strings(const void *a, const void *b) {
 }
 
 static void list_sort(string_list *l) {
-    qsort(l->items, l->count, sizeof *l->items, compare_strings);
+    /* An empty list has no array yet, and qsort's may not be NULL. */
+    if (l->count > 1)
+        qsort(l->items, l->count, sizeof *l->items, compare_strings);
 }
 
 static char *join(const char *a, const char *b) {
@@ -157,8 +159,8 @@ out:
     return status;
 }
 
-static imgpack_status add_item(imgpack__source *src, char *path,
-                               uint32_t class_id, size_t *capacity) {
+imgpack_status imgpack__source_add_item(imgpack__source *src, char *path,
+                                        uint32_t class_id, size_t *capacity) {
     if (!path)
         return IMGPACK_ERR_NOMEM;
     if (src->num_items == *capacity) {
@@ -172,8 +174,8 @@ static imgpack_status add_item(imgpack__source *src, char *path,
         src->items = items;
         *capacity = cap;
     }
-    src->items[src->num_items].path = path;
-    src->items[src->num_items].class_id = class_id;
+    src->items[src->num_items] =
+        (imgpack__source_item){.path = path, .class_id = class_id};
     src->num_items++;
     return IMGPACK_OK;
 }
@@ -204,7 +206,8 @@ static imgpack_status list_files(walk_state *w, const char *rel,
     }
     list_sort(&files);
     for (size_t i = 0; i < files.count && status == IMGPACK_OK; i++)
-        status = add_item(w->src, join(rel, files.items[i]), class_id, capacity);
+        status = imgpack__source_add_item(w->src, join(rel, files.items[i]),
+                                          class_id, capacity);
 out:
     if (status == IMGPACK_ERR_NOMEM)
         imgpack__error_set(w->err, status, "%s: out of memory", abs);
@@ -362,8 +365,10 @@ void imgpack__source_free(imgpack__source *src) {
     }
     free(src->class_names);
     free(src->class_descriptions);
-    for (size_t i = 0; i < src->num_items; i++)
+    for (size_t i = 0; i < src->num_items; i++) {
         free(src->items[i].path);
+        free(src->items[i].label);
+    }
     free(src->items);
     free(src->root);
     memset(src, 0, sizeof *src);

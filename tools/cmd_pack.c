@@ -31,6 +31,14 @@ static void print_help(void) {
         "  --quality Q     quality for jpeg/webp, 1-100 (default 90)\n"
         "  --jobs N        worker threads (default: online cores)\n"
         "  --synsets FILE  'wnid description' lines for class descriptions\n"
+        "  --list FILE     pack the files FILE names under SRC_DIR: lines\n"
+        "                  'relative/path label' (a class id or name), or\n"
+        "                  ImageNet's Kaggle LOC_val_solution.csv\n"
+        "  --sort          with --list: in path order, not the file's\n"
+        "  --classes-from STORE  use STORE's class table (ids, names); a\n"
+        "                  label it lacks is a reject, not a new class\n"
+        "  --sha256 SUMS   check the files a sha256sum list names first;\n"
+        "                  refuse on a mismatch or a missing file\n"
         "  --max-pixels N  reject images with more pixels (default %u,\n"
         "                  Pillow's limit; 0 = no limit)\n"
         "  --strict        stop at the first file that cannot be packed\n"
@@ -174,6 +182,12 @@ static int apply_option(imgpack_pack_options *opts, int option,
     case 's':
         status = imgpack_pack_options_set_synsets(opts, value);
         break;
+    case 'C':
+        status = imgpack_pack_options_set_classes_from(opts, value);
+        break;
+    case '2':
+        status = imgpack_pack_options_set_checksums(opts, value);
+        break;
     case 'S':
         status = imgpack_pack_options_set_strict(opts, 1);
         break;
@@ -204,6 +218,10 @@ int cmd_pack(int argc, char **argv) {
         {"quality", required_argument, NULL, 'q'},
         {"jobs", required_argument, NULL, 'j'},
         {"synsets", required_argument, NULL, 's'},
+        {"list", required_argument, NULL, 'l'},
+        {"sort", no_argument, NULL, 'o'},
+        {"classes-from", required_argument, NULL, 'C'},
+        {"sha256", required_argument, NULL, '2'},
         {"max-pixels", required_argument, NULL, 'm'},
         {"strict", no_argument, NULL, 'S'},
         {"resume", no_argument, NULL, 'R'},
@@ -216,7 +234,8 @@ int cmd_pack(int argc, char **argv) {
     imgpack_packer *packer = NULL;
     imgpack_pack_progress progress;
     pack_ui ui = {0};
-    int quiet = 0, code = EXIT_FAILED, option, shard_given = 0;
+    int quiet = 0, code = EXIT_FAILED, option, shard_given = 0, sort = 0;
+    const char *list = NULL;
     uint32_t shard = 0, shards = 0, count;
     uint64_t n;
     const char *origin = "--shard";
@@ -241,6 +260,11 @@ int cmd_pack(int argc, char **argv) {
         }
         if (option == 'Q') {
             quiet = 1;
+            continue;
+        }
+        if (option == 'l' || option == 'o') {
+            list = option == 'l' ? optarg : list;
+            sort |= option == 'o';
             continue;
         }
         if (option == 'k') {
@@ -270,6 +294,12 @@ int cmd_pack(int argc, char **argv) {
         code = cli_usage_error("pack", "expected SRC_DIR and OUT_DIR");
         goto out;
     }
+    if (sort && !list) {
+        code = cli_usage_error("pack", "--sort goes with --list");
+        goto out;
+    }
+    if (list)
+        imgpack_pack_options_set_list(opts, list, sort);
     if (!shard_given &&
         cli_shard_from_env(shards, &shard, &count, &origin) != 0) {
         code = cli_usage_error("pack", "no consistent shard index in the "

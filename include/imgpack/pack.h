@@ -98,6 +98,30 @@ imgpack_pack_options_set_max_pixels(imgpack_pack_options *opts,
 IMGPACK_API imgpack_status
 imgpack_pack_options_set_synsets(imgpack_pack_options *opts, const char *path);
 
+/* Packs the files a list file names, relative to SRC_DIR, instead of
+   walking SRC_DIR as an ImageFolder tree: Caffe's convert_imageset lines
+   "relative/path label" (label a class id or a class name) or ImageNet's
+   Kaggle LOC_val_solution.csv (recognised by its header). Records follow
+   the list's order, or the paths' byte order when `sort` is nonzero. A
+   file the list names but that is missing is a reject. Copied; NULL goes
+   back to the folder walk. */
+IMGPACK_API imgpack_status imgpack_pack_options_set_list(
+    imgpack_pack_options *opts, const char *path, int32_t sort);
+
+/* Takes the class table (ids, names, descriptions) from the complete store
+   in `store_dir`, so that labels mean what they mean there (a validation
+   pack against its training pack). A file whose class is not in that
+   table is a reject, never a new class. Copied; NULL clears it. */
+IMGPACK_API imgpack_status imgpack_pack_options_set_classes_from(
+    imgpack_pack_options *opts, const char *store_dir);
+
+/* Before anything is listed or written, checks the files a sha256sum list
+   names (paths relative to the list's directory) and refuses the pack on a
+   mismatch or a missing file, naming it (IMGPACK_ERR_CORRUPT,
+   IMGPACK_ERR_NOT_FOUND). Copied; NULL clears it. */
+IMGPACK_API imgpack_status imgpack_pack_options_set_checksums(
+    imgpack_pack_options *opts, const char *sums_path);
+
 /* Nonzero: stop at the first rejected file (imgpack_packer_run returns
    IMGPACK_ERR_REJECTED). Default 0: reject, record and go on. */
 IMGPACK_API imgpack_status

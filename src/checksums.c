@@ -1,0 +1,98 @@
+/*
+ * Checking source files against a sha256sum-style list before packing, so
+ * a corrupted download is refused before anything is written. Lines are
+ * "<64 hex digits>  <path>" (or " *<path>", sha256sum's binary mode); paths
+ * are relative to the directory of the list, as `sha256sum -c` run there.
+ */
+#include "checksums.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Files are hashed in pieces of this size: memory stays small for the
+   multi-gigabyte archives this is meant for. */
+#define HASH_CHUNK ((size_t)1 << 20)
+
+static int hash_file(const char *path, unsigned char *buffer, char hex[65]) {
+    static const char digits[] = "0123456789abcdef";
+    unsigned char digest[32];
+    size_t n;
+    FILE *f = fopen(path, "rb");
+    EVP_MD_CTX *ctx;
+    if (!f)
+        return -1;
+    ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    while ((n = fread(buffer, 1, HASH_CHUNK, f)) > 0)
+        EVP_DigestUpdate(ctx, buffer, n);
+    int failed = ferror(f);
+    fclose(f);
+    EVP_DigestFinal_ex(ctx, digest, NULL);
+    EVP_MD_CTX_free(ctx);
+    for (int i = 0; i < 32; i++) {
+        hex[2 * i] = digits[digest[i] >> 4];
+        hex[2 * i + 1] = digits[digest[i] & 15];
+    }
+    hex[64] = '\0';
+    return failed ? -1 : 0;
+}
+
+imgpack_status imgpack__verify_checksums(const char *sums_path,
+                                         imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    char *line = NULL, *dir = strdup(sums_path), *slash;
+    unsigned char *buffer = malloc(HASH_CHUNK);
+    size_t capacity = 0, number = 0;
+    FILE *f = fopen(sums_path, "r");
+    if (!f || !dir || !buffer) {
+        status = !f ? imgpack__error_set(err, imgpack__status_from_errno(errno),
+                                         "%s: cannot open: %s", sums_path,
+                                         strerror(errno))
+                    : imgpack__error_set(err, IMGPACK_ERR_NOMEM,
+                                         "out of memory");
+        goto out;
+    }
+    slash = strrchr(dir, '/');
+    if (slash)
+        slash[1] = '\0';
+    else
+        dir[0] = '\0';
+    for (ssize_t n; status == IMGPACK_OK &&
+                    (n = getline(&line, &capacity, f)) > 0;) {
+        char path[4096], hex[65];
+        number++;
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n == 0)
+            continue;
+        if (n < 67 || line[64] != ' ' || (line[65] != ' ' && line[65] != '*')) {
+            status = imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                                        "%s: line %zu: expected "
+                                        "'<sha256>  <file>'",
+                                        sums_path, number);
+            break;
+        }
+        snprintf(path, sizeof path, "%s%s", line[66] == '/' ? "" : dir,
+                 line + 66);
+        if (hash_file(path, buffer, hex) != 0)
+            status = imgpack__error_set(err, imgpack__status_from_errno(errno),
+                                        "%s: cannot read it to check its "
+                                        "SHA-256: %s",
+                                        path, strerror(errno));
+        else if (strncasecmp(hex, line, 64) != 0)
+            status = imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
+                                        "%s: SHA-256 is %s, %s says %.64s",
+                                        path, hex, sums_path, line);
+    }
+out:
+    if (f)
+        fclose(f);
+    free(line);
+    free(dir);
+    free(buffer);
+    return status;
+}
