@@ -42,6 +42,10 @@ struct imgpack_pack_options {
     int32_t sort_list;  /* pack a list's files in path order */
     char *classes_from; /* a store whose class table to use, or NULL */
     char *checksums;    /* a sha256sum list to verify first, or NULL */
+    char *labels;       /* an IDX labels file, or NULL to look beside */
+    char *class_names;  /* "fashion-mnist", "mnist", a file, or NULL */
+    uint32_t channels;  /* 0: 1 for gray sources, 3 for images */
+    int resize_set, crop_set; /* else gray sources keep their size */
 };
 
 struct imgpack_packer {
@@ -73,6 +77,7 @@ imgpack_status imgpack_pack_options_create(imgpack_pack_options **out) {
         .crop = IMGPACK_DEFAULT_CROP,
         .format = IMGPACK_FORMAT_RAW,
         .quality = IMGPACK_DEFAULT_QUALITY,
+        .channels = 3,
         .max_pixels = IMGPACK_DEFAULT_MAX_PIXELS,
     };
     return IMGPACK_OK;
@@ -86,6 +91,8 @@ void imgpack_pack_options_destroy(imgpack_pack_options *opts) {
     free(opts->list);
     free(opts->classes_from);
     free(opts->checksums);
+    free(opts->labels);
+    free(opts->class_names);
     free(opts);
 }
 
@@ -94,6 +101,7 @@ imgpack_status imgpack_pack_options_set_resize(imgpack_pack_options *opts,
     if (side > IMGPACK_MAX_SIDE)
         return IMGPACK_ERR_INVALID_ARG;
     opts->settings.resize = side;
+    opts->resize_set = 1;
     return IMGPACK_OK;
 }
 
@@ -102,6 +110,7 @@ imgpack_status imgpack_pack_options_set_crop(imgpack_pack_options *opts,
     if (side > IMGPACK_MAX_SIDE)
         return IMGPACK_ERR_INVALID_ARG;
     opts->settings.crop = side;
+    opts->crop_set = 1;
     return IMGPACK_OK;
 }
 
@@ -165,6 +174,24 @@ imgpack_status imgpack_pack_options_set_checksums(imgpack_pack_options *opts,
     return replace_string(&opts->checksums, sums_path);
 }
 
+imgpack_status imgpack_pack_options_set_labels(imgpack_pack_options *opts,
+                                               const char *path) {
+    return replace_string(&opts->labels, path);
+}
+
+imgpack_status imgpack_pack_options_set_class_names(imgpack_pack_options *opts,
+                                                    const char *names) {
+    return replace_string(&opts->class_names, names);
+}
+
+imgpack_status imgpack_pack_options_set_channels(imgpack_pack_options *opts,
+                                                 uint32_t channels) {
+    if (channels != 0 && channels != 1 && channels != 3)
+        return IMGPACK_ERR_INVALID_ARG;
+    opts->channels = channels;
+    return IMGPACK_OK;
+}
+
 imgpack_status imgpack_pack_options_set_strict(imgpack_pack_options *opts,
                                                int32_t strict) {
     opts->strict = strict != 0;
@@ -214,6 +241,55 @@ imgpack_status imgpack_format_parse(const char *name, int32_t *format) {
         }
     }
     return IMGPACK_ERR_INVALID_ARG;
+}
+
+static int ends_with(const char *name, const char *suffix) {
+    size_t n = strlen(name), s = strlen(suffix);
+    return n >= s && strcmp(name + n - s, suffix) == 0;
+}
+
+/* Lists the source by its kind: a folder (or the files a list names), an
+   MNIST-style IDX or CSV file; then settles what depends on the kind. */
+static imgpack_status scan_source(imgpack_packer *p, const char *src,
+                                  const imgpack_pack_options *opts) {
+    imgpack__source *s = &p->source;
+    struct stat st;
+    imgpack_status status;
+    if (stat(src, &st) != 0)
+        return imgpack__error_set(&p->error, imgpack__status_from_errno(errno),
+                                  "%s: %s", src, strerror(errno));
+    if (S_ISDIR(st.st_mode))
+        status = opts->list ? imgpack__source_scan_list(src, opts->list,
+                                                        opts->sort_list, s,
+                                                        &p->error)
+                            : imgpack__source_scan_folder(src, s, &p->error);
+    else if (strstr(src, "idx3-ubyte"))
+        status = imgpack__source_scan_idx(src, opts->labels, s, &p->error);
+    else if (ends_with(src, ".csv") || ends_with(src, ".csv.gz"))
+        status = imgpack__source_scan_pixel_csv(src, s, &p->error);
+    else
+        status = imgpack__error_set(&p->error, IMGPACK_ERR_INVALID_ARG,
+                                    "%s: not a directory, an IDX images file "
+                                    "(*-images-idx3-ubyte[.gz]) or an MNIST "
+                                    "CSV (*.csv)",
+                                    src);
+    if (status == IMGPACK_OK && opts->class_names)
+        status = imgpack__source_name_classes(s, opts->class_names, &p->error);
+    if (status != IMGPACK_OK)
+        return status;
+    int gray = s->kind == IMGPACK__SOURCE_PIXELS;
+    p->settings.channels = opts->channels ? opts->channels : gray ? 1 : 3;
+    if (!gray && p->settings.channels != 3)
+        return imgpack__error_set(&p->error, IMGPACK_ERR_INVALID_ARG,
+                                  "%s: images are packed as RGB: one channel "
+                                  "is for gray sources (IDX, CSV)",
+                                  src);
+    /* Gray digit sets are used at their own size unless asked otherwise. */
+    if (gray && !opts->resize_set)
+        p->settings.resize = 0;
+    if (gray && !opts->crop_set)
+        p->settings.crop = 0;
+    return IMGPACK_OK;
 }
 
 /* Shard k of n holds items [k*m/n, (k+1)*m/n) of the m listed: contiguous
@@ -272,12 +348,7 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
     if (!status && opts->checksums)
         status = imgpack__verify_checksums(opts->checksums, &p->error);
     if (!status)
-        status = opts->list
-                     ? imgpack__source_scan_list(src_dir, opts->list,
-                                                 opts->sort_list, &p->source,
-                                                 &p->error)
-                     : imgpack__source_scan_folder(src_dir, &p->source,
-                                                   &p->error);
+        status = scan_source(p, src_dir, opts);
     if (!status && opts->classes_from)
         status = imgpack__source_use_classes(&p->source, opts->classes_from,
                                              &p->error);
@@ -340,8 +411,7 @@ static void transform_item(void *context, void *scratch, uint64_t n,
                  p->classes_from);
         return;
     }
-    imgpack__transform_file(scratch, p->source.root, item->path,
-                            item->class_id, r);
+    imgpack__transform_item(scratch, &p->source, p->start + n, r);
 }
 
 static double seconds_since(const struct timespec *start) {

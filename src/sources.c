@@ -21,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 /* Deeper trees than this are refused rather than risking the stack. */
 #define MAX_DEPTH 64
@@ -332,6 +333,71 @@ imgpack_status imgpack__source_load_synsets(imgpack__source *src,
     return status;
 }
 
+imgpack_status imgpack__source_set_class_names(imgpack__source *src,
+                                              const char *const *names,
+                                              uint32_t count,
+                                              imgpack__error *err) {
+    char **table = calloc(count ? count : 1, sizeof *table);
+    char **descriptions = calloc(count ? count : 1, sizeof *descriptions);
+    imgpack_status status = table && descriptions ? IMGPACK_OK
+                                                  : IMGPACK_ERR_NOMEM;
+    for (uint32_t c = 0; c < count && status == IMGPACK_OK; c++)
+        if (!(table[c] = strdup(names[c])))
+            status = IMGPACK_ERR_NOMEM;
+    if (status != IMGPACK_OK) {
+        for (uint32_t c = 0; table && c < count; c++)
+            free(table[c]);
+        free(table);
+        free(descriptions);
+        return imgpack__error_set(err, status, "out of memory");
+    }
+    for (uint32_t c = 0; c < src->num_classes; c++) {
+        free(src->class_names[c]);
+        free(src->class_descriptions[c]);
+    }
+    free(src->class_names);
+    free(src->class_descriptions);
+    src->class_names = table;
+    src->class_descriptions = descriptions;
+    src->num_classes = count;
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack__source_read_class_names(imgpack__source *src,
+                                               const char *path,
+                                               imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    string_list names = {0};
+    char *line = NULL;
+    size_t capacity = 0;
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return imgpack__error_set(err, imgpack__status_from_errno(errno),
+                                  "%s: cannot open the class names: %s", path,
+                                  strerror(errno));
+    for (ssize_t n; (n = getline(&line, &capacity, f)) > 0;) {
+        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+            line[--n] = '\0';
+        if (n > 0 && list_push(&names, strdup(line)) != 0) {
+            status = imgpack__error_set(err, IMGPACK_ERR_NOMEM,
+                                        "out of memory");
+            break;
+        }
+    }
+    free(line);
+    fclose(f);
+    if (status == IMGPACK_OK && names.count < src->num_classes)
+        status = imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                                    "%s: names %zu classes, the labels go up "
+                                    "to %u",
+                                    path, names.count, src->num_classes - 1);
+    if (status == IMGPACK_OK)
+        status = imgpack__source_set_class_names(
+            src, (const char *const *)names.items, (uint32_t)names.count, err);
+    list_free(&names);
+    return status;
+}
+
 void imgpack__source_digest(const imgpack__source *src, char hex[65]) {
     static const char digits[] = "0123456789abcdef";
     unsigned char digest[32];
@@ -371,5 +437,8 @@ void imgpack__source_free(imgpack__source *src) {
     }
     free(src->items);
     free(src->root);
+    free(src->pixels);
+    if (src->kind == IMGPACK__SOURCE_ARCHIVE && src->archive_fd >= 0)
+        close(src->archive_fd);
     memset(src, 0, sizeof *src);
 }

@@ -17,13 +17,25 @@
 #define IMGPACK__NO_CLASS UINT32_MAX
 
 typedef struct imgpack__source_item {
-    char *path; /* relative to the source root */
+    char *path; /* relative to the source root; for archives, the member */
     uint32_t class_id; /* or IMGPACK__NO_CLASS */
     char *label; /* the label as given, kept only when it names no class */
+    uint64_t offset, size; /* an archive member's data in the archive file */
 } imgpack__source_item;
 
+/* Where the items' bytes are. */
+typedef enum imgpack__source_kind {
+    IMGPACK__SOURCE_FILES,   /* files under root */
+    IMGPACK__SOURCE_ARCHIVE, /* members of an uncompressed archive (fd) */
+    IMGPACK__SOURCE_PIXELS,  /* gray pixels in memory (IDX, CSV) */
+} imgpack__source_kind;
+
 typedef struct imgpack__source {
+    imgpack__source_kind kind;
     char *root;
+    int archive_fd;          /* ARCHIVE: read with pread, by any thread */
+    uint8_t *pixels;         /* PIXELS: item i at i * width * height */
+    uint32_t width, height;  /* PIXELS: every item's size */
     char **class_names; /* class_id -> name */
     char **class_descriptions; /* class_id -> description or NULL */
     uint32_t num_classes;
@@ -77,6 +89,41 @@ imgpack_status imgpack__source_load_synsets(imgpack__source *src,
 
 /* Whether a file name has an image extension: jpg, jpeg, png, webp, any case. */
 int imgpack__is_image_name(const char *name);
+
+/* Replaces the class names by `count` names (count >= num_classes). */
+imgpack_status imgpack__source_set_class_names(imgpack__source *src,
+                                              const char *const *names,
+                                              uint32_t count,
+                                              imgpack__error *err);
+
+/* Replaces the class names by a file's lines, one name each. */
+imgpack_status imgpack__source_read_class_names(imgpack__source *src,
+                                               const char *path,
+                                               imgpack__error *err);
+
+/*
+ * Lists an MNIST-style IDX pair: `images_path` (train-images-idx3-ubyte,
+ * gzip or not) and `labels_path`, or when NULL the labels-idx1 file beside
+ * it. Checks magic numbers, 28x28 images and equal counts; the pixels are
+ * read into memory (a PIXELS source), classes named "0".."max".
+ */
+imgpack_status imgpack__source_scan_idx(const char *images_path,
+                                        const char *labels_path,
+                                        imgpack__source *src,
+                                        imgpack__error *err);
+
+/* Lists a Kaggle-style MNIST CSV: a "label,pixel1,...,pixel784" header,
+   then a label and 784 values per row. */
+imgpack_status imgpack__source_scan_pixel_csv(const char *csv_path,
+                                              imgpack__source *src,
+                                              imgpack__error *err);
+
+/* Names a source's numbered classes: "fashion-mnist", "mnist", or a file
+   of names, one a line. IMGPACK_ERR_INVALID_ARG if a label is not below
+   the number of names, or the source's labels are not ids. */
+imgpack_status imgpack__source_name_classes(imgpack__source *src,
+                                            const char *names,
+                                            imgpack__error *err);
 
 /* SHA-256 (hex) of the listing: class names, then each item's path and
    class. A resumed pack must see the same listing as the one it resumes. */

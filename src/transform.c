@@ -154,18 +154,20 @@ static void gray_to_rgb(const uint8_t *gray, size_t pixels, uint8_t *rgb) {
 }
 
 /* Resizes and crops into a fresh RGB buffer after `room` header bytes. */
-static imgpack_status make_rgb_crop(imgpack__transformer *t,
-                                    const imgpack__pixels *src,
-                                    const imgpack__geometry *g, size_t room,
-                                    uint8_t **out) {
+/* Resizes and crops into a fresh buffer after `room` header bytes, with
+   `channels` channels (gray sources are replicated into RGB ones). */
+static imgpack_status make_crop(imgpack__transformer *t,
+                                const imgpack__pixels *src,
+                                const imgpack__geometry *g, uint32_t channels,
+                                size_t room, uint8_t **out) {
     size_t pixels = (size_t)g->out_width * g->out_height;
-    uint8_t *value = malloc(room + pixels * 3);
+    uint8_t *value = malloc(room + pixels * channels);
     imgpack_status status;
     if (!value)
         return IMGPACK_ERR_NOMEM;
-    if (src->channels == 3) {
+    if (src->channels == channels) {
         status = imgpack__resize_crop(t->resizer, src, g, value + room,
-                                      (size_t)g->out_width * 3);
+                                      (size_t)g->out_width * channels);
     } else if (grow(&t->gray, &t->gray_capacity, pixels) != 0) {
         status = IMGPACK_ERR_NOMEM;
     } else {
@@ -191,26 +193,73 @@ static void crop_columns(void *user, uint32_t width, uint32_t height,
     imgpack__geometry_source_columns(&g, first, end);
 }
 
-void imgpack__transform_file(imgpack__transformer *t, const char *root,
-                             const char *path, uint32_t label,
+/* An archive member's bytes into t->file: one pread, safe from any thread
+   on the archive's shared descriptor. */
+static imgpack_status read_member(imgpack__transformer *t, int fd,
+                                  const imgpack__source_item *item,
+                                  imgpack__result *r) {
+    if (item->size > IMGPACK__MAX_FILE_BYTES)
+        return reject(r, IMGPACK_ERR_TOO_LARGE, "%s",
+                      "file is larger than the 1 GiB limit");
+    if (grow(&t->file, &t->file_capacity, item->size + 1) != 0)
+        return reject(r, IMGPACK_ERR_NOMEM, "%s", "out of memory");
+    size_t done = 0;
+    while (done < item->size) {
+        ssize_t n = pread(fd, t->file + done, item->size - done,
+                          (off_t)(item->offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return reject(r, IMGPACK_ERR_IO, "archive read error: %s",
+                          n < 0 ? strerror(errno) : "archive shrank");
+        done += (size_t)n;
+    }
+    r->src_bytes = done;
+    return IMGPACK_OK;
+}
+
+/* The item's pixels into *decoded: read and decoded for files and archive
+   members, straight from memory for pixel sources. */
+static imgpack_status load_item(imgpack__transformer *t,
+                                const imgpack__source *src, size_t index,
+                                imgpack__pixels *decoded, imgpack__result *r) {
+    const imgpack__transform_settings *s = &t->settings;
+    const imgpack__source_item *item = &src->items[index];
+    if (src->kind == IMGPACK__SOURCE_PIXELS) {
+        size_t bytes = (size_t)src->width * src->height;
+        *decoded = (imgpack__pixels){src->pixels + index * bytes, src->width,
+                                     src->height, 1, src->width};
+        r->src_bytes = bytes;
+        hash_file(decoded->data, bytes, r->sha256);
+        return IMGPACK_OK;
+    }
+    imgpack_status status =
+        src->kind == IMGPACK__SOURCE_ARCHIVE
+            ? read_member(t, src->archive_fd, item, r)
+            : read_file(t, src->root, item->path, r);
+    if (status != IMGPACK_OK)
+        return status;
+    hash_file(t->file, r->src_bytes, r->sha256);
+    imgpack__column_window window = {crop_columns, &t->settings};
+    return r->status = imgpack__decode_window(t->decoder, t->file,
+                                              r->src_bytes, s->max_pixels,
+                                              &window, decoded, r->reason);
+}
+
+void imgpack__transform_item(imgpack__transformer *t,
+                             const imgpack__source *src, size_t index,
                              imgpack__result *r) {
     const imgpack__transform_settings *s = &t->settings;
     imgpack__pixels decoded;
     imgpack__geometry g;
     uint8_t *crop = NULL;
-    imgpack__record_header h = {.format = (uint8_t)s->format, .channels = 3,
-                                .label = label};
+    imgpack__record_header h = {.format = (uint8_t)s->format,
+                                .channels = (uint8_t)s->channels,
+                                .label = src->items[index].class_id};
     size_t payload_size;
 
     memset(r, 0, sizeof *r);
-    if (read_file(t, root, path, r) != IMGPACK_OK)
-        return;
-    hash_file(t->file, r->src_bytes, r->sha256);
-    imgpack__column_window window = {crop_columns, &t->settings};
-    r->status = imgpack__decode_window(t->decoder, t->file, r->src_bytes,
-                                       s->max_pixels, &window, &decoded,
-                                       r->reason);
-    if (r->status != IMGPACK_OK)
+    if (load_item(t, src, index, &decoded, r) != IMGPACK_OK)
         return;
     r->src_width = decoded.width;
     r->src_height = decoded.height;
@@ -218,18 +267,19 @@ void imgpack__transform_file(imgpack__transformer *t, const char *root,
                            &g);
     h.width = g.out_width;
     h.height = g.out_height;
-    r->status = make_rgb_crop(t, &decoded, &g, IMGPACK__RECORD_HEADER_SIZE,
-                              &crop);
+    r->status = make_crop(t, &decoded, &g, s->channels,
+                          IMGPACK__RECORD_HEADER_SIZE, &crop);
     if (r->status != IMGPACK_OK) {
         snprintf(r->reason, sizeof r->reason, "out of memory");
         return;
     }
-    payload_size = (size_t)g.out_width * g.out_height * 3;
+    payload_size = (size_t)g.out_width * g.out_height * s->channels;
     if (s->format == IMGPACK_FORMAT_RAW) {
         r->value = crop;
     } else {
         imgpack__pixels px = {crop + IMGPACK__RECORD_HEADER_SIZE, g.out_width,
-                              g.out_height, 3, (size_t)g.out_width * 3};
+                              g.out_height, s->channels,
+                              (size_t)g.out_width * s->channels};
         r->status = imgpack__encode(s->format, s->quality, &px,
                                     IMGPACK__RECORD_HEADER_SIZE, &r->value,
                                     &payload_size, r->reason);

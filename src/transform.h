@@ -11,6 +11,7 @@
 
 #include "decode.h"
 #include "imgpack/imgpack.h"
+#include "sources.h"
 
 /* Source files larger than this are rejected before being read: no image
    we can decode within the default pixel limit needs a 1 GiB file. */
@@ -21,6 +22,7 @@ typedef struct imgpack__transform_settings {
     uint32_t crop;       /* center-crop side, 0 = none */
     int32_t format;      /* imgpack_format */
     int32_t quality;     /* for jpeg and webp */
+    uint32_t channels;   /* of the records: 3 (RGB), or 1 for gray sources */
     uint64_t max_pixels; /* 0 = no limit */
 } imgpack__transform_settings;
 
@@ -41,10 +43,10 @@ imgpack_status imgpack__transformer_create(
     imgpack__transformer **out, const imgpack__transform_settings *settings);
 void imgpack__transformer_destroy(imgpack__transformer *t);
 
-/* Turns the file `root`/`path` into *r, labelled `label`. Never fails as
-   a whole: a file that cannot be packed is a result with a reason. */
-void imgpack__transform_file(imgpack__transformer *t, const char *root,
-                             const char *path, uint32_t label,
+/* Turns item `index` of `src` into *r. Never fails as a whole: an item
+   that cannot be packed is a result with a reason. */
+void imgpack__transform_item(imgpack__transformer *t,
+                             const imgpack__source *src, size_t index,
                              imgpack__result *r);
 
 /* Frees what a result owns. */

@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "imgpack/imgpack.h"
+#include "resize.h"
 
 /* Meta keys for a class's name and description: a fixed width keeps them
    in id order under LMDB's byte order. */
@@ -45,9 +46,9 @@ static void settings_text(const imgpack__transform_settings *s,
                           char out[SETTINGS_TEXT_SIZE]) {
     snprintf(out, SETTINGS_TEXT_SIZE,
              "resize=%" PRIu32 " crop=%" PRIu32 " format=%s quality=%" PRId32
-             " max-pixels=%" PRIu64,
+             " max-pixels=%" PRIu64 " channels=%" PRIu32,
              s->resize, s->crop, imgpack_format_name(s->format), s->quality,
-             s->max_pixels);
+             s->max_pixels, s->channels);
 }
 
 /* The store's static metadata and class table, in one first transaction. */
@@ -57,7 +58,13 @@ static imgpack_status write_store_header(imgpack__writer *w,
     const imgpack__transform_settings *s = info->settings;
     const imgpack__source *src = w->source;
     char shard[32];
-    uint32_t side = s->crop;
+    /* Records share a size when cropped, or when the source's images all
+       have one size (gray digit sets); otherwise width and height say 0. */
+    imgpack__geometry g = {0};
+    if (s->crop > 0)
+        g.out_width = g.out_height = s->crop;
+    else if (src->kind == IMGPACK__SOURCE_PIXELS)
+        imgpack__geometry_plan(src->width, src->height, s->resize, 0, &g);
     size_t n = 0, capacity = 16 + 2 * (size_t)src->num_classes;
     imgpack__meta_entry *meta = calloc(capacity, sizeof *meta);
     text_meta *numbers = calloc(10, sizeof *numbers);
@@ -71,10 +78,9 @@ static imgpack_status write_store_header(imgpack__writer *w,
     meta[n++] = text_entry(&numbers[0], "format_version",
                            IMGPACK__STORE_FORMAT_VERSION);
     meta[n++] = string_entry("format", imgpack_format_name(s->format));
-    meta[n++] = text_entry(&numbers[1], "channels", 3);
-    /* Without a crop records differ in size: width and height say 0. */
-    meta[n++] = text_entry(&numbers[2], "width", side);
-    meta[n++] = text_entry(&numbers[3], "height", side);
+    meta[n++] = text_entry(&numbers[1], "channels", s->channels);
+    meta[n++] = text_entry(&numbers[2], "width", g.out_width);
+    meta[n++] = text_entry(&numbers[3], "height", g.out_height);
     meta[n++] = text_entry(&numbers[4], "resize", s->resize);
     meta[n++] = text_entry(&numbers[5], "crop", s->crop);
     meta[n++] = text_entry(&numbers[6], "num_classes", src->num_classes);

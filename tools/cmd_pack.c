@@ -18,12 +18,13 @@
 
 static void print_help(void) {
     printf(
-        "Usage: imgpack pack [OPTIONS] SRC_DIR OUT_DIR\n\n"
-        "Packs the ImageFolder tree SRC_DIR (one directory per class) into a\n"
-        "new store OUT_DIR: LMDB records plus a SQLite catalog.db. Records\n"
-        "follow torchvision's ImageFolder order; each image is converted to\n"
-        "RGB, resized (short side) and center-cropped exactly as torchvision's\n"
-        "Resize + CenterCrop on a PIL image.\n\n"
+        "Usage: imgpack pack [OPTIONS] SRC OUT_DIR\n\n"
+        "Packs SRC into a new store OUT_DIR: LMDB records plus a SQLite\n"
+        "catalog.db. SRC is an ImageFolder tree (one directory per class;\n"
+        "records in torchvision's ImageFolder order), a directory with\n"
+        "--list, or an MNIST-style IDX images file or CSV. Each image is\n"
+        "converted to RGB, resized (short side) and center-cropped exactly as\n"
+        "torchvision's Resize + CenterCrop on a PIL image.\n\n"
         "Options:\n"
         "  --resize N      short side after resizing (default 256; 0 = keep)\n"
         "  --crop N        center crop side (default 224; 0 = no crop)\n"
@@ -39,6 +40,12 @@ static void print_help(void) {
         "                  label it lacks is a reject, not a new class\n"
         "  --sha256 SUMS   check the files a sha256sum list names first;\n"
         "                  refuse on a mismatch or a missing file\n"
+        "  --labels FILE   with an IDX images file as SRC: its labels file\n"
+        "                  (default: the labels-idx1 file beside it)\n"
+        "  --class-names N fashion-mnist, mnist, or a file of names, one a\n"
+        "                  line, for sources labelled by class ids\n"
+        "  --channels C    1 or 3: record channels (default 1 for IDX/CSV,\n"
+        "                  3 for images)\n"
         "  --max-pixels N  reject images with more pixels (default %u,\n"
         "                  Pillow's limit; 0 = no limit)\n"
         "  --strict        stop at the first file that cannot be packed\n"
@@ -188,6 +195,18 @@ static int apply_option(imgpack_pack_options *opts, int option,
     case '2':
         status = imgpack_pack_options_set_checksums(opts, value);
         break;
+    case 'L':
+        status = imgpack_pack_options_set_labels(opts, value);
+        break;
+    case 'N':
+        status = imgpack_pack_options_set_class_names(opts, value);
+        break;
+    case 'c' + 256:
+        if (cli_parse_u64(value, 1, 3, &n) || n == 2)
+            return cli_usage_error("pack", "--channels takes 1 or 3, not '%s'",
+                                   value);
+        status = imgpack_pack_options_set_channels(opts, (uint32_t)n);
+        break;
     case 'S':
         status = imgpack_pack_options_set_strict(opts, 1);
         break;
@@ -222,6 +241,9 @@ int cmd_pack(int argc, char **argv) {
         {"sort", no_argument, NULL, 'o'},
         {"classes-from", required_argument, NULL, 'C'},
         {"sha256", required_argument, NULL, '2'},
+        {"labels", required_argument, NULL, 'L'},
+        {"class-names", required_argument, NULL, 'N'},
+        {"channels", required_argument, NULL, 'c' + 256},
         {"max-pixels", required_argument, NULL, 'm'},
         {"strict", no_argument, NULL, 'S'},
         {"resume", no_argument, NULL, 'R'},

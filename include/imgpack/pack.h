@@ -122,6 +122,25 @@ IMGPACK_API imgpack_status imgpack_pack_options_set_classes_from(
 IMGPACK_API imgpack_status imgpack_pack_options_set_checksums(
     imgpack_pack_options *opts, const char *sums_path);
 
+/* MNIST-style sources: SRC may be an IDX images file (*-images-idx3-ubyte,
+   gzip or not; its labels file is found beside it, or named here) or a
+   Kaggle CSV (label,pixel1,...,pixel784). Their records are gray 28x28
+   (resize and crop off unless set), classes named "0".."9" unless named.
+   Copied; NULL clears it. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_labels(imgpack_pack_options *opts, const char *path);
+
+/* Names numbered classes: "fashion-mnist" (T-shirt/top, Trouser, ...),
+   "mnist" (torchvision's "0 - zero", ...), or a file with one name a line.
+   Copied; NULL clears it. */
+IMGPACK_API imgpack_status imgpack_pack_options_set_class_names(
+    imgpack_pack_options *opts, const char *names);
+
+/* Channels of the records: 1 or 3, or 0 (default) for 1 with gray sources
+   and 3 with images, which are always RGB. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_channels(imgpack_pack_options *opts, uint32_t channels);
+
 /* Nonzero: stop at the first rejected file (imgpack_packer_run returns
    IMGPACK_ERR_REJECTED). Default 0: reject, record and go on. */
 IMGPACK_API imgpack_status
