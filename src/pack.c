@@ -58,7 +58,6 @@ struct imgpack_packer {
     uint64_t start;   /* first source item this run packs */
     uint64_t end;     /* one past the last item of this store's slice */
     int ran;
-    char *classes_from; /* for the reason of a label it lacks */
     imgpack_progress_fn on_progress;
     imgpack_reject_fn on_reject;
     void *user;
@@ -263,6 +262,8 @@ static imgpack_status scan_source(imgpack_packer *p, const char *src,
                                                         opts->sort_list, s,
                                                         &p->error)
                             : imgpack__source_scan_folder(src, s, &p->error);
+    else if (imgpack__is_archive_name(src))
+        status = imgpack__source_scan_archive(src, s, &p->error);
     else if (strstr(src, "idx3-ubyte"))
         status = imgpack__source_scan_idx(src, opts->labels, s, &p->error);
     else if (ends_with(src, ".csv") || ends_with(src, ".csv.gz"))
@@ -342,11 +343,9 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                  out_dir, opts->shard_index, opts->shard_count);
     else
         snprintf(store_dir, sizeof store_dir, "%s", out_dir);
-    if (opts->classes_from && !(p->classes_from = strdup(opts->classes_from)))
-        status = imgpack__error_set(&p->error, IMGPACK_ERR_NOMEM,
-                                    "out of memory");
-    if (!status && opts->checksums)
-        status = imgpack__verify_checksums(opts->checksums, &p->error);
+    status = opts->checksums
+                 ? imgpack__verify_checksums(opts->checksums, &p->error)
+                 : IMGPACK_OK;
     if (!status)
         status = scan_source(p, src_dir, opts);
     if (!status && opts->classes_from)
@@ -402,13 +401,10 @@ static void transform_item(void *context, void *scratch, uint64_t n,
     imgpack_packer *p = context;
     const imgpack__source_item *item = &p->source.items[p->start + n];
     imgpack__result *r = slot;
-    if (item->class_id == IMGPACK__NO_CLASS) {
-        /* Not read at all: its label has no id to give the record. */
+    if (item->reject) {
         memset(r, 0, sizeof *r);
         r->status = IMGPACK_ERR_INVALID_ARG;
-        snprintf(r->reason, sizeof r->reason,
-                 "class '%s' is not in the class table of %s", item->label,
-                 p->classes_from);
+        snprintf(r->reason, sizeof r->reason, "%s", item->reject);
         return;
     }
     imgpack__transform_item(scratch, &p->source, p->start + n, r);
@@ -508,6 +504,5 @@ void imgpack_packer_close(imgpack_packer *p) {
         return;
     imgpack__writer_close(&p->writer);
     imgpack__source_free(&p->source);
-    free(p->classes_from);
     free(p);
 }

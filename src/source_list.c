@@ -328,9 +328,14 @@ imgpack_status imgpack__source_use_classes(imgpack__source *src,
         } else {
             id = find_id(names, sorted, count, name);
         }
-        if (id == IMGPACK__NO_CLASS && !(item->label = strdup(name)))
+        if (id == IMGPACK__NO_CLASS &&
+            asprintf(&item->reject,
+                     "class '%s' is not in the class table of %s", name,
+                     store_dir) < 0) {
+            item->reject = NULL;
             status = imgpack__error_set(err, IMGPACK_ERR_NOMEM,
                                         "out of memory");
+        }
         item->class_id = id;
     }
     if (status != IMGPACK_OK)

@@ -433,7 +433,7 @@ void imgpack__source_free(imgpack__source *src) {
     free(src->class_descriptions);
     for (size_t i = 0; i < src->num_items; i++) {
         free(src->items[i].path);
-        free(src->items[i].label);
+        free(src->items[i].reject);
     }
     free(src->items);
     free(src->root);

@@ -12,14 +12,15 @@
 
 #include "error.h"
 
-/* The class id of an item whose label names no class of the table: it is
-   rejected without being read. */
+/* The class id of an item that has none (see `reject`). */
 #define IMGPACK__NO_CLASS UINT32_MAX
 
 typedef struct imgpack__source_item {
     char *path; /* relative to the source root; for archives, the member */
     uint32_t class_id; /* or IMGPACK__NO_CLASS */
-    char *label; /* the label as given, kept only when it names no class */
+    /* Why the item is rejected without being read (its label names no
+       class, the archive broke off there), or NULL. */
+    char *reject;
     uint64_t offset, size; /* an archive member's data in the archive file */
 } imgpack__source_item;
 
@@ -123,6 +124,19 @@ imgpack_status imgpack__source_scan_pixel_csv(const char *csv_path,
    the number of names, or the source's labels are not ids. */
 imgpack_status imgpack__source_name_classes(imgpack__source *src,
                                             const char *names,
+                                            imgpack__error *err);
+
+/* Whether a path names a tar archive, compressed or not. */
+int imgpack__is_archive_name(const char *path);
+
+/*
+ * Lists an uncompressed tar archive in place: members "class/.../file" as
+ * a folder's, and inner "<class>.tar" members (ImageNet's train layout) as
+ * that class's images, in the order the extracted tree would pack in.
+ * Items keep their data's offset and size; workers pread them.
+ */
+imgpack_status imgpack__source_scan_archive(const char *path,
+                                            imgpack__source *src,
                                             imgpack__error *err);
 
 /* SHA-256 (hex) of the listing: class names, then each item's path and
