@@ -105,6 +105,8 @@ typedef struct walk_state {
     imgpack__source *src;
     imgpack__error *err;
     string_list dirs;    /* relative paths of all directories of a class */
+    /* The directories above the one being walked; [0] is the root, so a
+       link back to it (or to any class) counts as a loop too. */
     struct stat ancestors[MAX_DEPTH];
 } walk_state;
 
@@ -239,10 +241,13 @@ imgpack_status imgpack__source_scan_folder(const char *root,
 
     memset(src, 0, sizeof *src);
     d = opendir(root);
-    if (!d)
+    if (!d || stat(root, &w.ancestors[0]) != 0) {
+        if (d)
+            closedir(d);
         return imgpack__error_set(err, imgpack__status_from_errno(errno),
                                   "%s: cannot open the source directory: %s",
                                   root, strerror(errno));
+    }
     src->root = strdup(root);
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
@@ -276,7 +281,7 @@ imgpack_status imgpack__source_scan_folder(const char *root,
         goto out;
     }
     for (uint32_t c = 0; c < src->num_classes && status == IMGPACK_OK; c++) {
-        status = collect_dirs(&w, src->class_names[c], 0);
+        status = collect_dirs(&w, src->class_names[c], 1);
         list_sort(&w.dirs);
         for (size_t i = 0; i < w.dirs.count && status == IMGPACK_OK; i++)
             status = list_files(&w, w.dirs.items[i], c, &capacity);
