@@ -73,13 +73,10 @@ static int parse_line(char *line, int kaggle, char **path, char **label) {
         char *end = strchr(comma + 1, ' ');
         if (end)
             *end = '\0';
-        size_t n = strlen(line);
-        *path = malloc(n + sizeof KAGGLE_EXTENSION);
-        if (*path)
-            memcpy(*path, line, n), memcpy(*path + n, KAGGLE_EXTENSION,
-                                           sizeof KAGGLE_EXTENSION);
+        if (asprintf(path, "%s" KAGGLE_EXTENSION, line) < 0)
+            *path = NULL;
         *label = strdup(comma + 1);
-        return **label ? 0 : -1;
+        return *label && **label ? 0 : -1;
     }
     char *blank = strrchr(line, ' '), *tab = strrchr(line, '\t');
     if (tab > blank)
