@@ -109,9 +109,9 @@ static imgpack_status make_items(imgpack__source *src, const char *file,
     size_t capacity = 0;
     imgpack_status status = IMGPACK_OK;
     for (size_t i = 0; i < count && status == IMGPACK_OK; i++) {
-        char *path = malloc(strlen(file) + 24);
-        if (path)
-            sprintf(path, "%s#%zu", file, i);
+        char *path;
+        if (asprintf(&path, "%s#%zu", file, i) < 0)
+            path = NULL;
         status = path ? imgpack__source_add_item(src, path, labels[i],
                                                  &capacity)
                       : IMGPACK_ERR_NOMEM;
@@ -134,7 +134,7 @@ static imgpack_status number_classes(imgpack__source *src,
     if (!src->class_names || !src->class_descriptions)
         return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
     for (uint32_t c = 0; c < classes; c++) {
-        char name[8];
+        char name[16]; /* a uint32 in decimal */
         snprintf(name, sizeof name, "%" PRIu32, c);
         if (!(src->class_names[c] = strdup(name)))
             return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
