@@ -1,47 +1,55 @@
 /*
- * The reader: an LMDB environment opened read-only, the store's metadata
- * loaded once, and one slot per calling thread.
+ * The reader at training time: one slot per calling thread, read
+ * transactions, and the record access beneath get, decode, labels and
+ * batches. reader_open.c opens the store or shards and loads the
+ * metadata; the state both share is in reader_open.h.
  *
  * Slots. LMDB read transactions belong to one thread at a time; with
  * MDB_NOTLS they belong to us rather than to the thread's TLS, so each
- * thread that calls in gets a slot holding its own transaction (plus its
- * decoder and its error message). Slots live on a list under `lock` until
- * close; a small thread-local cache keyed by the reader's unique id finds
- * the calling thread's slot without taking the lock. A slot whose thread
- * exited is picked up by the next thread that gets the same pthread_t,
- * which is safe since only one live thread can have it.
+ * thread that calls in gets a slot holding its own transaction per shard
+ * (plus its decoder and its error message). Slots live on a list under
+ * `lock` until close; a small thread-local cache keyed by the reader's
+ * unique id finds the calling thread's slot without taking the lock. A
+ * slot whose thread exited is picked up by the next thread that gets the
+ * same pthread_t, which is safe since only one live thread can have it.
  *
- * Transactions. A call renews its slot's transaction only when the store
- * can change: for a complete store the snapshot is final, so the
- * transaction stays open between calls and a get is a bare mdb_get. For a
- * store still being packed every call resets and renews it, which keeps an
- * idle reader from pinning old pages and lets refresh() widen the range.
+ * Shards. A global index maps to (shard, local index) by a binary search
+ * of the shards' first indices; a single store is one shard and skips the
+ * search. A thread's transaction on a shard is begun the first time the
+ * thread reads that shard, so a thread that reads few shards holds few
+ * transactions.
+ *
+ * Transactions. A transaction is renewed only when the data can change:
+ * for a complete dataset the snapshot is final, so it stays open between
+ * calls and a get is a bare mdb_get. For a dataset still being packed
+ * every call bumps the slot's stamp, and each transaction is reset and
+ * renewed at its first use in the call, which keeps an idle reader from
+ * pinning old pages and lets refresh() widen the range.
  *
  * Remapping. Each slot has a mutex that its thread holds for the length
  * of every call (uncontended, on a cache line no other thread touches, so
  * it costs a few nanoseconds where a shared rwlock would bounce between
- * cores). MDB_MAP_RESIZED (a writer grew the file past our map) makes the
- * thread take every slot's mutex, so no other thread is inside a call,
- * and remap with mdb_env_set_mapsize(env, 0), which adopts the writer's
- * size.
+ * cores). MDB_MAP_RESIZED (a writer grew a shard's file past our map)
+ * makes the thread let go of its own mutex and take every slot's, so no
+ * other thread is inside a call, and remap that shard with
+ * mdb_env_set_mapsize(env, 0), which adopts the writer's size.
  *
  * Header checks. A record's header CRC is checked the first time the
- * reader reads it; in a complete store nothing ever rewrites a record, so
- * a bitmap remembers which headers passed and later reads only parse the
- * fields and check magic and sizes. (The CRC of 28 bytes costs a third of
- * an mdb_get on a small store.) IMGPACK_OPEN_VERIFY still checks the
+ * reader reads it; in a complete dataset nothing ever rewrites a record,
+ * so a bitmap remembers which headers passed and later reads only parse
+ * the fields and check magic and sizes. (The CRC of 28 bytes costs a third
+ * of an mdb_get on a small store.) IMGPACK_OPEN_VERIFY still checks the
  * payload CRC on every read.
  *
  * fork(). A handler registered with pthread_atfork counts forks in the
- * child. Every call compares that count with the one the environment was
+ * child. Every call compares that count with the one the environments were
  * opened under; on a mismatch the child drops the parent's slots and
- * environment without closing them (LMDB's close would clear the parent's
- * reader slots in the shared lock file, and the parent's transactions are
- * its own) and opens the store again.
+ * environments without closing them (LMDB's close would clear the parent's
+ * reader slots in the shared lock files, and the parent's transactions are
+ * its own) and opens every shard again.
  */
 #include "reader_internal.h"
 
-#include <errno.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <pthread.h>
@@ -49,15 +57,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "decode.h"
+#include "reader_open.h"
 #include "store.h"
-
-/* Slots for read transactions in the lock file. Honoured only when this
-   reader creates lock.mdb; LMDB's default of 126 is too few for many
-   DataLoader workers times threads. */
-#define READER_MAX_READERS 1024
 
 /* Recently used (reader, slot) pairs per thread: a training process reads
    one or two stores, and a miss only costs a locked list walk. */
@@ -67,47 +70,13 @@
    map size, so a second is needed only if it grew again meanwhile. */
 #define MAX_REMAPS 8
 
-struct imgpack__read_slot {
-    imgpack__read_slot *next;
-    pthread_t thread;
-    pthread_mutex_t busy; /* held by the thread during each call */
-    MDB_txn *txn; /* NULL until first use, or after a failed renew */
-    int live;     /* txn is current: its views are valid */
-    uint64_t snapshot; /* the reader's `snapshot` when txn was renewed */
-    imgpack__decoder *decoder; /* made by this thread on its first decode */
-    imgpack__error err;
-};
+/* Room for where() below: a shard's name and a local index. */
+#define WHERE_SIZE 64
 
-struct imgpack_reader {
-    imgpack__error err; /* open failures, and callers without a slot */
-    char *dir;
-    uint32_t flags;
-    int nolock;
-    MDB_env *env;
-    MDB_dbi records;
-    MDB_dbi meta;
-    /* Lock order: lock, then the slots' busy mutexes in list order. */
-    pthread_mutex_t lock; /* slots, err */
-    imgpack__read_slot *slots;
-    uint64_t id; /* unique in the process per environment: the cache key */
-    atomic_uint generation; /* fork generation the environment belongs to */
-
-    uint64_t count;
-    uint32_t num_classes;
-    char **class_names;
-    int32_t format;
-    uint32_t width, height, channels, resize, crop;
-    int complete;
-    uint32_t *labels; /* all labels of a complete store; else NULL */
-    /* Bit i: record i's header CRC passed. Only for complete stores. */
-    _Atomic uint64_t *verified;
-    /* Bumped by refresh: a transaction renewed before it may predate the
-       count, so it is renewed again even in a complete store. */
-    uint64_t snapshot;
-};
+/* Not an LMDB code: a meta lookup had no transaction; the slot says why. */
+#define NO_TXN (-1)
 
 static atomic_uint fork_count;
-static atomic_uint_fast64_t next_reader_id = 1;
 /* Held across fork() so that no child inherits a reopen half done. */
 static pthread_mutex_t reopen_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
@@ -141,350 +110,15 @@ unsigned imgpack__fork_generation(void) {
     return atomic_load_explicit(&fork_count, memory_order_acquire);
 }
 
-/* ---- Opening ---------------------------------------------------------- */
-
-/* Opens the environment read-only, falling back to MDB_NOLOCK where the
-   lock file cannot be written and to the writer's map size where the
-   system refuses IMGPACK_READER_MAP_SIZE. */
-static int open_env(imgpack_reader *r) {
-    size_t map_size = (size_t)IMGPACK_READER_MAP_SIZE;
-    int rc;
-    for (;;) {
-        unsigned flags = MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD |
-                         (r->nolock ? MDB_NOLOCK : 0);
-        if ((rc = mdb_env_create(&r->env)) != 0) {
-            r->env = NULL;
-            break;
-        }
-        if ((rc = mdb_env_set_maxdbs(r->env, 2)) == 0 &&
-            (rc = mdb_env_set_maxreaders(r->env, READER_MAX_READERS)) == 0 &&
-            (rc = mdb_env_set_mapsize(r->env, map_size)) == 0 &&
-            (rc = mdb_env_open(r->env, r->dir, flags, 0644)) == 0)
-            break;
-        mdb_env_close(r->env);
-        r->env = NULL;
-        if ((rc == EACCES || rc == EROFS) && !r->nolock)
-            r->nolock = 1;
-        else if (rc == ENOMEM && map_size != 0)
-            map_size = 0;
-        else
-            break;
-    }
-    return rc;
-}
-
-/* Opens the two databases; a store without them is not ours. */
-static imgpack_status open_dbs(imgpack_reader *r) {
-    MDB_txn *txn = NULL;
-    int rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn);
-    imgpack_status status = IMGPACK_OK;
-    if (rc != 0) {
-        status = imgpack__store_fail(&r->err, rc, r->dir, "cannot begin a read");
-        goto out;
-    }
-    if ((rc = mdb_dbi_open(txn, IMGPACK__STORE_RECORDS_DB, 0, &r->records)) ||
-        (rc = mdb_dbi_open(txn, IMGPACK__STORE_META_DB, 0, &r->meta))) {
-        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE)
-            status = imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                        "%s: no imgpack databases in data.mdb",
-                                        r->dir);
-        else
-            status = imgpack__store_fail(&r->err, rc, r->dir, "cannot open databases");
-        goto out;
-    }
-    /* Committing a read transaction keeps its database handles open for
-       every later transaction of the environment. */
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-    if (rc != 0)
-        status = imgpack__store_fail(&r->err, rc, r->dir, "cannot open databases");
-out:
-    if (txn)
-        mdb_txn_abort(txn);
-    return status;
-}
-
-static imgpack_status open_store(imgpack_reader *r) {
-    int rc = open_env(r);
-    if (rc != 0)
-        return imgpack__store_fail(&r->err, rc, r->dir, "cannot open LMDB");
-    if (!r->nolock) {
-        /* Frees slots that crashed readers left behind; best effort. */
-        int dead;
-        mdb_reader_check(r->env, &dead);
-    }
-    return open_dbs(r);
-}
-
-/* ---- Metadata --------------------------------------------------------- */
-
-/* The value of meta `key`, or MDB_NOTFOUND. */
-static int meta_value(imgpack_reader *r, MDB_txn *txn, const char *key,
-                      MDB_val *value) {
-    MDB_val k = {strlen(key), (void *)key};
-    return mdb_get(txn, r->meta, &k, value);
-}
-
-static int value_is(const MDB_val *v, const char *text) {
-    return v->mv_size == strlen(text) && memcmp(v->mv_data, text, v->mv_size) == 0;
-}
-
-/* Parses a decimal meta number no larger than `max`. */
-static imgpack_status meta_number(imgpack_reader *r, MDB_txn *txn,
-                                  const char *key, uint64_t max,
-                                  uint64_t *out) {
-    MDB_val v;
-    uint64_t n = 0;
-    int rc = meta_value(r, txn, key, &v);
-    if (rc == MDB_NOTFOUND)
-        return imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                  "%s: metadata has no \"%s\"", r->dir, key);
-    if (rc != 0)
-        return imgpack__store_fail(&r->err, rc, r->dir, "cannot read metadata");
-    const uint8_t *p = v.mv_data;
-    int ok = v.mv_size > 0 && v.mv_size <= 20;
-    for (size_t i = 0; ok && i < v.mv_size; i++) {
-        ok = p[i] >= '0' && p[i] <= '9' && n <= (max - (p[i] - '0')) / 10;
-        n = n * 10 + (uint64_t)(p[i] - '0');
-    }
-    if (!ok)
-        return imgpack__error_set(&r->err, IMGPACK_ERR_CORRUPT,
-                                  "%s: metadata \"%s\" is not a number up to "
-                                  "%" PRIu64,
-                                  r->dir, key, max);
-    *out = n;
-    return IMGPACK_OK;
-}
-
-static imgpack_status load_classes(imgpack_reader *r, MDB_txn *txn) {
-    r->class_names = calloc(r->num_classes ? r->num_classes : 1,
-                            sizeof *r->class_names);
-    if (!r->class_names)
-        return imgpack__error_set(&r->err, IMGPACK_ERR_NOMEM,
-                                  "%s: out of memory", r->dir);
-    for (uint32_t c = 0; c < r->num_classes; c++) {
-        char key[32];
-        MDB_val v;
-        snprintf(key, sizeof key, "class/%08" PRIu32, c);
-        int rc = meta_value(r, txn, key, &v);
-        if (rc == MDB_NOTFOUND)
-            return imgpack__error_set(&r->err, IMGPACK_ERR_CORRUPT,
-                                      "%s: metadata has no name for class %" PRIu32,
-                                      r->dir, c);
-        if (rc != 0)
-            return imgpack__store_fail(&r->err, rc, r->dir, "cannot read metadata");
-        r->class_names[c] = malloc(v.mv_size + 1);
-        if (!r->class_names[c])
-            return imgpack__error_set(&r->err, IMGPACK_ERR_NOMEM,
-                                      "%s: out of memory", r->dir);
-        memcpy(r->class_names[c], v.mv_data, v.mv_size);
-        r->class_names[c][v.mv_size] = '\0';
-    }
-    return IMGPACK_OK;
-}
-
-/* The part of the metadata that grows while a store is packed: count,
-   state and, once complete, the labels. */
-static imgpack_status load_progress(imgpack_reader *r, MDB_txn *txn) {
-    uint64_t count;
-    MDB_val v;
-    imgpack_status status = meta_number(r, txn, "count", UINT64_MAX / 8, &count);
-    if (status)
-        return status;
-    int rc = meta_value(r, txn, "state", &v);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return imgpack__store_fail(&r->err, rc, r->dir, "cannot read metadata");
-    int complete = rc == 0 && value_is(&v, "complete");
-    uint32_t *labels = NULL;
-    if (complete) {
-        rc = meta_value(r, txn, "labels", &v);
-        if (rc != 0 && rc != MDB_NOTFOUND)
-            return imgpack__store_fail(&r->err, rc, r->dir, "cannot read metadata");
-        if (rc == MDB_NOTFOUND || v.mv_size != count * 4)
-            return imgpack__error_set(&r->err, IMGPACK_ERR_CORRUPT,
-                                      "%s: metadata \"labels\" does not hold "
-                                      "%" PRIu64 " labels",
-                                      r->dir, count);
-        labels = malloc(count ? count * 4 : 1);
-        if (!labels)
-            return imgpack__error_set(&r->err, IMGPACK_ERR_NOMEM,
-                                      "%s: out of memory", r->dir);
-        const uint8_t *p = v.mv_data;
-        for (uint64_t i = 0; i < count; i++, p += 4) {
-            labels[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                        (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-            if (labels[i] >= r->num_classes) {
-                uint32_t bad = labels[i];
-                free(labels);
-                return imgpack__error_set(&r->err, IMGPACK_ERR_CORRUPT,
-                                          "%s: label of record %" PRIu64
-                                          " is %" PRIu32 ", past the %" PRIu32
-                                          " classes",
-                                          r->dir, i, bad, r->num_classes);
-            }
-        }
-    }
-    _Atomic uint64_t *verified = NULL;
-    if (complete && !(verified = calloc(count / 64 + 1, sizeof *verified))) {
-        free(labels);
-        return imgpack__error_set(&r->err, IMGPACK_ERR_NOMEM,
-                                  "%s: out of memory", r->dir);
-    }
-    free(r->labels);
-    free(r->verified);
-    r->labels = labels;
-    r->verified = verified;
-    r->count = count;
-    r->complete = complete;
-    return IMGPACK_OK;
-}
-
-static imgpack_status load_meta(imgpack_reader *r) {
-    MDB_txn *txn = NULL;
-    MDB_val v;
-    uint64_t n;
-    imgpack_status status = IMGPACK_OK;
-    int rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &txn);
-    if (rc != 0) {
-        txn = NULL;
-        status = imgpack__store_fail(&r->err, rc, r->dir, "cannot begin a read");
-        goto out;
-    }
-    if ((status = meta_number(r, txn, "format_version", UINT32_MAX, &n)))
-        goto out;
-    if (n != IMGPACK__STORE_FORMAT_VERSION) {
-        status = imgpack__error_set(&r->err, IMGPACK_ERR_VERSION_MISMATCH,
-                                    "%s: store format version %" PRIu64
-                                    ", this library reads %d",
-                                    r->dir, n, IMGPACK__STORE_FORMAT_VERSION);
-        goto out;
-    }
-    rc = meta_value(r, txn, "format", &v);
-    char name[32] = "";
-    if (rc == 0 && v.mv_size < sizeof name)
-        memcpy(name, v.mv_data, v.mv_size);
-    if (rc != 0 || imgpack_format_parse(name, &r->format) != IMGPACK_OK) {
-        status = imgpack__error_set(&r->err, IMGPACK_ERR_CORRUPT,
-                                    "%s: metadata \"format\" is missing or "
-                                    "unknown",
-                                    r->dir);
-        goto out;
-    }
-    /* Sides are capped like the packer's options; 65536 leaves room. */
-    if ((status = meta_number(r, txn, "channels", 4, &n)))
-        goto out;
-    r->channels = (uint32_t)n;
-    if ((status = meta_number(r, txn, "width", 65536, &n)))
-        goto out;
-    r->width = (uint32_t)n;
-    if ((status = meta_number(r, txn, "height", 65536, &n)))
-        goto out;
-    r->height = (uint32_t)n;
-    if ((status = meta_number(r, txn, "resize", 65536, &n)))
-        goto out;
-    r->resize = (uint32_t)n;
-    if ((status = meta_number(r, txn, "crop", 65536, &n)))
-        goto out;
-    r->crop = (uint32_t)n;
-    if ((status = meta_number(r, txn, "num_classes", UINT32_MAX, &n)))
-        goto out;
-    r->num_classes = (uint32_t)n;
-    if (r->channels != 1 && r->channels != 3) {
-        status = imgpack__error_set(&r->err, IMGPACK_ERR_CORRUPT,
-                                    "%s: metadata \"channels\" is %" PRIu32,
-                                    r->dir, r->channels);
-        goto out;
-    }
-    if ((status = load_classes(r, txn)))
-        goto out;
-    status = load_progress(r, txn);
-out:
-    if (txn)
-        mdb_txn_abort(txn);
-    return status;
-}
-
-static imgpack_status check_dir(imgpack_reader *r) {
-    struct stat st;
-    char path[4096];
-    if (stat(r->dir, &st) != 0)
-        return imgpack__error_set(&r->err, imgpack__status_from_errno(errno),
-                                  "%s: %s", r->dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                  "%s: not a directory", r->dir);
-    if (snprintf(path, sizeof path, "%s/data.mdb", r->dir) >= (int)sizeof path)
-        return imgpack__error_set(&r->err, IMGPACK_ERR_INVALID_ARG,
-                                  "%s: path too long", r->dir);
-    if (stat(path, &st) != 0) {
-        if (errno == ENOENT)
-            return imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                      "%s: no data.mdb: not an imgpack store",
-                                      r->dir);
-        return imgpack__error_set(&r->err, imgpack__status_from_errno(errno),
-                                  "%s: %s", path, strerror(errno));
-    }
-    return IMGPACK_OK;
-}
-
-
-imgpack_status imgpack_reader_open(imgpack_reader **out, const char *dir,
-                                   uint32_t flags) {
-    imgpack_status status = IMGPACK_OK;
-    imgpack_reader *r = NULL;
-
-    if (!out) {
-        status = IMGPACK_ERR_INVALID_ARG;
-        goto done;
-    }
-    *out = NULL;
-    r = calloc(1, sizeof *r);
-    if (!r) {
-        status = IMGPACK_ERR_NOMEM;
-        goto done;
-    }
-    if (pthread_mutex_init(&r->lock, NULL) != 0) {
-        free(r);
-        r = NULL;
-        status = IMGPACK_ERR_NOMEM;
-        goto done;
-    }
-    *out = r;
-    atomic_init(&r->generation, imgpack__fork_generation());
-    r->id = atomic_fetch_add(&next_reader_id, 1);
-    r->flags = flags;
-    if (!dir || (flags & ~(IMGPACK_OPEN_INCOMPLETE | IMGPACK_OPEN_VERIFY))) {
-        status = imgpack__error_set(&r->err, IMGPACK_ERR_INVALID_ARG,
-                                    "reader_open: %s",
-                                    dir ? "unknown flags" : "no directory");
-        goto done;
-    }
-    r->dir = strdup(dir);
-    if (!r->dir) {
-        status = imgpack__error_set(&r->err, IMGPACK_ERR_NOMEM,
-                                    "%s: out of memory", dir);
-        goto done;
-    }
-    if ((status = check_dir(r)) || (status = open_store(r)) ||
-        (status = load_meta(r)))
-        goto done;
-    if (!r->complete && !(flags & IMGPACK_OPEN_INCOMPLETE))
-        status = imgpack__error_set(&r->err, IMGPACK_ERR_INCOMPLETE,
-                                    "%s: store is not complete (still being "
-                                    "packed, or the pack stopped)",
-                                    dir);
-done:
-    return status;
-}
-
 /* Frees the slots. Their transactions are aborted only when they belong
-   to this process's environment: a child must not touch its parent's. */
+   to this process's environments: a child must not touch its parent's. */
 static void drop_slots(imgpack_reader *r, int abort_txns) {
     imgpack__read_slot *s = r->slots, *next;
     for (; s; s = next) {
         next = s->next;
-        if (abort_txns && s->txn)
-            mdb_txn_abort(s->txn);
+        for (uint32_t k = 0; abort_txns && k < r->num_shards; k++)
+            if (s->txns[k].txn)
+                mdb_txn_abort(s->txns[k].txn);
         if (abort_txns)
             pthread_mutex_destroy(&s->busy);
         imgpack__decoder_destroy(s->decoder);
@@ -499,22 +133,12 @@ void imgpack_reader_close(imgpack_reader *r) {
     int same_process =
         atomic_load(&r->generation) == imgpack__fork_generation();
     drop_slots(r, same_process);
-    if (r->env && same_process)
-        mdb_env_close(r->env);
-    if (r->class_names)
-        for (uint32_t c = 0; c < r->num_classes; c++)
-            free(r->class_names[c]);
-    free(r->class_names);
-    free(r->labels);
-    free(r->verified);
-    free(r->dir);
-    pthread_mutex_destroy(&r->lock);
-    free(r);
+    imgpack__reader_free(r, same_process);
 }
 
 /* ---- Per-thread sessions ---------------------------------------------- */
 
-/* In a forked child: forget the parent's environment and open our own. */
+/* In a forked child: forget the parent's environments and open our own. */
 static imgpack_status reopen_in_child(imgpack_reader *r, unsigned generation) {
     imgpack_status status = IMGPACK_OK;
     pthread_mutex_lock(&reopen_lock);
@@ -529,10 +153,11 @@ static imgpack_status reopen_in_child(imgpack_reader *r, unsigned generation) {
         goto out;
     }
     drop_slots(r, 0);
-    r->env = NULL; /* the parent's; see the top of this file */
-    if ((status = open_store(r)))
+    for (uint32_t k = 0; k < r->num_shards; k++)
+        r->shards[k].env = NULL; /* the parent's; see the top of this file */
+    if ((status = imgpack__reader_open_envs(r)))
         goto out;
-    r->id = atomic_fetch_add(&next_reader_id, 1);
+    r->id = imgpack__reader_new_id();
     atomic_store_explicit(&r->generation, generation, memory_order_release);
 out:
     pthread_mutex_unlock(&reopen_lock);
@@ -552,12 +177,16 @@ static imgpack__read_slot *find_slot(const imgpack_reader *cr, int create) {
     for (s = r->slots; s; s = s->next)
         if (pthread_equal(s->thread, self))
             break;
-    if (!s && create && (s = calloc(1, sizeof *s)) != NULL) {
+    if (!s && create &&
+        (s = calloc(1, sizeof *s + r->num_shards * sizeof s->txns[0])) !=
+            NULL) {
         if (pthread_mutex_init(&s->busy, NULL) != 0) {
             free(s);
             s = NULL;
         } else {
             s->thread = self;
+            s->stamp = 1; /* newer than the 0 of transactions never begun */
+            s->snapshot = r->snapshot;
             s->next = r->slots;
             r->slots = s;
         }
@@ -571,47 +200,86 @@ static imgpack__read_slot *find_slot(const imgpack_reader *cr, int create) {
     return s;
 }
 
-/* Makes the slot's transaction current. */
-static int renew(imgpack_reader *r, imgpack__read_slot *s) {
-    int rc = 0;
-    if (s->txn && s->live && r->complete && s->snapshot == r->snapshot)
-        return 0;
-    if (!s->txn) {
-        rc = mdb_txn_begin(r->env, NULL, MDB_RDONLY, &s->txn);
+/* Begins or renews the slot's transaction on shard k. */
+static int renew(imgpack_reader *r, imgpack__read_slot *s, uint32_t k) {
+    imgpack__slot_txn *t = &s->txns[k];
+    int rc;
+    if (!t->txn) {
+        rc = mdb_txn_begin(r->shards[k].env, NULL, MDB_RDONLY, &t->txn);
         if (rc != 0)
-            s->txn = NULL;
+            t->txn = NULL;
     } else {
-        if (s->live)
-            mdb_txn_reset(s->txn);
-        rc = mdb_txn_renew(s->txn);
+        if (t->live)
+            mdb_txn_reset(t->txn);
+        rc = mdb_txn_renew(t->txn);
         if (rc != 0) {
-            mdb_txn_abort(s->txn);
-            s->txn = NULL;
+            mdb_txn_abort(t->txn);
+            t->txn = NULL;
         }
     }
-    s->live = rc == 0;
-    s->snapshot = r->snapshot;
+    t->live = rc == 0;
+    t->stamp = s->stamp;
     return rc;
 }
 
-/* After MDB_MAP_RESIZED: with every other call kept out, adopt the
-   writer's map size. Other threads' views end here, which the documented
-   validity allows only because no call of theirs is running. */
-static int remap(imgpack_reader *r) {
+/* After MDB_MAP_RESIZED on shard k: with every other call kept out, adopt
+   the writer's map size. Other threads' views into that shard end here,
+   which the documented validity allows only because no call of theirs is
+   running. */
+static int remap(imgpack_reader *r, uint32_t k) {
     imgpack__read_slot *s;
     pthread_mutex_lock(&r->lock);
     for (s = r->slots; s; s = s->next)
         pthread_mutex_lock(&s->busy);
     for (s = r->slots; s; s = s->next)
-        if (s->txn && s->live) {
-            mdb_txn_reset(s->txn);
-            s->live = 0;
+        if (s->txns[k].txn && s->txns[k].live) {
+            mdb_txn_reset(s->txns[k].txn);
+            s->txns[k].live = 0;
         }
-    int rc = mdb_env_set_mapsize(r->env, 0);
+    int rc = mdb_env_set_mapsize(r->shards[k].env, 0);
     for (s = r->slots; s; s = s->next)
         pthread_mutex_unlock(&s->busy);
     pthread_mutex_unlock(&r->lock);
     return rc;
+}
+
+/* The slow path of current(): renews the transaction on shard k, remapping
+   the shard if a writer outgrew our map. The calling thread holds its busy
+   mutex on entry and on return, but not during a remap. */
+static imgpack_status refresh_txn(imgpack_reader *r, imgpack__read_slot *s,
+                                  uint32_t k) {
+    imgpack_status status = IMGPACK_OK;
+    int rc;
+    for (int remaps = 0;; remaps++) {
+        rc = renew(r, s, k);
+        if (rc != MDB_MAP_RESIZED || remaps == MAX_REMAPS)
+            break;
+        pthread_mutex_unlock(&s->busy);
+        rc = remap(r, k);
+        pthread_mutex_lock(&s->busy);
+        if (rc != 0) {
+            status = imgpack__store_fail(&s->err, rc, r->shards[k].dir,
+                                         "cannot remap the store");
+            goto out;
+        }
+    }
+    if (rc != 0)
+        status = imgpack__store_fail(&s->err, rc, r->shards[k].dir,
+                                     "cannot begin a read");
+out:
+    return status;
+}
+
+/* The slot's transaction on shard k, current for this call, or NULL with
+   the reason in the slot. */
+static inline MDB_txn *current(imgpack_reader *r, imgpack__read_slot *s,
+                               uint32_t k) {
+    imgpack__slot_txn *t = &s->txns[k];
+    /* Expected: in a complete dataset the transaction stays current, and
+       laying that path out straight is worth a few percent of a get. */
+    if (__builtin_expect(t->live && t->stamp == s->stamp, 1))
+        return t->txn;
+    return refresh_txn(r, s, k) == IMGPACK_OK ? t->txn : NULL;
 }
 
 imgpack_status imgpack__reader_begin(imgpack_reader *r,
@@ -621,7 +289,6 @@ imgpack_status imgpack__reader_begin(imgpack_reader *r,
     /* open registered the fork handler: a plain load is enough here. */
     unsigned generation =
         atomic_load_explicit(&fork_count, memory_order_acquire);
-    int rc = 0;
 
     *slot = NULL;
     if (atomic_load_explicit(&r->generation, memory_order_acquire) !=
@@ -636,21 +303,12 @@ imgpack_status imgpack__reader_begin(imgpack_reader *r,
         goto out;
     }
     imgpack__error_clear(&s->err);
-    for (int remaps = 0;; remaps++) {
-        pthread_mutex_lock(&s->busy);
-        rc = renew(r, s);
-        if (rc != MDB_MAP_RESIZED || remaps == MAX_REMAPS)
-            break;
-        pthread_mutex_unlock(&s->busy);
-        if ((rc = remap(r)) != 0) {
-            status = imgpack__store_fail(&s->err, rc, r->dir, "cannot remap the store");
-            goto out;
-        }
-    }
-    if (rc != 0) {
-        pthread_mutex_unlock(&s->busy);
-        status = imgpack__store_fail(&s->err, rc, r->dir, "cannot begin a read");
-        goto out;
+    pthread_mutex_lock(&s->busy);
+    /* Transactions renewed before this call are stale where the data may
+       have changed since: always while packing, and after a refresh. */
+    if (!r->complete || s->snapshot != r->snapshot) {
+        s->stamp++;
+        s->snapshot = r->snapshot;
     }
     *slot = s;
 out:
@@ -668,11 +326,51 @@ const char *imgpack__reader_message(const imgpack_reader *r) {
     return imgpack__error_text(&r->err);
 }
 
+imgpack_status imgpack__reader_fail(imgpack_reader *r, imgpack_status code,
+                                   const char *message) {
+    imgpack__read_slot *s = find_slot(r, 1);
+    if (s) {
+        imgpack__error_set(&s->err, code, "%s", message);
+    } else {
+        pthread_mutex_lock(&r->lock);
+        imgpack__error_set(&r->err, code, "%s", message);
+        pthread_mutex_unlock(&r->lock);
+    }
+    return code;
+}
+
 /* ---- Records ---------------------------------------------------------- */
 
 static uint32_t le32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
            (uint32_t)p[3] << 24;
+}
+
+/* The shard holding global index `index` (< r->count). */
+static uint32_t locate(const imgpack_reader *r, uint64_t index) {
+    /* Invariant first[lo] <= index < first[hi]. An empty shard's first
+       equals the next one's, so the search never ends on it. */
+    uint32_t lo = 0, hi = r->num_shards;
+    while (hi - lo > 1) {
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (r->first[mid] <= index)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* What follows a global index in a message: which record of which shard
+   it is, or "" for a single store, where the two are the same. */
+static const char *where(const imgpack_reader *r, uint32_t k, uint64_t local,
+                         char buf[WHERE_SIZE]) {
+    if (r->num_shards == 1)
+        return "";
+    const char *slash = strrchr(r->shards[k].dir, '/');
+    snprintf(buf, WHERE_SIZE, " (%s record %" PRIu64 ")",
+             slash ? slash + 1 : r->shards[k].dir, local);
+    return buf;
 }
 
 /* The fields of a header that passed imgpack__record_parse before (see
@@ -692,25 +390,38 @@ static imgpack_status parse_verified(const uint8_t *value, size_t size,
                : IMGPACK_ERR_CORRUPT;
 }
 
-/* The checked value of record `index`: header fields and payload. */
+/* The checked value of record `index` (global): header fields and
+   payload. */
 static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
                             uint64_t index, imgpack__record_header *h,
                             const uint8_t **payload) {
     uint8_t key_bytes[IMGPACK__KEY_SIZE];
     MDB_val key = {sizeof key_bytes, key_bytes}, value;
+    char at[WHERE_SIZE];
     if (index >= r->count)
         return imgpack__error_set(&s->err, IMGPACK_ERR_RANGE,
                                   "%s: record %" PRIu64
                                   " is out of range (%" PRIu64 " records)",
                                   r->dir, index, r->count);
-    imgpack__record_key(index, key_bytes);
-    int rc = mdb_get(s->txn, r->records, &key, &value);
+    /* A single store skips the search: global and local indices agree. */
+    uint32_t k = 0;
+    uint64_t local = index;
+    if (r->num_shards > 1) {
+        k = locate(r, index);
+        local = index - r->first[k];
+    }
+    MDB_txn *txn = current(r, s, k);
+    if (!txn)
+        return s->err.code;
+    imgpack__record_key(local, key_bytes);
+    int rc = mdb_get(txn, r->shards[k].records, &key, &value);
     if (rc == MDB_NOTFOUND)
         return imgpack__error_set(&s->err, IMGPACK_ERR_CORRUPT,
-                                  "%s: record %" PRIu64 " is missing", r->dir,
-                                  index);
+                                  "%s: record %" PRIu64 "%s is missing", r->dir,
+                                  index, where(r, k, local, at));
     if (rc != 0)
-        return imgpack__store_fail(&s->err, rc, r->dir, "cannot read a record");
+        return imgpack__store_fail(&s->err, rc, r->shards[k].dir,
+                                   "cannot read a record");
     int verify = (r->flags & IMGPACK_OPEN_VERIFY) != 0;
     _Atomic uint64_t *word = r->verified ? &r->verified[index / 64] : NULL;
     uint64_t bit = (uint64_t)1 << (index % 64);
@@ -726,25 +437,35 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
     if (status == IMGPACK_ERR_VERSION_MISMATCH)
         return imgpack__error_set(&s->err, status,
                                   "%s: record %" PRIu64
-                                  " has an unknown layout version",
-                                  r->dir, index);
+                                  "%s has an unknown layout version",
+                                  r->dir, index, where(r, k, local, at));
+    /* A header that parses without the payload check points at the
+       payload: name it, since verify reports which part was damaged. */
+    if (status != IMGPACK_OK && verify &&
+        imgpack__record_parse(value.mv_data, value.mv_size, 0, h) ==
+            IMGPACK_OK)
+        return imgpack__error_set(&s->err, status,
+                                  "%s: record %" PRIu64
+                                  "%s is corrupt (payload checksum mismatch)",
+                                  r->dir, index, where(r, k, local, at));
     if (status != IMGPACK_OK)
         return imgpack__error_set(&s->err, status,
                                   "%s: record %" PRIu64
-                                  " is corrupt (bad magic, checksum or size)",
-                                  r->dir, index);
+                                  "%s is corrupt (bad magic, checksum or size)",
+                                  r->dir, index, where(r, k, local, at));
     if (h->label >= r->num_classes)
         return imgpack__error_set(&s->err, IMGPACK_ERR_CORRUPT,
-                                  "%s: record %" PRIu64 " has label %" PRIu32
+                                  "%s: record %" PRIu64 "%s has label %" PRIu32
                                   ", past the %" PRIu32 " classes",
-                                  r->dir, index, h->label, r->num_classes);
+                                  r->dir, index, where(r, k, local, at),
+                                  h->label, r->num_classes);
     if (h->width == 0 || h->height == 0 || h->width > 65536 ||
         h->height > 65536 || (h->channels != r->channels && h->channels != 1))
         return imgpack__error_set(&s->err, IMGPACK_ERR_CORRUPT,
-                                  "%s: record %" PRIu64 " claims %" PRIu32
+                                  "%s: record %" PRIu64 "%s claims %" PRIu32
                                   "x%" PRIu32 "x%u pixels",
-                                  r->dir, index, h->width, h->height,
-                                  (unsigned)h->channels);
+                                  r->dir, index, where(r, k, local, at),
+                                  h->width, h->height, (unsigned)h->channels);
     *payload = (const uint8_t *)value.mv_data + IMGPACK__RECORD_HEADER_SIZE;
     return IMGPACK_OK;
 }
@@ -880,11 +601,62 @@ imgpack_status imgpack_reader_label(imgpack_reader *r, uint64_t index,
     return status;
 }
 
+/* ---- Metadata --------------------------------------------------------- */
+
+/* Copies the dataset's labels, as the `labels` meta value of one store
+   would hold them (little-endian u32s), into buf. */
+static void encode_labels(const imgpack_reader *r, uint8_t *buf,
+                          uint64_t capacity) {
+    uint64_t bytes = r->count * 4 < capacity ? r->count * 4 : capacity;
+    for (uint64_t b = 0; b < bytes; b++)
+        buf[b] = (uint8_t)(r->labels[b / 4] >> (8 * (b % 4)));
+}
+
+/*
+ * Meta `key` of a sharded dataset, as one store would answer: `count` and
+ * `labels` for the whole (the labels through *synth_labels, so the caller
+ * encodes them), `state` from the first incomplete shard, `next_position`
+ * from the last, the keys that name one shard not at all, the rest from
+ * shard 0 (every shard agrees on them, or on all that matters: open checks
+ * format, geometry, settings, digest and classes).
+ */
+static int sharded_meta(imgpack_reader *r, imgpack__read_slot *s,
+                        const char *key, MDB_val *value, char *number,
+                        size_t number_size, int *synth_labels) {
+    uint32_t k = 0;
+    *synth_labels = 0;
+    if (strcmp(key, "count") == 0) {
+        value->mv_size =
+            (size_t)snprintf(number, number_size, "%" PRIu64, r->count);
+        value->mv_data = number;
+        return 0;
+    }
+    if (strcmp(key, "labels") == 0) {
+        *synth_labels = r->labels != NULL;
+        value->mv_size = r->count * 4;
+        return r->labels ? 0 : MDB_NOTFOUND;
+    }
+    if (strcmp(key, "shard") == 0 || strcmp(key, "shard_first_position") == 0)
+        return MDB_NOTFOUND;
+    if (strcmp(key, "state") == 0)
+        while (k + 1 < r->num_shards && r->shards[k].complete)
+            k++;
+    if (strcmp(key, "next_position") == 0)
+        k = r->num_shards - 1;
+    MDB_txn *txn = current(r, s, k);
+    if (!txn)
+        return NO_TXN;
+    MDB_val name = {strlen(key), (void *)key};
+    return mdb_get(txn, r->shards[k].meta, &name, value);
+}
+
 imgpack_status imgpack_reader_meta(imgpack_reader *r, const char *key,
                                    uint8_t *buf, uint64_t capacity,
                                    uint64_t *size) {
     imgpack__read_slot *s;
     MDB_val value;
+    char number[24];
+    int synth_labels = 0, rc;
     imgpack_status status = imgpack__reader_begin(r, &s);
     if (status)
         return status;
@@ -894,15 +666,26 @@ imgpack_status imgpack_reader_meta(imgpack_reader *r, const char *key,
                                     r->dir);
         goto out;
     }
-    int rc = meta_value(r, s->txn, key, &value);
-    if (rc == MDB_NOTFOUND) {
+    if (r->num_shards > 1) {
+        rc = sharded_meta(r, s, key, &value, number, sizeof number,
+                          &synth_labels);
+    } else {
+        MDB_txn *txn = current(r, s, 0);
+        MDB_val name = {strlen(key), (void *)key};
+        rc = txn ? mdb_get(txn, r->shards[0].meta, &name, &value) : NO_TXN;
+    }
+    if (rc == NO_TXN) {
+        status = s->err.code; /* no transaction; the slot says why */
+    } else if (rc == MDB_NOTFOUND) {
         status = imgpack__error_set(&s->err, IMGPACK_ERR_NOT_FOUND,
                                     "%s: no metadata \"%s\"", r->dir, key);
     } else if (rc != 0) {
         status = imgpack__store_fail(&s->err, rc, r->dir, "cannot read metadata");
     } else {
         *size = value.mv_size;
-        if (capacity > 0)
+        if (synth_labels)
+            encode_labels(r, buf, capacity);
+        else if (capacity > 0)
             memcpy(buf, value.mv_data,
                    value.mv_size < capacity ? value.mv_size : capacity);
     }
@@ -911,69 +694,47 @@ out:
     return status;
 }
 
+/* ---- Release and refresh ---------------------------------------------- */
+
 void imgpack_reader_release(imgpack_reader *r) {
     imgpack__read_slot *s = find_slot(r, 0);
     if (!s || atomic_load(&r->generation) != imgpack__fork_generation())
         return;
     pthread_mutex_lock(&s->busy);
-    if (s->txn && s->live) {
-        mdb_txn_reset(s->txn);
-        s->live = 0;
-    }
+    for (uint32_t k = 0; k < r->num_shards; k++)
+        if (s->txns[k].txn && s->txns[k].live) {
+            mdb_txn_reset(s->txns[k].txn);
+            s->txns[k].live = 0;
+        }
     pthread_mutex_unlock(&s->busy);
 }
 
 imgpack_status imgpack_reader_refresh(imgpack_reader *r) {
     imgpack__read_slot *s;
+    MDB_txn **txns = NULL;
     imgpack_status status;
-    /* Every thread's next call renews its transaction, this one first, so
-       none reads with a snapshot older than the count read here. */
+    /* Every thread's next call renews its transactions, this one first, so
+       none reads with a snapshot older than the counts read here. */
     r->snapshot++;
     if ((status = imgpack__reader_begin(r, &s)))
         return status;
-    if ((status = load_progress(r, s->txn)))
-        imgpack__error_set(&s->err, status, "%s", imgpack__error_text(&r->err));
+    if (!(txns = malloc(r->num_shards * sizeof *txns))) {
+        status = imgpack__error_set(&s->err, IMGPACK_ERR_NOMEM,
+                                    "%s: out of memory", r->dir);
+        goto out;
+    }
+    for (uint32_t k = 0; k < r->num_shards; k++)
+        if (!(txns[k] = current(r, s, k))) {
+            status = s->err.code;
+            goto out;
+        }
+    status = imgpack__reader_load_progress(r, txns, &s->err);
+out:
+    free(txns);
     imgpack__reader_end(r, s);
     return status;
 }
 
 const char *imgpack_reader_errmsg(const imgpack_reader *r) {
     return r ? imgpack__reader_message(r) : "out of memory";
-}
-
-const char *imgpack_reader_path(const imgpack_reader *r) { return r->dir; }
-
-uint64_t imgpack_reader_count(const imgpack_reader *r) { return r->count; }
-
-uint32_t imgpack_reader_num_classes(const imgpack_reader *r) {
-    return r->num_classes;
-}
-
-const char *imgpack_reader_class_name(const imgpack_reader *r,
-                                      uint32_t class_id) {
-    return r->class_names && class_id < r->num_classes
-               ? r->class_names[class_id]
-               : NULL;
-}
-
-int32_t imgpack_reader_format(const imgpack_reader *r) { return r->format; }
-
-uint32_t imgpack_reader_width(const imgpack_reader *r) { return r->width; }
-
-uint32_t imgpack_reader_height(const imgpack_reader *r) { return r->height; }
-
-uint32_t imgpack_reader_channels(const imgpack_reader *r) {
-    return r->channels;
-}
-
-uint32_t imgpack_reader_resize(const imgpack_reader *r) { return r->resize; }
-
-uint32_t imgpack_reader_crop(const imgpack_reader *r) { return r->crop; }
-
-int32_t imgpack_reader_is_complete(const imgpack_reader *r) {
-    return r->complete;
-}
-
-int32_t imgpack_reader_is_nolock(const imgpack_reader *r) {
-    return r->nolock;
 }

@@ -46,6 +46,11 @@ imgpack_status imgpack__reader_pixels(imgpack_reader *r,
 /* The message of the calling thread's last failure on `r` ("" if none). */
 const char *imgpack__reader_message(const imgpack_reader *r);
 
+/* Makes `message` the calling thread's last failure on `r`, for work that
+   other threads did on its behalf and failed; returns `code`. */
+imgpack_status imgpack__reader_fail(imgpack_reader *r, imgpack_status code,
+                                   const char *message);
+
 /* How many times this process has forked (counted in the child), so that
    objects holding threads or LMDB handles notice they are in a new
    process. Registers the fork handler on first use. */

@@ -1,14 +1,13 @@
 /*
- * Tests of the reader, batcher and sampler on stores written here with
- * LMDB directly (docs/FORMAT.md), so that every record's pixels are known
- * and damage can be placed exactly: metadata, zero-copy gets, decodes of
+ * Tests of the reader, batcher and sampler on stores written with LMDB
+ * directly (teststore.c), so that every record's pixels are known and
+ * damage can be placed exactly: metadata, zero-copy gets, decodes of
  * raw and jpeg records, corrupt records, incomplete stores and refresh
  * while another process appends, concurrent gets from threads, use after
  * fork(), read-only directories (no lock file), batches in every layout
  * with crops and flips, and the DistributedSampler partition.
  */
 #include <errno.h>
-#include <lmdb.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,187 +19,9 @@
 
 #include "check.h"
 #include "decode.h"
-#include "encode.h"
 #include "imgpack/reader.h"
 #include "record.h"
-
-static char tmp_root[4096];
-
-/* ---- Writing test stores ---------------------------------------------- */
-
-/* The pixel every synthetic record holds at (y, x, c): distinct per record
-   so that a wrong index, offset or channel shows. */
-static uint8_t pixel(uint64_t index, uint32_t y, uint32_t x, uint32_t c) {
-    return (uint8_t)(index * 37 + y * 7 + x * 3 + c * 101);
-}
-
-static uint32_t label_of(uint64_t index) { return (uint32_t)(index % 3); }
-
-typedef struct store_spec {
-    uint64_t count;
-    uint32_t width, height; /* of every record; meta says 0 if vary */
-    int vary;               /* record i is (width + i%3) x (height + i%2) */
-    int32_t format;         /* raw or jpeg */
-    int complete;
-    const char *format_version;
-} store_spec;
-
-static void put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t key_size,
-                const void *value, size_t size) {
-    MDB_val k = {key_size, (void *)key}, v = {size, (void *)value};
-    CHECK_EQ(mdb_put(txn, dbi, &k, &v, 0), 0);
-}
-
-static void put_text(MDB_txn *txn, MDB_dbi meta, const char *key,
-                     const char *value) {
-    put(txn, meta, key, strlen(key), value, strlen(value));
-}
-
-static void put_number(MDB_txn *txn, MDB_dbi meta, const char *key,
-                       uint64_t n) {
-    char text[32];
-    snprintf(text, sizeof text, "%llu", (unsigned long long)n);
-    put_text(txn, meta, key, text);
-}
-
-static void record_size(const store_spec *spec, uint64_t i, uint32_t *w,
-                        uint32_t *h) {
-    *w = spec->width + (spec->vary ? (uint32_t)(i % 3) : 0);
-    *h = spec->height + (spec->vary ? (uint32_t)(i % 2) : 0);
-}
-
-/* The LMDB value of record i: header + raw or jpeg payload. */
-static uint8_t *make_value(const store_spec *spec, uint64_t i, size_t *size) {
-    uint32_t w, h;
-    record_size(spec, i, &w, &h);
-    size_t n = (size_t)w * h * 3;
-    uint8_t *px = malloc(n), *value;
-    size_t payload;
-    CHECK(px != NULL);
-    for (uint32_t y = 0; y < h; y++)
-        for (uint32_t x = 0; x < w; x++)
-            for (uint32_t c = 0; c < 3; c++)
-                px[((size_t)y * w + x) * 3 + c] = pixel(i, y, x, c);
-    if (spec->format == IMGPACK_FORMAT_RAW) {
-        value = malloc(IMGPACK__RECORD_HEADER_SIZE + n);
-        CHECK(value != NULL);
-        memcpy(value + IMGPACK__RECORD_HEADER_SIZE, px, n);
-        payload = n;
-    } else {
-        char reason[IMGPACK__REASON_SIZE];
-        imgpack__pixels image = {px, w, h, 3, (size_t)w * 3};
-        CHECK_OK(imgpack__encode(spec->format, 90, &image,
-                                 IMGPACK__RECORD_HEADER_SIZE, &value, &payload,
-                                 reason));
-    }
-    imgpack__record_header hdr = {
-        (uint8_t)spec->format, 3, w, h, label_of(i), (uint32_t)payload,
-        imgpack__crc32(value + IMGPACK__RECORD_HEADER_SIZE, payload)};
-    imgpack__record_header_write(value, &hdr);
-    free(px);
-    *size = IMGPACK__RECORD_HEADER_SIZE + payload;
-    return value;
-}
-
-static void open_env(const char *dir, MDB_env **env, MDB_txn **txn,
-                     MDB_dbi *records, MDB_dbi *meta) {
-    CHECK_EQ(mdb_env_create(env), 0);
-    CHECK_EQ(mdb_env_set_maxdbs(*env, 2), 0);
-    CHECK_EQ(mdb_env_set_mapsize(*env, (size_t)64 << 20), 0);
-    CHECK_EQ(mdb_env_open(*env, dir, 0, 0644), 0);
-    CHECK_EQ(mdb_txn_begin(*env, NULL, 0, txn), 0);
-    CHECK_EQ(mdb_dbi_open(*txn, "records", MDB_CREATE, records), 0);
-    CHECK_EQ(mdb_dbi_open(*txn, "meta", MDB_CREATE, meta), 0);
-}
-
-/* Appends records first..count-1 and sets count (and, if complete, the
-   state and labels) in one transaction, as the writer does. */
-static void append_records(const char *dir, const store_spec *spec,
-                           uint64_t first) {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi records, meta;
-    open_env(dir, &env, &txn, &records, &meta);
-    for (uint64_t i = first; i < spec->count; i++) {
-        uint8_t key[IMGPACK__KEY_SIZE];
-        size_t size;
-        uint8_t *value = make_value(spec, i, &size);
-        imgpack__record_key(i, key);
-        put(txn, records, key, sizeof key, value, size);
-        free(value);
-    }
-    put_number(txn, meta, "count", spec->count);
-    if (spec->complete) {
-        uint8_t *labels = malloc(spec->count * 4 + 1);
-        CHECK(labels != NULL);
-        for (uint64_t i = 0; i < spec->count; i++)
-            for (int b = 0; b < 4; b++)
-                labels[4 * i + b] = (uint8_t)(label_of(i) >> (8 * b));
-        put(txn, meta, "labels", 6, labels, spec->count * 4);
-        put_text(txn, meta, "state", "complete");
-        free(labels);
-    }
-    CHECK_EQ(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-}
-
-/* Makes a fresh store directory `name` under the test's temp dir. */
-static char *make_store(const char *name, const store_spec *spec) {
-    static char paths[32][4200];
-    static int used;
-    char *dir = paths[used++ % 32];
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi records, meta;
-    snprintf(dir, sizeof paths[0], "%s/%s", tmp_root, name);
-    CHECK_EQ(mkdir(dir, 0755), 0);
-    open_env(dir, &env, &txn, &records, &meta);
-    put_text(txn, meta, "format_version",
-             spec->format_version ? spec->format_version : "1");
-    put_text(txn, meta, "format", imgpack_format_name(spec->format));
-    put_number(txn, meta, "channels", 3);
-    put_number(txn, meta, "width", spec->vary ? 0 : spec->width);
-    put_number(txn, meta, "height", spec->vary ? 0 : spec->height);
-    put_number(txn, meta, "resize", 0);
-    put_number(txn, meta, "crop", spec->vary ? 0 : spec->width);
-    put_number(txn, meta, "num_classes", 3);
-    put_text(txn, meta, "class/00000000", "cat");
-    put_text(txn, meta, "class/00000001", "dog");
-    put_text(txn, meta, "class/00000002", "emu");
-    put_number(txn, meta, "count", 0);
-    put_text(txn, meta, "state", "packing");
-    CHECK_EQ(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-    append_records(dir, spec, 0);
-    return dir;
-}
-
-/* Overwrites record `index` of a closed store with `value`. */
-static void replace_record(const char *dir, uint64_t index,
-                           const uint8_t *value, size_t size) {
-    MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi records, meta;
-    uint8_t key[IMGPACK__KEY_SIZE];
-    open_env(dir, &env, &txn, &records, &meta);
-    imgpack__record_key(index, key);
-    put(txn, records, key, sizeof key, value, size);
-    CHECK_EQ(mdb_txn_commit(txn), 0);
-    mdb_env_close(env);
-}
-
-/* Checks that `data` holds record i's pixels (HWC, 3 channels). */
-static void check_pixels(const uint8_t *data, uint64_t i, uint32_t w,
-                         uint32_t h) {
-    for (uint32_t y = 0; y < h; y++)
-        for (uint32_t x = 0; x < w; x++)
-            for (uint32_t c = 0; c < 3; c++)
-                if (data[((size_t)y * w + x) * 3 + c] != pixel(i, y, x, c)) {
-                    fprintf(stderr, "record %llu differs at y=%u x=%u c=%u\n",
-                            (unsigned long long)i, y, x, c);
-                    exit(1);
-                }
-}
+#include "teststore.h"
 
 /* ---- Reader ----------------------------------------------------------- */
 
@@ -840,9 +661,7 @@ static void test_sampler(void) {
 }
 
 int main(void) {
-    const char *base = getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp";
-    snprintf(tmp_root, sizeof tmp_root, "%s/test_reader.XXXXXX", base);
-    CHECK(mkdtemp(tmp_root) != NULL);
+    teststore_init("test_reader");
     test_open_errors();
     test_metadata_and_get();
     test_corrupt_records();
@@ -855,9 +674,7 @@ int main(void) {
     test_batch_crops();
     test_batch_jpeg();
     test_sampler();
-    char command[4200];
-    snprintf(command, sizeof command, "rm -rf '%s'", tmp_root);
-    CHECK_EQ(system(command), 0);
+    teststore_cleanup();
     printf("test_reader: all passed\n");
     return 0;
 }

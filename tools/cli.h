@@ -49,5 +49,9 @@ int cmd_combine(int argc, char **argv);
 int cmd_info(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_grid(int argc, char **argv);
+int cmd_classes(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
 
 #endif

@@ -20,6 +20,10 @@ static const subcommand subcommands[] = {
     {"info", cmd_info, "describe a store: count, classes, format, origin"},
     {"export", cmd_export, "write one record as a PNG or PPM image"},
     {"bench", cmd_bench, "measure reading speed: records/s and MB/s"},
+    {"stats", cmd_stats, "per-channel mean and std, for Normalize"},
+    {"grid", cmd_grid, "a contact sheet of records with class captions"},
+    {"classes", cmd_classes, "records per class, weights and imbalance"},
+    {"verify", cmd_verify, "check every record and the catalog; name problems"},
 };
 
 static void print_help(void) {

@@ -22,14 +22,16 @@
  *    a pool of threads it owns. One per training loop.
  *  - imgpack_sampler_*: plain functions giving the indices of an epoch for
  *    one rank, partitioned the way torch's DistributedSampler does.
+ * And imgpack_reader_channel_stats: the Normalize mean/std of a store.
  *
  * How the reader uses LMDB. The environment is opened MDB_RDONLY |
  * MDB_NOTLS | MDB_NORDAHEAD: read-only, no OS readahead (random reads would
  * waste it), and read transactions owned by the reader rather than by
- * threads. Each thread that calls in gets its own read transaction, kept
- * for the life of the reader and renewed (mdb_txn_reset + mdb_txn_renew) at
- * the start of every call, so a call sees everything committed before it
- * began, and costs no allocation.
+ * threads. Each thread that calls in gets its own read transaction (per
+ * shard it reads), kept for the life of the reader: a complete store's
+ * stays open, an incomplete store's is renewed (mdb_txn_reset +
+ * mdb_txn_renew) in every call, so a call sees everything committed before
+ * it began, and costs no allocation.
  *
  * Read-only media. When LMDB cannot create or write lock.mdb (EACCES,
  * EROFS), the reader opens the store again with MDB_NOLOCK. Without a lock
@@ -44,6 +46,20 @@
  * until then. The reader maps far more address space than the file needs
  * (IMGPACK_READER_MAP_SIZE), so a growing store almost never needs a
  * remap; when it does (MDB_MAP_RESIZED), the reader remaps between calls.
+ *
+ * Sharded datasets. `imgpack pack --shard K/N` packs slice K of N into
+ * OUT_DIR/shard-K-of-N, each an ordinary store (docs/FORMAT.md, "Sharded
+ * datasets"). imgpack_reader_open(OUT_DIR) opens all N as one dataset: one
+ * dense index 0..count-1, shard 0's records first, then shard 1's, ...,
+ * which is the order a single pack of the same source has, so record i,
+ * its label, batches, epoch order and rank partition are the single
+ * pack's. Every function below takes these global indices. Each shard is
+ * its own LMDB environment (two file descriptors, its own lock file); a
+ * thread begins a read transaction on a shard when it first reads it, and
+ * the rules on threads, fork() and read-only media hold per shard. The
+ * shards share the address space one store maps
+ * (IMGPACK_READER_MAP_SIZE / N each). A global index finds its shard by a
+ * binary search over N; a single store skips it.
  *
  * fork(). LMDB forbids using an environment in a child process. A reader
  * notices that it runs in a new process (a pthread_atfork handler counts
@@ -103,14 +119,24 @@ typedef struct imgpack_record {
  * Opens the store in directory `dir` read-only. `flags` is 0 or a
  * combination of IMGPACK_OPEN_*.
  *
+ * `dir` holds either one store (data.mdb) or the shard-K-of-N
+ * subdirectories of a sharded pack (K = 0..N-1, decimal, no padding; at
+ * most IMGPACK_MAX_SHARDS, imgpack/pack.h), opened as one dataset. Every shard must be
+ * there, all for the same N, each saying in its meta `shard` that it is
+ * K/N, and all must agree on format version, format, width, height,
+ * channels, resize, crop, settings, source_digest and classes; a dataset
+ * is complete when every shard is.
+ *
  * *out is set even on failure (unless memory ran out: then NULL), so that
  * imgpack_reader_errmsg can say what went wrong; close it in either case.
  * Returns IMGPACK_OK, IMGPACK_ERR_INVALID_ARG, IMGPACK_ERR_NOT_FOUND (no
- * such directory), IMGPACK_ERR_NOT_A_STORE (no data.mdb, or not our
- * databases), IMGPACK_ERR_VERSION_MISMATCH (format_version is not 1),
- * IMGPACK_ERR_INCOMPLETE (still packing, or the pack failed, and
- * IMGPACK_OPEN_INCOMPLETE was not given), IMGPACK_ERR_CORRUPT (metadata
- * that does not parse), IMGPACK_ERR_IO, IMGPACK_ERR_STORE,
+ * such directory), IMGPACK_ERR_NOT_A_STORE (neither data.mdb nor shard
+ * directories, not our databases, a shard missing, shards of different
+ * N, or shards of different datasets; the message names the shard and
+ * the key), IMGPACK_ERR_VERSION_MISMATCH (format_version is not 1),
+ * IMGPACK_ERR_INCOMPLETE (a store or shard still packing, or its pack
+ * failed, and IMGPACK_OPEN_INCOMPLETE was not given), IMGPACK_ERR_CORRUPT
+ * (metadata that does not parse), IMGPACK_ERR_IO, IMGPACK_ERR_STORE,
  * IMGPACK_ERR_NOMEM.
  */
 IMGPACK_API imgpack_status imgpack_reader_open(imgpack_reader **out,
@@ -131,8 +157,12 @@ IMGPACK_API const char *imgpack_reader_errmsg(const imgpack_reader *r);
 /* The store's directory as given to open; owned by the reader. */
 IMGPACK_API const char *imgpack_reader_path(const imgpack_reader *r);
 
-/* Records in the store, as of open or the last refresh. */
+/* Records in the store (all shards'), as of open or the last refresh. */
 IMGPACK_API uint64_t imgpack_reader_count(const imgpack_reader *r);
+
+/* Shards the dataset was packed as: N for OUT_DIR/shard-K-of-N, 1 for a
+   single store. */
+IMGPACK_API uint32_t imgpack_reader_num_shards(const imgpack_reader *r);
 
 /* Classes (label values are below this). */
 IMGPACK_API uint32_t imgpack_reader_num_classes(const imgpack_reader *r);
@@ -158,19 +188,24 @@ IMGPACK_API uint32_t imgpack_reader_channels(const imgpack_reader *r);
 IMGPACK_API uint32_t imgpack_reader_resize(const imgpack_reader *r);
 IMGPACK_API uint32_t imgpack_reader_crop(const imgpack_reader *r);
 
-/* 1 if the store's meta state is "complete", else 0. */
+/* 1 if the store's meta state is "complete" (every shard's), else 0. */
 IMGPACK_API int32_t imgpack_reader_is_complete(const imgpack_reader *r);
 
-/* 1 if the store was opened without a lock file (MDB_NOLOCK: read-only
-   media), else 0. */
+/* 1 if the store (any shard) was opened without a lock file (MDB_NOLOCK:
+   read-only media), else 0. */
 IMGPACK_API int32_t imgpack_reader_is_nolock(const imgpack_reader *r);
 
 /*
  * Copies the metadata value under `key` (docs/FORMAT.md lists the keys)
  * into `buf`, at most `capacity` bytes, and its full size into *size
  * (which may exceed `capacity`: call again with a bigger buffer). No NUL
- * is added. Returns IMGPACK_OK, IMGPACK_ERR_NOT_FOUND (no such key),
- * IMGPACK_ERR_INVALID_ARG, IMGPACK_ERR_STORE.
+ * is added. A sharded dataset answers as one store would: `count` and
+ * `labels` for the whole dataset, `state` "complete" once every shard is
+ * (else the first incomplete shard's), `next_position` from the last
+ * shard, no `shard` or `shard_first_position` (they describe one shard),
+ * and every other key from shard 0. Returns IMGPACK_OK,
+ * IMGPACK_ERR_NOT_FOUND (no such key), IMGPACK_ERR_INVALID_ARG,
+ * IMGPACK_ERR_STORE.
  */
 IMGPACK_API imgpack_status imgpack_reader_meta(imgpack_reader *r,
                                                const char *key, uint8_t *buf,
@@ -239,11 +274,50 @@ IMGPACK_API void imgpack_reader_release(imgpack_reader *r);
 
 /*
  * Reads the store's count and state again, to see records committed since
- * open. A store that became complete gains its labels metadata. Returns
- * IMGPACK_OK, IMGPACK_ERR_STORE, IMGPACK_ERR_CORRUPT, IMGPACK_ERR_NOMEM.
- * Not concurrently with any other call on `r`.
+ * open. A store that became complete gains its labels metadata. In a
+ * sharded dataset still being packed, a shard's growth moves the global
+ * indices of every later shard; indices are final once all are complete.
+ * Returns IMGPACK_OK, IMGPACK_ERR_STORE, IMGPACK_ERR_CORRUPT,
+ * IMGPACK_ERR_NOMEM. Not concurrently with any other call on `r`.
  */
 IMGPACK_API imgpack_status imgpack_reader_refresh(imgpack_reader *r);
+
+/* ---- Statistics ------------------------------------------------------- */
+
+/*
+ * Per-channel mean and standard deviation of the pixel values of records
+ * indices[0..n-1] (indices NULL: records 0..n-1, so n =
+ * imgpack_reader_count(r) gives every record), in 0..1 units (value/255):
+ * the arguments torchvision's Normalize(mean, std) wants for this data.
+ * The std is over all pixel values of the set (population, ddof=0), not
+ * an average of per-image stds. An index given twice counts twice. A gray
+ * record counts its value for every channel, as batches replicate it.
+ *
+ * Sums and sums of squares are accumulated exactly in integers, per
+ * thread, and merged, so the result does not depend on the thread count
+ * or order; only the final division rounds. That holds up to
+ * IMGPACK_STATS_MAX_PIXELS pixels in all; records of different sizes
+ * (stores packed with --crop 0) weigh by their pixel count.
+ *
+ * `threads`: threads reading and decoding, the calling thread included;
+ * 0 = the number of online cores; at most 256. Workers are named
+ * "imgpack-s<N>" and end before the call returns. `mean` and `std` each
+ * hold `n_values` doubles, at least imgpack_reader_channels(r); the first
+ * channels values are written.
+ *
+ * Returns IMGPACK_OK, IMGPACK_ERR_INVALID_ARG (n == 0, NULL pointers,
+ * n_values too small, too many threads), IMGPACK_ERR_RANGE (an index past
+ * the count, or more than IMGPACK_STATS_MAX_PIXELS pixels), and the codes
+ * of imgpack_reader_decode; imgpack_reader_errmsg names a failing record.
+ */
+IMGPACK_API imgpack_status imgpack_reader_channel_stats(
+    imgpack_reader *r, const uint64_t *indices, uint64_t n, uint32_t threads,
+    double *mean, double *std, uint32_t n_values);
+
+/* Pixels imgpack_reader_channel_stats sums exactly: a sum of squares of
+   8-bit values, 255^2 each, stays within 64 bits up to here (about 5.6
+   billion 224x224 records). */
+#define IMGPACK_STATS_MAX_PIXELS (UINT64_MAX / (255u * 255u))
 
 /* ---- Batches ---------------------------------------------------------- */
 

@@ -9,16 +9,18 @@ IMGPACK_LIBRARY to the library's path, or build it in this checkout's
   workers.
 - ``Loader(path, batch_size, ...)``: iterates ``(images, labels)`` numpy
   batches made in C (uint8 or normalized float32, NCHW or NHWC), in
-  DistributedSampler order.
+  DistributedSampler order; its default mean/std are those ``imgpack
+  stats`` stored, else ImageNet's (``stored_stats(path)``).
 - ``Reader``: the store handle beneath both; ``epoch_indices``: the
   sampler alone.
 """
 
 from ._lib import ImgpackError, lib as _clib
-from .loader import IMAGENET_MEAN, IMAGENET_STD, Loader, epoch_indices
+from .loader import (IMAGENET_MEAN, IMAGENET_STD, Loader, epoch_indices,
+                     stored_stats)
 from .reader import Dataset, Reader
 
 __version__ = _clib.imgpack_version().decode()
 
 __all__ = ["Dataset", "Loader", "Reader", "ImgpackError", "epoch_indices",
-           "IMAGENET_MEAN", "IMAGENET_STD", "__version__"]
+           "IMAGENET_MEAN", "IMAGENET_STD", "stored_stats", "__version__"]

@@ -59,6 +59,7 @@ u32_p = ctypes.POINTER(ctypes.c_uint32)
 u64_p = ctypes.POINTER(ctypes.c_uint64)
 i64_p = ctypes.POINTER(ctypes.c_int64)
 f32_p = ctypes.POINTER(ctypes.c_float)
+f64_p = ctypes.POINTER(ctypes.c_double)
 
 
 class Record(ctypes.Structure):
@@ -92,6 +93,7 @@ _declare("imgpack_reader_close", None, c_reader_p)
 _declare("imgpack_reader_errmsg", ctypes.c_char_p, c_reader_p)
 _declare("imgpack_reader_path", ctypes.c_char_p, c_reader_p)
 _declare("imgpack_reader_count", ctypes.c_uint64, c_reader_p)
+_declare("imgpack_reader_num_shards", ctypes.c_uint32, c_reader_p)
 _declare("imgpack_reader_num_classes", ctypes.c_uint32, c_reader_p)
 _declare("imgpack_reader_class_name", ctypes.c_char_p, c_reader_p,
          ctypes.c_uint32)
@@ -110,6 +112,8 @@ _declare("imgpack_reader_decode", _S, c_reader_p, ctypes.c_uint64, u8_p,
          ctypes.c_uint64, ctypes.POINTER(Record))
 _declare("imgpack_reader_release", None, c_reader_p)
 _declare("imgpack_reader_refresh", _S, c_reader_p)
+_declare("imgpack_reader_channel_stats", _S, c_reader_p, u64_p,
+         ctypes.c_uint64, ctypes.c_uint32, f64_p, f64_p, ctypes.c_uint32)
 
 _declare("imgpack_batch_options_create", _S, ctypes.POINTER(c_opts_p))
 _declare("imgpack_batch_options_destroy", None, c_opts_p)

@@ -3,6 +3,9 @@ batches, each filled by one C call (imgpack_batcher_run) on a pool of C
 threads, in the epoch order of a DistributedSampler."""
 
 import ctypes
+import json
+import os
+import sqlite3
 import sys
 
 import numpy as np
@@ -15,6 +18,27 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _MASK = (1 << 64) - 1
+
+
+def stored_stats(path):
+    """The (mean, std) that ``imgpack stats`` stored in the catalog of the
+    store at ``path`` (dataset keys ``mean`` and ``std``, JSON arrays), or
+    None when there are none or no readable catalog."""
+    catalog = os.path.join(str(path), "catalog.db")
+    if not os.path.exists(catalog):
+        return None
+    try:
+        db = sqlite3.connect("file:%s?mode=ro" % catalog, uri=True)
+        try:
+            rows = dict(db.execute(
+                "SELECT key, value FROM dataset WHERE key IN ('mean', 'std')"))
+        finally:
+            db.close()
+        if len(rows) != 2:
+            return None
+        return tuple(json.loads(rows["mean"])), tuple(json.loads(rows["std"]))
+    except (sqlite3.Error, ValueError, TypeError):
+        return None
 
 
 def epoch_indices(n, epoch=0, seed=0, shuffle=True, rank=0, world_size=1,
@@ -40,7 +64,10 @@ class Loader:
 
     images: ``layout`` 'NCHW' or 'NHWC', ``dtype`` 'float32' (ToTensor +
     Normalize(mean, std), torch's float32 arithmetic, bit for bit) or
-    'uint8' (the stored pixels). labels: int64. ``torch.from_numpy`` wraps
+    'uint8' (the stored pixels). ``mean``/``std`` default to what
+    ``imgpack stats`` stored for this store, else ImageNet's constants
+    (IMAGENET_MEAN, IMAGENET_STD); ``self.mean``/``self.std`` say which.
+    labels: int64. ``torch.from_numpy`` wraps
     a batch without a copy. A batch stays valid as long as anything refers
     to it (the array, a view or a tensor of it); the Loader refills an
     earlier batch's memory only once nothing does, which spares the page
@@ -61,7 +88,7 @@ class Loader:
 
     def __init__(self, path, batch_size, shuffle=True, seed=0, epoch=0,
                  rank=0, world_size=1, drop_last=False, layout="NCHW",
-                 dtype="float32", mean=IMAGENET_MEAN, std=IMAGENET_STD,
+                 dtype="float32", mean=None, std=None,
                  flip=False, crop=None, crop_mode="center", threads=0,
                  verify=False):
         if batch_size < 1:
@@ -75,6 +102,11 @@ class Loader:
                 or crop_mode not in modes:
             raise ValueError("layout must be NCHW or NHWC, dtype float32 or "
                              "uint8, crop_mode center or random")
+        if mean is None or std is None:
+            stored = stored_stats(path) or (IMAGENET_MEAN, IMAGENET_STD)
+            mean = stored[0] if mean is None else mean
+            std = stored[1] if std is None else std
+        self.mean, self.std = mean, std
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.seed = seed

@@ -32,7 +32,12 @@ class _View:
 class Reader:
     """An open store (imgpack_reader). ``incomplete=True`` opens a store
     that is still being packed; ``verify=True`` checks each record's
-    payload CRC. Close it, or use it as a context manager."""
+    payload CRC. Close it, or use it as a context manager.
+
+    ``path`` may also be the output directory of a sharded pack (its
+    shard-K-of-N subdirectories): the shards read as one dataset, indexed
+    as a single pack of the same source would be (``info["shards"]`` says
+    how many)."""
 
     def __init__(self, path, incomplete=False, verify=False):
         self._handle = None
@@ -82,6 +87,7 @@ class Reader:
         return {
             "path": self.path,
             "count": lib.imgpack_reader_count(h),
+            "shards": lib.imgpack_reader_num_shards(h),
             "num_classes": lib.imgpack_reader_num_classes(h),
             "format": lib.imgpack_format_name(
                 lib.imgpack_reader_format(h)).decode(),
@@ -106,6 +112,25 @@ class Reader:
         """Sees records committed since open (not concurrently with other
         calls on this reader)."""
         _lib.check(lib.imgpack_reader_refresh(self._handle), self._errmsg)
+
+    def channel_stats(self, indices=None, threads=0):
+        """Per-channel (mean, std) of the pixels of records ``indices``
+        (default: all), in 0..1 units, as two tuples: the arguments of
+        Normalize(mean, std) for this data (imgpack_reader_channel_stats;
+        ``imgpack stats`` computes the same and stores it)."""
+        channels = lib.imgpack_reader_channels(self._handle)
+        mean = np.empty(channels, np.float64)
+        std = np.empty(channels, np.float64)
+        if indices is None:
+            pointer, n = None, len(self)
+        else:
+            indices = np.ascontiguousarray(indices, np.uint64)
+            pointer, n = indices.ctypes.data_as(_lib.u64_p), indices.size
+        _lib.check(lib.imgpack_reader_channel_stats(
+            self._handle, pointer, n, threads,
+            mean.ctypes.data_as(_lib.f64_p), std.ctypes.data_as(_lib.f64_p),
+            channels), self._errmsg)
+        return tuple(mean.tolist()), tuple(std.tolist())
 
     def get(self, index):
         """The record's payload bytes (a copy) and its imgpack_record."""

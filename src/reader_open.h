@@ -1,0 +1,105 @@
+/*
+ * What reader_open.c shares with reader.c: the reader's state, and the
+ * functions that open its LMDB environments and load its metadata.
+ * reader_open.c finds the store or shards, opens and checks them; reader.c
+ * runs the per-thread reads on top. Nothing else includes this header.
+ *
+ * A reader holds one or more shards. A single store is one shard whose
+ * directory is the reader's; a sharded dataset (docs/FORMAT.md, "Sharded
+ * datasets") has N, in global index order. Shard k holds the global
+ * indices first[k] .. first[k+1]-1 as its local records 0, 1, ...
+ */
+#ifndef IMGPACK_SRC_READER_OPEN_H
+#define IMGPACK_SRC_READER_OPEN_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include "decode.h"
+#include "reader_internal.h"
+
+/* One LMDB environment of the dataset. */
+typedef struct imgpack__shard {
+    char *dir;   /* the store's directory: the reader's, or shard-K-of-N */
+    int nolock;  /* opened with MDB_NOLOCK (unwritable directory) */
+    MDB_env *env;
+    MDB_dbi records;
+    MDB_dbi meta;
+    uint64_t count; /* records, as of open or the last refresh */
+    int complete;   /* its meta state is "complete" */
+} imgpack__shard;
+
+/* A thread's read transaction on one shard. */
+typedef struct imgpack__slot_txn {
+    MDB_txn *txn;   /* NULL until first use, or after a failed renew */
+    int live;       /* txn is current: its views are valid */
+    uint64_t stamp; /* the slot's stamp when txn was renewed */
+} imgpack__slot_txn;
+
+struct imgpack__read_slot {
+    imgpack__read_slot *next;
+    pthread_t thread;
+    pthread_mutex_t busy; /* held by the thread during each call */
+    /* Bumped when every transaction must be renewed before its next use;
+       a transaction renewed under an older stamp is stale. */
+    uint64_t stamp;
+    uint64_t snapshot; /* the reader's `snapshot` the stamp last saw */
+    imgpack__decoder *decoder; /* made by this thread on its first decode */
+    imgpack__error err;
+    imgpack__slot_txn txns[]; /* one per shard, made on first use */
+};
+
+struct imgpack_reader {
+    imgpack__error err; /* open failures, and callers without a slot */
+    char *dir;
+    uint32_t flags;
+    uint32_t num_shards;
+    imgpack__shard *shards;
+    /* num_shards + 1 entries: the global index of each shard's record 0,
+       then the count. */
+    uint64_t *first;
+    /* Lock order: lock, then the slots' busy mutexes in list order. */
+    pthread_mutex_t lock; /* slots, err */
+    imgpack__read_slot *slots;
+    uint64_t id; /* unique in the process per environment: the cache key */
+    atomic_uint generation; /* fork generation the environments belong to */
+
+    uint64_t count; /* all shards' records */
+    uint32_t num_classes;
+    char **class_names;
+    int32_t format;
+    uint32_t width, height, channels, resize, crop;
+    int complete;      /* every shard is */
+    uint32_t *labels; /* all labels of a complete dataset; else NULL */
+    /* Bit i: record i's header CRC passed. Only for complete datasets. */
+    _Atomic uint64_t *verified;
+    /* Bumped by refresh: a transaction renewed before it may predate the
+       count, so it is renewed again even in a complete dataset. */
+    uint64_t snapshot;
+};
+
+/* A process-unique reader id, for the slot cache. */
+uint64_t imgpack__reader_new_id(void);
+
+/* Opens every shard's environment and databases (r->shards[k].env must be
+   NULL). Errors go to r->err and name the shard. */
+imgpack_status imgpack__reader_open_envs(imgpack_reader *r);
+
+/*
+ * Reads every shard's count and state (and, once all are complete, their
+ * labels) through txns[k], one current read transaction per shard, and
+ * installs them: counts, first[], complete, labels, verified. On failure
+ * nothing changes and the reason goes to `err`.
+ */
+imgpack_status imgpack__reader_load_progress(imgpack_reader *r,
+                                             MDB_txn *const *txns,
+                                             imgpack__error *err);
+
+/* Closes the environments (only when `same_process`: a forked child must
+   not close its parent's) and frees everything but the slots, which the
+   caller dropped. */
+void imgpack__reader_free(imgpack_reader *r, int same_process);
+
+#endif

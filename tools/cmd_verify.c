@@ -1,0 +1,502 @@
+/*
+ * imgpack verify: checks a store from end to end and names every problem.
+ *
+ * Three passes. The records, through the reader opened with
+ * IMGPACK_OPEN_VERIFY: each index 0..count-1 must be there with a sound
+ * header, a payload matching its CRC, a label below the class count, and
+ * (jpeg and webp) a payload that decodes to the header's size; a complete
+ * store's "labels" metadata must repeat the record labels. The catalog,
+ * opened read-only with SQLite: PRAGMA integrity_check, one images row per
+ * record agreeing on class and value size, class rows agreeing with the
+ * store and with their images, the dataset count. With --sources, the
+ * source files: each images row's file must still hash to its sha256.
+ *
+ * A store whose pack stopped (meta state is not "complete") is reported as
+ * incomplete, not corrupt: its catalog may hold rows of one batch past the
+ * count by design (docs/FORMAT.md, "Crash consistency"), which are ignored.
+ *
+ * Each problem is one line on stdout, "record N: ...", "catalog: ...",
+ * "store: ..." or "source: ..."; a summary line ends the output. Failures
+ * that stop the check (the store cannot be opened) go to stderr.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <sqlite3.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "imgpack/reader.h"
+
+/* The catalog schema version this command knows (schema/catalog.sql). */
+#define CATALOG_SCHEMA_VERSION 1
+
+/* Read size when hashing source files: large enough that the syscalls
+   cost nothing next to SHA-256, small enough to sit on the stack. */
+#define HASH_CHUNK (64 * 1024)
+
+/* A record label that could not be read: never a valid class id, since
+   labels are below num_classes, itself a uint32_t. */
+#define NO_LABEL UINT32_MAX
+
+typedef struct verify {
+    const char *dir;
+    const char *sources; /* NULL without --sources */
+    imgpack_reader *reader;
+    sqlite3 *db;
+    uint64_t count;
+    int complete;
+    uint32_t *labels; /* per record, NO_LABEL where the record is bad */
+    uint64_t *sizes;  /* per record: LMDB value size, 0 where bad */
+    uint8_t *pixels;  /* decode buffer for jpeg and webp records */
+    uint64_t pixels_capacity;
+    uint64_t problems;
+} verify;
+
+static void print_help(void) {
+    printf("Usage: imgpack verify [--sources SRC_DIR] OUT_DIR\n\n"
+           "Checks the store OUT_DIR: every record's header and payload\n"
+           "checksum, that jpeg and webp payloads decode, labels against the\n"
+           "classes and the catalog, and the catalog's own integrity. With\n"
+           "--sources, also hashes each packed source file under SRC_DIR\n"
+           "and compares it with the catalog's sha256.\n\n"
+           "Each problem is one line on stdout naming the record, catalog\n"
+           "row or file; a summary line follows. A store whose pack stopped\n"
+           "is reported as incomplete.\n\n"
+           "Options:\n"
+           "  --sources SRC_DIR  re-hash the source files\n"
+           "  --help             this text\n\n"
+           "Exit status: 0 no problems, 1 the store cannot be read,\n"
+           "2 bad command line, 4 problems found.\n");
+}
+
+static void problem(verify *v, const char *format, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void problem(verify *v, const char *format, ...) {
+    va_list args;
+    va_start(args, format);
+    vprintf(format, args);
+    va_end(args);
+    putchar('\n');
+    v->problems++;
+}
+
+/* ---- Records ---------------------------------------------------------- */
+
+/* Decodes a jpeg or webp record; the reader checks that it comes out at
+   the header's size. */
+static void check_decodes(verify *v, uint64_t index, const imgpack_record *rec) {
+    imgpack_record decoded;
+    uint64_t need = (uint64_t)rec->width * rec->height * rec->channels;
+    if (need > v->pixels_capacity) {
+        free(v->pixels);
+        v->pixels_capacity = 0;
+        if (!(v->pixels = malloc(need))) {
+            problem(v, "record %" PRIu64 ": cannot allocate %" PRIu64
+                       " bytes to decode it",
+                    index, need);
+            return;
+        }
+        v->pixels_capacity = need;
+    }
+    if (imgpack_reader_decode(v->reader, index, v->pixels, v->pixels_capacity,
+                              &decoded) != IMGPACK_OK)
+        problem(v, "record %" PRIu64 ": %s", index,
+                imgpack_reader_errmsg(v->reader));
+}
+
+static void check_records(verify *v) {
+    int compressed = imgpack_reader_format(v->reader) != IMGPACK_FORMAT_RAW;
+    for (uint64_t i = 0; i < v->count; i++) {
+        imgpack_record rec;
+        v->labels[i] = NO_LABEL;
+        v->sizes[i] = 0;
+        if (imgpack_reader_get(v->reader, i, &rec) != IMGPACK_OK) {
+            problem(v, "record %" PRIu64 ": %s", i,
+                    imgpack_reader_errmsg(v->reader));
+            continue;
+        }
+        v->labels[i] = rec.label;
+        /* The catalog's stored_bytes counts the 32-byte header too. */
+        v->sizes[i] = rec.size + 32;
+        if (compressed)
+            check_decodes(v, i, &rec);
+    }
+}
+
+/* A complete store's "labels" metadata, which trainers read instead of
+   the records, must say what the records say. */
+static void check_label_metadata(verify *v) {
+    uint32_t *meta = malloc(v->count ? v->count * sizeof *meta : 1);
+    if (!meta) {
+        problem(v, "store: cannot allocate room for %" PRIu64 " labels",
+                v->count);
+        return;
+    }
+    if (imgpack_reader_labels(v->reader, meta, v->count) != IMGPACK_OK) {
+        problem(v, "store: labels metadata: %s",
+                imgpack_reader_errmsg(v->reader));
+    } else {
+        for (uint64_t i = 0; i < v->count; i++)
+            if (v->labels[i] != NO_LABEL && meta[i] != v->labels[i])
+                problem(v, "record %" PRIu64 ": label %" PRIu32
+                           ", the labels metadata says %" PRIu32,
+                        i, v->labels[i], meta[i]);
+    }
+    free(meta);
+}
+
+/* ---- Catalog ---------------------------------------------------------- */
+
+/* Prepares `sql`, or reports why not and returns NULL. */
+static sqlite3_stmt *prepare(verify *v, const char *sql) {
+    sqlite3_stmt *stmt = NULL;
+    if (sqlite3_prepare_v2(v->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
+        problem(v, "catalog: cannot query (%s): %s", sql, sqlite3_errmsg(v->db));
+        sqlite3_finalize(stmt);
+        stmt = NULL;
+    }
+    return stmt;
+}
+
+/* Ends a statement's walk; an error part way is a problem too. */
+static void finish(verify *v, sqlite3_stmt *stmt, int rc) {
+    if (rc != SQLITE_DONE)
+        problem(v, "catalog: read failed: %s", sqlite3_errmsg(v->db));
+    sqlite3_finalize(stmt);
+}
+
+static void check_integrity(verify *v) {
+    sqlite3_stmt *stmt = prepare(v, "PRAGMA integrity_check");
+    int rc;
+    if (!stmt)
+        return;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        const char *text = (const char *)sqlite3_column_text(stmt, 0);
+        if (!text || strcmp(text, "ok") != 0)
+            problem(v, "catalog: integrity_check: %s", text ? text : "?");
+    }
+    finish(v, stmt, rc);
+    if ((stmt = prepare(v, "PRAGMA user_version")) == NULL)
+        return;
+    if ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (sqlite3_column_int64(stmt, 0) != CATALOG_SCHEMA_VERSION)
+            problem(v, "catalog: schema version %" PRId64 ", expected %d",
+                    (int64_t)sqlite3_column_int64(stmt, 0),
+                    CATALOG_SCHEMA_VERSION);
+        rc = sqlite3_step(stmt);
+    }
+    finish(v, stmt, rc);
+}
+
+/* Records from *next up to `end` have no images row. */
+static void report_missing_rows(verify *v, uint64_t *next, uint64_t end) {
+    for (; *next < end; (*next)++)
+        problem(v, "record %" PRIu64 ": no row in the catalog's images table",
+                *next);
+}
+
+static void check_images(verify *v, uint64_t *rows_past_count) {
+    sqlite3_stmt *stmt = prepare(
+        v, "SELECT idx, class_id, stored_bytes FROM images ORDER BY idx");
+    uint64_t next = 0;
+    int rc;
+    *rows_past_count = 0;
+    if (!stmt)
+        return;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int64_t idx = sqlite3_column_int64(stmt, 0);
+        int64_t class_id = sqlite3_column_int64(stmt, 1);
+        int64_t stored = sqlite3_column_int64(stmt, 2);
+        if (idx < 0) {
+            problem(v, "catalog: images row with negative idx %" PRId64, idx);
+            continue;
+        }
+        uint64_t i = (uint64_t)idx;
+        if (i >= v->count) {
+            /* An unfinished pack commits a batch to the catalog before
+               LMDB: such rows are expected, not damage. */
+            if (v->complete)
+                problem(v, "catalog: images row %" PRIu64
+                           " is past the store's %" PRIu64 " records",
+                        i, v->count);
+            else
+                (*rows_past_count)++;
+            continue;
+        }
+        report_missing_rows(v, &next, i);
+        next = i + 1;
+        if (v->labels[i] == NO_LABEL)
+            continue; /* the record itself was reported */
+        if (class_id != (int64_t)v->labels[i])
+            problem(v, "record %" PRIu64 ": catalog class_id %" PRId64
+                       ", the record's label is %" PRIu32,
+                    i, class_id, v->labels[i]);
+        if (stored != (int64_t)v->sizes[i])
+            problem(v, "record %" PRIu64 ": catalog stored_bytes %" PRId64
+                       ", the record has %" PRIu64,
+                    i, stored, v->sizes[i]);
+    }
+    finish(v, stmt, rc);
+    report_missing_rows(v, &next, v->count);
+}
+
+static void check_classes(verify *v) {
+    sqlite3_stmt *stmt = prepare(
+        v, "SELECT c.class_id, c.name, c.num_images,"
+           " (SELECT COUNT(*) FROM images AS i WHERE i.class_id = c.class_id)"
+           " FROM classes AS c ORDER BY c.class_id");
+    uint32_t classes = imgpack_reader_num_classes(v->reader);
+    int64_t expected = 0;
+    int rc;
+    if (!stmt)
+        return;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(stmt, 0);
+        const char *name = (const char *)sqlite3_column_text(stmt, 1);
+        int64_t num_images = sqlite3_column_int64(stmt, 2);
+        int64_t rows = sqlite3_column_int64(stmt, 3);
+        for (; expected < id && expected < (int64_t)classes; expected++)
+            problem(v, "catalog: class %" PRId64 " has no row in classes",
+                    expected);
+        expected = id + 1;
+        if (id < 0 || id >= (int64_t)classes) {
+            problem(v, "catalog: class %" PRId64 " is not among the store's "
+                       "%" PRIu32 " classes",
+                    id, classes);
+            continue;
+        }
+        const char *want = imgpack_reader_class_name(v->reader, (uint32_t)id);
+        if (!name || strcmp(name, want) != 0)
+            problem(v, "catalog: class %" PRId64 " is named \"%s\", the "
+                       "store says \"%s\"",
+                    id, name ? name : "", want);
+        if (num_images != rows)
+            problem(v, "catalog: class %" PRId64 " has num_images %" PRId64
+                       " but %" PRId64 " images rows",
+                    id, num_images, rows);
+    }
+    finish(v, stmt, rc);
+    for (; expected < (int64_t)classes; expected++)
+        problem(v, "catalog: class %" PRId64 " has no row in classes", expected);
+}
+
+/* The dataset table's count is what `sqlite3` users see first. */
+static void check_dataset_count(verify *v) {
+    sqlite3_stmt *stmt =
+        prepare(v, "SELECT value FROM dataset WHERE key = 'count'");
+    int rc;
+    if (!stmt)
+        return;
+    if ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        if (sqlite3_column_int64(stmt, 0) != (int64_t)v->count)
+            problem(v, "catalog: dataset count is %s, the store has %" PRIu64
+                       " records",
+                    (const char *)sqlite3_column_text(stmt, 0), v->count);
+        rc = sqlite3_step(stmt);
+    } else if (rc == SQLITE_DONE) {
+        problem(v, "catalog: dataset has no count");
+    }
+    finish(v, stmt, rc);
+}
+
+static void check_catalog(verify *v) {
+    char path[4096];
+    uint64_t rows_past_count = 0;
+    if (snprintf(path, sizeof path, "%s/catalog.db", v->dir) >=
+        (int)sizeof path) {
+        problem(v, "catalog: path too long");
+        return;
+    }
+    if (access(path, F_OK) != 0) {
+        problem(v, "catalog: %s: %s", path, strerror(errno));
+        return;
+    }
+    /* Read-only: verify must never change what it checks, even by
+       recovering a journal. */
+    if (sqlite3_open_v2(path, &v->db, SQLITE_OPEN_READONLY, NULL) !=
+        SQLITE_OK) {
+        problem(v, "catalog: cannot open %s: %s", path, sqlite3_errmsg(v->db));
+        return;
+    }
+    check_integrity(v);
+    check_images(v, &rows_past_count);
+    check_classes(v);
+    if (v->complete)
+        check_dataset_count(v);
+    else
+        printf("store: incomplete: the pack stopped after %" PRIu64
+               " records; %" PRIu64 " catalog rows past them are ignored\n",
+               v->count, rows_past_count);
+}
+
+/* ---- Sources ---------------------------------------------------------- */
+
+/* SHA-256 of the file at `path` as lowercase hex; 0, or errno. */
+static int hash_file(const char *path, char hex[65]) {
+    static const char digits[] = "0123456789abcdef";
+    uint8_t chunk[HASH_CHUNK];
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int length = 0;
+    int err = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    /* O_NONBLOCK: a FIFO put where an image was must not hang verify. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        err = errno;
+        goto out;
+    }
+    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
+        err = ENOMEM;
+        goto out;
+    }
+    for (;;) {
+        ssize_t n = read(fd, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            err = errno;
+            goto out;
+        }
+        if (n == 0)
+            break;
+        EVP_DigestUpdate(ctx, chunk, (size_t)n);
+    }
+    EVP_DigestFinal_ex(ctx, digest, &length);
+    for (unsigned int i = 0; i < length && i < 32; i++) {
+        hex[2 * i] = digits[digest[i] >> 4];
+        hex[2 * i + 1] = digits[digest[i] & 15];
+    }
+    hex[64] = '\0';
+out:
+    if (fd >= 0)
+        close(fd);
+    EVP_MD_CTX_free(ctx);
+    return err;
+}
+
+static void check_sources(verify *v) {
+    sqlite3_stmt *stmt = NULL;
+    char *path = NULL;
+    size_t capacity = 0;
+    int rc;
+    if (!v->db)
+        return; /* already reported: without a catalog no hashes exist */
+    if (!(stmt = prepare(v, "SELECT idx, path, sha256 FROM images"
+                            " WHERE idx >= 0 AND idx < ? ORDER BY idx")))
+        return;
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)v->count);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        int64_t idx = sqlite3_column_int64(stmt, 0);
+        const char *relative = (const char *)sqlite3_column_text(stmt, 1);
+        const char *want = (const char *)sqlite3_column_text(stmt, 2);
+        char hex[65];
+        if (!relative)
+            relative = "";
+        size_t need = strlen(v->sources) + strlen(relative) + 2;
+        if (need > capacity) {
+            char *bigger = realloc(path, need);
+            if (!bigger) {
+                problem(v, "source: out of memory");
+                break;
+            }
+            path = bigger;
+            capacity = need;
+        }
+        snprintf(path, capacity, "%s/%s", v->sources, relative);
+        int err = hash_file(path, hex);
+        if (err != 0)
+            problem(v, "record %" PRId64 ": source %s: %s", idx, path,
+                    strerror(err));
+        else if (!want || strcmp(hex, want) != 0)
+            problem(v, "record %" PRId64 ": source %s has changed: sha256 %s, "
+                       "the catalog says %s",
+                    idx, path, hex, want ? want : "nothing");
+    }
+    if (rc == SQLITE_ROW)
+        sqlite3_finalize(stmt); /* stopped early, already reported */
+    else
+        finish(v, stmt, rc);
+    free(path);
+}
+
+/* ---- Command ---------------------------------------------------------- */
+
+/* Opens the store; returns EXIT_OK, or the exit status when it cannot be
+   checked at all. Damaged metadata is a finding, not a failure. */
+static int open_store(verify *v) {
+    imgpack_status status = imgpack_reader_open(
+        &v->reader, v->dir, IMGPACK_OPEN_INCOMPLETE | IMGPACK_OPEN_VERIFY);
+    if (status == IMGPACK_ERR_CORRUPT ||
+        status == IMGPACK_ERR_VERSION_MISMATCH) {
+        problem(v, "store: %s", imgpack_reader_errmsg(v->reader));
+        printf("%s: cannot be checked further: 1 problem\n", v->dir);
+        return EXIT_PROBLEMS;
+    }
+    if (status != IMGPACK_OK) {
+        cli_error(NULL, "%s", imgpack_reader_errmsg(v->reader));
+        return EXIT_FAILED;
+    }
+    v->count = imgpack_reader_count(v->reader);
+    v->complete = imgpack_reader_is_complete(v->reader) != 0;
+    v->labels = malloc(v->count ? v->count * sizeof *v->labels : 1);
+    v->sizes = malloc(v->count ? v->count * sizeof *v->sizes : 1);
+    if (!v->labels || !v->sizes) {
+        cli_error(v->dir, "out of memory for %" PRIu64 " records", v->count);
+        return EXIT_FAILED;
+    }
+    return EXIT_OK;
+}
+
+int cmd_verify(int argc, char **argv) {
+    static const struct option options[] = {
+        {"sources", required_argument, NULL, 's'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0}};
+    verify v = {0};
+    int option, code;
+
+    opterr = 0;
+    while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
+        if (option == 'h') {
+            print_help();
+            return EXIT_OK;
+        }
+        if (option == '?')
+            return cli_usage_error("verify", "unknown option or missing "
+                                             "argument '%s'",
+                                   argv[optind - 1]);
+        v.sources = optarg;
+    }
+    if (argc - optind != 1)
+        return cli_usage_error("verify", "expected one OUT_DIR");
+    v.dir = argv[optind];
+    if ((code = open_store(&v)) != EXIT_OK)
+        goto out;
+    check_records(&v);
+    if (v.complete)
+        check_label_metadata(&v);
+    check_catalog(&v);
+    if (v.sources)
+        check_sources(&v);
+    printf("%s: %" PRIu64 " records, %" PRIu32 " classes%s: %" PRIu64
+           " problem%s\n",
+           v.dir, v.count, imgpack_reader_num_classes(v.reader),
+           v.complete ? "" : ", incomplete", v.problems,
+           v.problems == 1 ? "" : "s");
+    code = v.problems || !v.complete ? EXIT_PROBLEMS : EXIT_OK;
+out:
+    sqlite3_close(v.db);
+    free(v.pixels);
+    free(v.sizes);
+    free(v.labels);
+    imgpack_reader_close(v.reader);
+    return code;
+}
