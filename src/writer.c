@@ -319,9 +319,10 @@ out:
     return status;
 }
 
-/* The catalog half of a batch: rows for every result, class counts. */
+/* The catalog half of a batch: rows for every result, class counts, and
+   with `complete` the state that says the pack finished. */
 static imgpack_status catalog_batch(imgpack__writer *w, uint64_t first_index,
-                                    imgpack__error *err) {
+                                    int complete, imgpack__error *err) {
     imgpack__catalog *c = &w->catalog;
     uint64_t index = first_index;
     /* One count update per run of equal classes: sources in folder order
@@ -356,39 +357,68 @@ static imgpack_status catalog_batch(imgpack__writer *w, uint64_t first_index,
         status = imgpack__catalog_count_images(c, run_class, run_length, err);
     if (status == IMGPACK_OK)
         status = imgpack__catalog_set_int(c, "count", (int64_t)index, err);
+    if (status == IMGPACK_OK && complete)
+        status = imgpack__catalog_set_text(c, "state", "complete", err);
     if (status == IMGPACK_OK)
         return imgpack__catalog_commit(c, err);
     return status;
 }
 
-imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err) {
+/* Every record's label as little-endian u32s, for the "labels" entry: a
+   trainer gets all labels without touching a record. */
+static uint8_t *labels_blob(const imgpack__writer *w) {
+    uint8_t *blob = malloc(w->packed * 4 + 1);
+    for (uint64_t i = 0; blob && i < w->packed; i++)
+        for (int b = 0; b < 4; b++)
+            blob[4 * i + b] = (uint8_t)(w->labels[i] >> (8 * b));
+    return blob;
+}
+
+/* Commits the batch (possibly empty) to the catalog, then LMDB. With
+   `complete`, the same two transactions mark the pack finished, so the
+   last batch costs no extra commit. */
+static imgpack_status commit_batch(imgpack__writer *w, int complete,
+                                   imgpack__error *err) {
     imgpack__store_value values[IMGPACK__BATCH_RESULTS];
     uint32_t n = 0;
     imgpack_status status = IMGPACK_OK;
     text_meta numbers[2];
+    uint8_t *labels = NULL;
 
-    if (w->batch_count == 0)
-        return IMGPACK_OK;
     for (uint32_t i = 0; i < w->batch_count; i++)
         if (w->batch[i].status == IMGPACK_OK)
             values[n++] = (imgpack__store_value){w->batch[i].value,
                                                  w->batch[i].value_size};
     /* writer_add counted the batch's records already. */
     uint64_t first_index = w->packed - n;
-    uint64_t next_position = w->batch_positions[w->batch_count - 1] + 1;
-    imgpack__meta_entry meta[2] = {
+    uint64_t next_position =
+        w->batch_count ? w->batch_positions[w->batch_count - 1] + 1
+                       : w->committed_positions;
+    imgpack__meta_entry meta[4] = {
         text_entry(&numbers[0], "count", first_index + n),
         text_entry(&numbers[1], "next_position", next_position)};
-    if ((status = catalog_batch(w, first_index, err)) ||
-        (status = imgpack__store_append(&w->store, first_index, values, n, meta,
-                                        2, err)))
-        return status;
-    for (uint32_t i = 0; i < w->batch_count; i++)
-        imgpack__result_clear(&w->batch[i]);
-    w->batch_count = 0;
-    w->batch_bytes = 0;
-    w->committed_positions = next_position;
-    return IMGPACK_OK;
+    size_t n_meta = 2;
+    if (complete) {
+        if (!(labels = labels_blob(w)))
+            return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+        meta[n_meta++] = (imgpack__meta_entry){"labels", labels, w->packed * 4};
+        meta[n_meta++] = string_entry("state", "complete");
+    }
+    if (!(status = catalog_batch(w, first_index, complete, err)) &&
+        !(status = imgpack__store_append(&w->store, first_index, values, n,
+                                         meta, n_meta, err))) {
+        for (uint32_t i = 0; i < w->batch_count; i++)
+            imgpack__result_clear(&w->batch[i]);
+        w->batch_count = 0;
+        w->batch_bytes = 0;
+        w->committed_positions = next_position;
+    }
+    free(labels);
+    return status;
+}
+
+imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err) {
+    return w->batch_count ? commit_batch(w, 0, err) : IMGPACK_OK;
 }
 
 imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
@@ -418,30 +448,9 @@ imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
 imgpack_status imgpack__writer_finish(imgpack__writer *w,
                                       imgpack__error *err) {
     imgpack_status status;
-    text_meta count;
-    if ((status = imgpack__writer_flush(w, err)))
-        return status;
-    /* Labels are little-endian u32, one per record, so a trainer gets every
-       label without touching a record. */
-    uint8_t *labels = malloc(w->packed * 4 + 1);
-    if (!labels)
-        return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
-    for (uint64_t i = 0; i < w->packed; i++)
-        for (int b = 0; b < 4; b++)
-            labels[4 * i + b] = (uint8_t)(w->labels[i] >> (8 * b));
-    imgpack__meta_entry meta[3] = {
-        text_entry(&count, "count", w->packed),
-        {"labels", labels, w->packed * 4},
-        string_entry("state", "complete")};
-    if (!(status = imgpack__catalog_begin(&w->catalog, err)) &&
-        !(status = imgpack__catalog_set_text(&w->catalog, "state", "complete",
-                                             err)) &&
-        !(status = imgpack__catalog_commit(&w->catalog, err)) &&
-        !(status = imgpack__store_append(&w->store, w->packed, NULL, 0, meta, 3,
-                                         err)) &&
+    if (!(status = commit_batch(w, 1, err)) &&
         !(status = imgpack__store_sync(&w->store, err)))
         status = imgpack__catalog_finish(&w->catalog, err);
-    free(labels);
     return status;
 }
 
