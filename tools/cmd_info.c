@@ -33,6 +33,21 @@ static uint64_t file_size(const char *dir, const char *name) {
     return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
+/* The records' bytes on disk: data.mdb, or every shard's. */
+static uint64_t data_size(const char *dir, imgpack_reader *r) {
+    uint32_t shards = imgpack_reader_num_shards(r);
+    uint64_t total = 0;
+    char name[64];
+    if (shards <= 1)
+        return file_size(dir, "data.mdb");
+    for (uint32_t k = 0; k < shards; k++) {
+        snprintf(name, sizeof name, "shard-%" PRIu32 "-of-%" PRIu32 "/data.mdb",
+                 k, shards);
+        total += file_size(dir, name);
+    }
+    return total;
+}
+
 /* What the catalog says; fields stay empty when it cannot be read. */
 typedef struct catalog_facts {
     int64_t rejected;
@@ -104,8 +119,10 @@ static void print_text(const char *dir, imgpack_reader *r,
                imgpack_reader_height(r), imgpack_reader_channels(r));
     else
         printf("sizes vary, %" PRIu32 " channels\n", imgpack_reader_channels(r));
+    if (imgpack_reader_num_shards(r) > 1)
+        printf("shards:     %" PRIu32 "\n", imgpack_reader_num_shards(r));
     printf("on disk:    data.mdb %.1f MB, catalog.db %.1f MB\n",
-           (double)file_size(dir, "data.mdb") / 1e6,
+           (double)data_size(dir, r) / 1e6,
            (double)file_size(dir, "catalog.db") / 1e6);
     if (facts->rejected >= 0)
         printf("rejected:   %" PRId64 " files (see the rejects table)\n",
@@ -127,14 +144,16 @@ static void print_json(const char *dir, imgpack_reader *r,
     printf(", \"complete\": %s, \"count\": %" PRIu64
            ", \"num_classes\": %" PRIu32 ", \"format\": \"%s\""
            ", \"width\": %" PRIu32 ", \"height\": %" PRIu32
-           ", \"channels\": %" PRIu32 ", \"data_bytes\": %" PRIu64
+           ", \"channels\": %" PRIu32 ", \"shards\": %" PRIu32
+           ", \"data_bytes\": %" PRIu64
            ", \"catalog_bytes\": %" PRIu64 ", \"rejected\": %" PRId64
            ", \"skipped\": %" PRId64 ", \"created\": ",
            imgpack_reader_is_complete(r) ? "true" : "false",
            imgpack_reader_count(r), imgpack_reader_num_classes(r),
            imgpack_format_name(imgpack_reader_format(r)),
            imgpack_reader_width(r), imgpack_reader_height(r),
-           imgpack_reader_channels(r), file_size(dir, "data.mdb"),
+           imgpack_reader_channels(r), imgpack_reader_num_shards(r),
+           data_size(dir, r),
            file_size(dir, "catalog.db"), facts->rejected, facts->skipped);
     cli_json_string(facts->created);
     fputs(", \"tool_version\": ", stdout);

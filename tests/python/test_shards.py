@@ -70,6 +70,10 @@ def test_parallel_shard_processes(tmp_path, sample_pack):
              for k in range(4)]
     assert [p.wait(timeout=600) for p in procs] == [0] * 4
     assert_same_as_single(out, 4, sample_pack)
+    import json
+    info = json.loads(run_imgpack("info", "--json", out, check=0).stdout)
+    assert (info["count"], info["shards"]) == (300, 4)
+    assert info["data_bytes"] > 300 * 224 * 224 * 3
 
 
 @pytest.mark.parametrize("variables,expected", [
