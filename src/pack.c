@@ -17,6 +17,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "archive_stream.h"
 #include "checksums.h"
 #include "error.h"
 #include "pool.h"
@@ -469,7 +470,16 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
                             sizeof(imgpack__result)) != 0)
         return imgpack__error_set(&p->error, IMGPACK_ERR_NOMEM,
                                   "out of memory");
+    if (p->source.kind == IMGPACK__SOURCE_STREAM &&
+        (status = imgpack__archive_stream_start(&p->source.stream, &p->source,
+                                                p->start, p->end,
+                                                &p->error))) {
+        imgpack__archive_stream_stop(p->source.stream, &p->error);
+        imgpack__queue_destroy(&queue);
+        return status;
+    }
     if ((status = imgpack__pool_start(&pool, p->jobs, &queue, &job))) {
+        imgpack__archive_stream_stop(p->source.stream, &p->error);
         imgpack__queue_destroy(&queue);
         return imgpack__error_set(&p->error, status,
                                   "cannot start the worker threads");
@@ -478,6 +488,15 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
     /* Workers wait for room in the queue: release them before joining. */
     imgpack__queue_stop(&queue);
     joined = imgpack__pool_join(&pool);
+    if (p->source.stream) {
+        imgpack__error streaming;
+        imgpack__error_clear(&streaming);
+        imgpack__archive_stream_stop(p->source.stream, &streaming);
+        p->source.stream = NULL;
+        if (status == IMGPACK_OK && streaming.code != IMGPACK_OK)
+            status = imgpack__error_set(&p->error, streaming.code, "%s",
+                                        streaming.message);
+    }
     for (void *left; (left = imgpack__queue_drain(&queue)) != NULL;)
         imgpack__result_clear(left);
     imgpack__queue_destroy(&queue);

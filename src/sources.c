@@ -443,7 +443,9 @@ void imgpack__source_free(imgpack__source *src) {
     free(src->items);
     free(src->root);
     free(src->pixels);
-    if (src->kind == IMGPACK__SOURCE_ARCHIVE && src->archive_fd >= 0)
+    if ((src->kind == IMGPACK__SOURCE_ARCHIVE ||
+         src->kind == IMGPACK__SOURCE_STREAM) &&
+        src->archive_fd >= 0)
         close(src->archive_fd);
     memset(src, 0, sizeof *src);
 }

@@ -21,13 +21,16 @@ typedef struct imgpack__source_item {
     /* Why the item is rejected without being read (its label names no
        class, the archive broke off there), or NULL. */
     char *reject;
-    uint64_t offset, size; /* an archive member's data in the archive file */
+    /* An archive member's data: its offset in the file (ARCHIVE), or its
+       place in the stream (STREAM); and its size. */
+    uint64_t offset, size;
 } imgpack__source_item;
 
 /* Where the items' bytes are. */
 typedef enum imgpack__source_kind {
     IMGPACK__SOURCE_FILES,   /* files under root */
     IMGPACK__SOURCE_ARCHIVE, /* members of an uncompressed archive (fd) */
+    IMGPACK__SOURCE_STREAM,  /* members of a compressed archive, streamed */
     IMGPACK__SOURCE_PIXELS,  /* gray pixels in memory (IDX, CSV) */
 } imgpack__source_kind;
 
@@ -35,6 +38,8 @@ typedef struct imgpack__source {
     imgpack__source_kind kind;
     char *root;
     int archive_fd;          /* ARCHIVE: read with pread, by any thread */
+    /* STREAM: the reader thread handing members out while packing. */
+    struct imgpack__archive_stream *stream;
     uint8_t *pixels;         /* PIXELS: item i at i * width * height */
     uint32_t width, height;  /* PIXELS: every item's size */
     char **class_names; /* class_id -> name */
@@ -130,10 +135,11 @@ imgpack_status imgpack__source_name_classes(imgpack__source *src,
 int imgpack__is_archive_name(const char *path);
 
 /*
- * Lists an uncompressed tar archive in place: members "class/.../file" as
- * a folder's, and inner "<class>.tar" members (ImageNet's train layout) as
+ * Lists a tar archive (compressed or not): members "class/.../file" as a
+ * folder's, and inner "<class>.tar" members (ImageNet's train layout) as
  * that class's images, in the order the extracted tree would pack in.
- * Items keep their data's offset and size; workers pread them.
+ * Uncompressed: an ARCHIVE source whose items keep their data's offset.
+ * Compressed: a STREAM source whose items keep their place in the stream.
  */
 imgpack_status imgpack__source_scan_archive(const char *path,
                                             imgpack__source *src,

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "archive_stream.h"
 #include "encode.h"
 #include "error.h"
 #include "record.h"
@@ -233,10 +234,22 @@ static imgpack_status load_item(imgpack__transformer *t,
         hash_file(decoded->data, bytes, r->sha256);
         return IMGPACK_OK;
     }
-    imgpack_status status =
-        src->kind == IMGPACK__SOURCE_ARCHIVE
-            ? read_member(t, src->archive_fd, item, r)
-            : read_file(t, src->root, item->path, r);
+    imgpack_status status;
+    switch (src->kind) {
+    case IMGPACK__SOURCE_ARCHIVE:
+        status = read_member(t, src->archive_fd, item, r);
+        break;
+    case IMGPACK__SOURCE_STREAM: {
+        size_t size = 0;
+        status = r->status = imgpack__archive_stream_take(
+            src->stream, index, &t->file, &t->file_capacity, &size,
+            r->reason);
+        r->src_bytes = size;
+        break;
+    }
+    default:
+        status = read_file(t, src->root, item->path, r);
+    }
     if (status != IMGPACK_OK)
         return status;
     hash_file(t->file, r->src_bytes, r->sha256);

@@ -1,5 +1,6 @@
 """Tar archives read in place: ImageNet's tar of per-class tars and plain
 tars pack exactly as their extracted trees do; damage is a reject."""
+import gzip
 import io
 import os
 import shutil
@@ -83,8 +84,35 @@ def test_a_truncated_archive_packs_what_it_could_read(tmp_path, sample_pack):
     assert len(reasons) == 1 and reasons[0].startswith("archive cut short")
 
 
-def test_compressed_archives_are_refused_with_the_reason(tmp_path):
-    with tarfile.open(tmp_path / "t.tar.gz", "w:gz") as t:
-        t.add(next(SAMPLE.glob("*/*.JPEG")), arcname="a/x.jpg")
-    done = pack(tmp_path / "t.tar.gz", tmp_path / "s", check=1)
-    assert "decompress it" in done.stderr
+def test_compressed_tar_of_tars_streams_like_the_folder(tmp_path,
+                                                       sample_pack):
+    plain = tmp_path / "train.tar"
+    tar_of_tars(plain, SAMPLE)
+    packed = tmp_path / "train.tar.gz"
+    with open(plain, "rb") as f, gzip.open(packed, "wb", compresslevel=1) as g:
+        shutil.copyfileobj(f, g)
+    pack(packed, tmp_path / "s", "--jobs", "2")
+    assert values(tmp_path / "s") == values(sample_pack)
+    assert catalog(tmp_path / "s").execute(ROWS).fetchall() == \
+        catalog(sample_pack).execute(ROWS).fetchall()
+
+
+def test_compressed_tar_out_of_order_and_cut_short(tmp_path):
+    photos = sorted(SAMPLE.glob("*/*.JPEG"))[:30]
+    tree = tmp_path / "tree"
+    for photo in photos:
+        (tree / photo.parent.name).mkdir(parents=True)
+        shutil.copy(photo, tree / photo.parent.name / photo.name)
+    archive = tmp_path / "t.tar.xz"
+    with tarfile.open(archive, "w:xz") as t:
+        for photo in reversed(photos):  # the opposite of the packing order
+            t.add(photo, arcname=f"{photo.parent.name}/{photo.name}")
+    pack(tree, tmp_path / "folder")
+    pack(archive, tmp_path / "xz")
+    assert values(tmp_path / "xz") == values(tmp_path / "folder")
+    data = archive.read_bytes()
+    cut = tmp_path / "cut.tar.xz"
+    cut.write_bytes(data[:len(data) // 2])
+    done = pack(cut, tmp_path / "cut", check=3)
+    assert "archive damaged" in done.stderr
+    assert len(values(tmp_path / "cut")) < 30
