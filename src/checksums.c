@@ -7,37 +7,33 @@
 #include "checksums.h"
 
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+
+#include "digest.h"
 
 /* Files are hashed in pieces of this size: memory stays small for the
    multi-gigabyte archives this is meant for. */
 #define HASH_CHUNK ((size_t)1 << 20)
 
 static int hash_file(const char *path, unsigned char *buffer, char hex[65]) {
-    static const char digits[] = "0123456789abcdef";
-    unsigned char digest[32];
     size_t n;
     FILE *f = fopen(path, "rb");
-    EVP_MD_CTX *ctx;
+    imgpack__sha256 *ctx;
     if (!f)
         return -1;
-    ctx = EVP_MD_CTX_new();
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    if (!(ctx = imgpack__sha256_begin())) {
+        fclose(f);
+        errno = ENOMEM;
+        return -1;
+    }
     while ((n = fread(buffer, 1, HASH_CHUNK, f)) > 0)
-        EVP_DigestUpdate(ctx, buffer, n);
+        imgpack__sha256_update(ctx, buffer, n);
     int failed = ferror(f);
     fclose(f);
-    EVP_DigestFinal_ex(ctx, digest, NULL);
-    EVP_MD_CTX_free(ctx);
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[digest[i] >> 4];
-        hex[2 * i + 1] = digits[digest[i] & 15];
-    }
-    hex[64] = '\0';
+    imgpack__sha256_end(ctx, hex);
     return failed ? -1 : 0;
 }
 

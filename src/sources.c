@@ -13,15 +13,17 @@
  */
 #include "sources.h"
 
+
 #include <dirent.h>
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "digest.h"
 
 /* Deeper trees than this are refused rather than risking the stack. */
 #define MAX_DEPTH 64
@@ -404,28 +406,23 @@ imgpack_status imgpack__source_read_class_names(imgpack__source *src,
 }
 
 void imgpack__source_digest(const imgpack__source *src, char hex[65]) {
-    static const char digits[] = "0123456789abcdef";
-    unsigned char digest[32];
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    imgpack__sha256 *ctx = imgpack__sha256_begin();
     char label[16];
+    if (!ctx) {
+        hex[0] = '\0'; /* no digest then: a resume will refuse, not guess */
+        return;
+    }
     /* NUL-terminated fields keep "ab"+"c" apart from "a"+"bc". */
-    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
     for (uint32_t c = 0; c < src->num_classes; c++)
-        EVP_DigestUpdate(ctx, src->class_names[c],
-                         strlen(src->class_names[c]) + 1);
+        imgpack__sha256_update(ctx, src->class_names[c],
+                               strlen(src->class_names[c]) + 1);
     for (size_t i = 0; i < src->num_items; i++) {
-        EVP_DigestUpdate(ctx, src->items[i].path,
-                         strlen(src->items[i].path) + 1);
+        imgpack__sha256_update(ctx, src->items[i].path,
+                               strlen(src->items[i].path) + 1);
         snprintf(label, sizeof label, "%u", (unsigned)src->items[i].class_id);
-        EVP_DigestUpdate(ctx, label, strlen(label) + 1);
+        imgpack__sha256_update(ctx, label, strlen(label) + 1);
     }
-    EVP_DigestFinal_ex(ctx, digest, NULL);
-    EVP_MD_CTX_free(ctx);
-    for (int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[digest[i] >> 4];
-        hex[2 * i + 1] = digits[digest[i] & 15];
-    }
-    hex[64] = '\0';
+    imgpack__sha256_end(ctx, hex);
 }
 
 void imgpack__source_free(imgpack__source *src) {

@@ -11,7 +11,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +18,7 @@
 #include <unistd.h>
 
 #include "archive_stream.h"
+#include "digest.h"
 #include "encode.h"
 #include "error.h"
 #include "record.h"
@@ -136,18 +136,6 @@ out:
     return status;
 }
 
-static void hash_file(const uint8_t *data, size_t size, char hex[65]) {
-    static const char digits[] = "0123456789abcdef";
-    unsigned char digest[32];
-    unsigned int length = 0;
-    EVP_Digest(data, size, digest, &length, EVP_sha256(), NULL);
-    for (unsigned int i = 0; i < 32; i++) {
-        hex[2 * i] = digits[digest[i] >> 4];
-        hex[2 * i + 1] = digits[digest[i] & 15];
-    }
-    hex[64] = '\0';
-}
-
 /* Replicates a gray crop into RGB. */
 static void gray_to_rgb(const uint8_t *gray, size_t pixels, uint8_t *rgb) {
     for (size_t i = 0; i < pixels; i++)
@@ -231,7 +219,7 @@ static imgpack_status load_item(imgpack__transformer *t,
         *decoded = (imgpack__pixels){src->pixels + index * bytes, src->width,
                                      src->height, 1, src->width};
         r->src_bytes = bytes;
-        hash_file(decoded->data, bytes, r->sha256);
+        imgpack__sha256_hex(decoded->data, bytes, r->sha256);
         return IMGPACK_OK;
     }
     imgpack_status status;
@@ -252,7 +240,7 @@ static imgpack_status load_item(imgpack__transformer *t,
     }
     if (status != IMGPACK_OK)
         return status;
-    hash_file(t->file, r->src_bytes, r->sha256);
+    imgpack__sha256_hex(t->file, r->src_bytes, r->sha256);
     imgpack__column_window window = {crop_columns, &t->settings};
     return r->status = imgpack__decode_window(t->decoder, t->file,
                                               r->src_bytes, s->max_pixels,
