@@ -119,3 +119,17 @@ def test_sha256_of_the_idx_files(tmp_path):
     done = pack(idx, tmp_path / "bad", "--sha256", sums, check=1)
     assert names[1] in done.stderr and "SHA-256" in done.stderr
     assert not os.path.exists(tmp_path / "bad")
+
+
+def test_gray_store_feeds_the_loader(tmp_path):
+    import imgpack
+    images, labels = digits(16)
+    pack(write_idx(tmp_path, images, labels), tmp_path / "s")
+    loader = imgpack.Loader(str(tmp_path / "s"), batch_size=8, shuffle=False,
+                            mean=[0.5], std=[0.25])
+    batch, batch_labels = next(iter(loader))
+    assert batch.shape == (8, 1, 28, 28)
+    assert list(batch_labels) == list(labels[:8])
+    want = (images[:8].astype(np.float32) / 255 - np.float32(0.5)) / \
+        np.float32(0.25)
+    assert np.array_equal(batch[:, 0], want)
