@@ -11,7 +11,8 @@ if [[ "${1:-}" == "--test" ]]; then
     # Debian's Python packages are the references the tests compare with:
     # Pillow and torchvision for pixels, python-lmdb for the file format.
     packages+=(python3 python3-numpy python3-pil python3-lmdb python3-pytest
-               python3-torch python3-torchvision clang openmpi-bin)
+               python3-torch python3-torchvision clang libclang-rt-14-dev
+               openmpi-bin)
 fi
 
 missing=()
