@@ -29,6 +29,7 @@ struct imgpack__archive_stream {
     slot *slots;           /* by position - first */
     uint64_t oldest;       /* lowest position not yet taken */
     size_t held;           /* bytes in READY slots */
+    size_t max_held;
     int stop, done;
     char failure[IMGPACK__REASON_SIZE]; /* the stream failed as a whole */
     char damage[IMGPACK__REASON_SIZE];  /* why later members are missing */
@@ -61,13 +62,13 @@ static int hold_member(void *user, const imgpack__archive_member *m) {
     /* Wait for room, unless this member is the one the workers wait for:
        if that one were never read, waiting would never end. */
     while (!s->stop && s->held > 0 &&
-           s->held + m->size > IMGPACK__STREAM_MAX_HELD) {
+           s->held + m->size > s->max_held) {
         if (position > s->oldest &&
             slot_at(s, s->oldest)->state == SLOT_EMPTY) {
             snprintf(s->failure, sizeof s->failure,
                      "%s: members are too far out of order to stream within "
                      "%zu MiB: decompress it to a .tar",
-                     s->src->root, IMGPACK__STREAM_MAX_HELD >> 20);
+                     s->src->root, s->max_held >> 20);
             s->stop = 1;
             break;
         }
@@ -116,6 +117,7 @@ static void *reader_main(void *arg) {
 imgpack_status imgpack__archive_stream_start(imgpack__archive_stream **out,
                                              const imgpack__source *src,
                                              uint64_t first, uint64_t end,
+                                             size_t max_held,
                                              imgpack__error *err) {
     imgpack__archive_stream *s = calloc(1, sizeof *s);
     *out = s;
@@ -124,6 +126,7 @@ imgpack_status imgpack__archive_stream_start(imgpack__archive_stream **out,
     s->src = src;
     s->first = first;
     s->end = end;
+    s->max_held = max_held;
     for (uint64_t i = 0; i < src->num_items; i++)
         if (!src->items[i].reject && src->items[i].offset + 1 > s->sequences)
             s->sequences = src->items[i].offset + 1;

@@ -20,10 +20,12 @@
 typedef struct imgpack__archive_stream imgpack__archive_stream;
 
 /* Starts the reader thread for items [first, end) of `src` (a STREAM
-   source), which must outlive the stream. */
+   source), which must outlive the stream, holding at most `max_held` bytes
+   of members read ahead (IMGPACK__STREAM_MAX_HELD when packing). */
 imgpack_status imgpack__archive_stream_start(imgpack__archive_stream **out,
                                              const imgpack__source *src,
                                              uint64_t first, uint64_t end,
+                                             size_t max_held,
                                              imgpack__error *err);
 
 /*

@@ -473,6 +473,7 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
     if (p->source.kind == IMGPACK__SOURCE_STREAM &&
         (status = imgpack__archive_stream_start(&p->source.stream, &p->source,
                                                 p->start, p->end,
+                                                IMGPACK__STREAM_MAX_HELD,
                                                 &p->error))) {
         imgpack__archive_stream_stop(p->source.stream, &p->error);
         imgpack__queue_destroy(&queue);
