@@ -8,7 +8,6 @@
  * with crops and flips, and the DistributedSampler partition.
  */
 #include <errno.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -233,53 +232,12 @@ static void test_incomplete_and_refresh(void) {
     imgpack_reader_close(r);
 }
 
-typedef struct thread_arg {
-    imgpack_reader *r;
-    uint64_t seed;
-    int failures;
-} thread_arg;
-
-static void *hammer(void *p) {
-    thread_arg *a = p;
-    uint8_t buf[20 * 10 * 3];
-    imgpack_record rec;
-    uint64_t x = a->seed;
-    for (int k = 0; k < 2000; k++) {
-        x = x * 6364136223846793005u + 1442695040888963407u;
-        uint64_t i = (x >> 33) % 50;
-        if (k % 2 == 0) {
-            if (imgpack_reader_get(a->r, i, &rec) != IMGPACK_OK ||
-                rec.data[0] != pixel(i, 0, 0, 0) ||
-                rec.data[rec.size - 1] != pixel(i, 9, 19, 2))
-                a->failures++;
-        } else if (imgpack_reader_decode(a->r, i, buf, sizeof buf, &rec) !=
-                       IMGPACK_OK ||
-                   buf[100] != pixel(i, 1, 13, 1)) {
-            a->failures++;
-        }
-        if (k == 1000 && imgpack_reader_get(a->r, 99, &rec) ==
-                             IMGPACK_ERR_RANGE &&
-            strstr(imgpack_reader_errmsg(a->r), "record 99") == NULL)
-            a->failures++;
-    }
-    return NULL;
-}
-
 static void test_threads(void) {
     store_spec spec = {50, 20, 10, 0, IMGPACK_FORMAT_RAW, 1, NULL};
     const char *dir = make_store("threads", &spec);
     imgpack_reader *r;
-    pthread_t threads[4];
-    thread_arg args[4];
     CHECK_OK(imgpack_reader_open(&r, dir, IMGPACK_OPEN_VERIFY));
-    for (int t = 0; t < 4; t++) {
-        args[t] = (thread_arg){r, (uint64_t)t + 1, 0};
-        CHECK_EQ(pthread_create(&threads[t], NULL, hammer, &args[t]), 0);
-    }
-    for (int t = 0; t < 4; t++) {
-        CHECK_EQ(pthread_join(threads[t], NULL), 0);
-        CHECK_EQ(args[t].failures, 0);
-    }
+    check_concurrent_reads(r, spec.count, spec.width, spec.height);
     imgpack_reader_close(r);
 }
 

@@ -6,7 +6,6 @@
  * sets of shards open refuses, and an incomplete shard growing under
  * refresh.
  */
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -223,48 +222,11 @@ static void test_incomplete_shard_and_refresh(void) {
     imgpack_reader_close(r);
 }
 
-typedef struct thread_arg {
-    imgpack_reader *r;
-    uint64_t seed;
-    int failures;
-} thread_arg;
-
-static void *hammer(void *p) {
-    thread_arg *a = p;
-    uint8_t buf[WIDTH * HEIGHT * 3];
-    imgpack_record rec;
-    uint64_t x = a->seed;
-    for (int k = 0; k < 2000; k++) {
-        x = x * 6364136223846793005u + 1442695040888963407u;
-        uint64_t i = (x >> 33) % COUNT;
-        if (k % 2 == 0) {
-            if (imgpack_reader_get(a->r, i, &rec) != IMGPACK_OK ||
-                rec.data[0] != pixel(i, 0, 0, 0) ||
-                rec.data[rec.size - 1] != pixel(i, HEIGHT - 1, WIDTH - 1, 2))
-                a->failures++;
-        } else if (imgpack_reader_decode(a->r, i, buf, sizeof buf, &rec) !=
-                       IMGPACK_OK ||
-                   buf[100] != pixel(i, 1, 13, 1)) {
-            a->failures++;
-        }
-    }
-    return NULL;
-}
-
 static void test_threads(void) {
     const char *dir = make_dataset("threads", SHARDS);
     imgpack_reader *r;
-    pthread_t threads[4];
-    thread_arg args[4];
     CHECK_OK(imgpack_reader_open(&r, dir, 0));
-    for (int t = 0; t < 4; t++) {
-        args[t] = (thread_arg){r, (uint64_t)t + 1, 0};
-        CHECK_EQ(pthread_create(&threads[t], NULL, hammer, &args[t]), 0);
-    }
-    for (int t = 0; t < 4; t++) {
-        CHECK_EQ(pthread_join(threads[t], NULL), 0);
-        CHECK_EQ(args[t].failures, 0);
-    }
+    check_concurrent_reads(r, COUNT, WIDTH, HEIGHT);
     imgpack_reader_close(r);
 }
 

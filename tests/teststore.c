@@ -6,6 +6,7 @@
 #include "teststore.h"
 
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -211,3 +212,60 @@ void check_pixels(const uint8_t *data, uint64_t i, uint32_t w, uint32_t h) {
                 }
 }
 
+/* One reading thread of check_concurrent_reads. */
+typedef struct reading_thread {
+    imgpack_reader *r;
+    uint64_t seed, count;
+    uint32_t width, height;
+    int failures;
+} reading_thread;
+
+static void *read_at_random(void *p) {
+    reading_thread *a = p;
+    size_t bytes = (size_t)a->width * a->height * 3;
+    uint8_t *buf = malloc(bytes);
+    imgpack_record rec;
+    uint64_t x = a->seed, beyond = a->count + 49;
+    char expected[64];
+    snprintf(expected, sizeof expected, "record %llu",
+             (unsigned long long)beyond);
+    for (int k = 0; buf && k < 2000; k++) {
+        x = x * 6364136223846793005u + 1442695040888963407u;
+        uint64_t i = (x >> 33) % a->count;
+        if (k % 2 == 0) {
+            if (imgpack_reader_get(a->r, i, &rec) != IMGPACK_OK ||
+                rec.data[0] != pixel(i, 0, 0, 0) ||
+                rec.data[rec.size - 1] !=
+                    pixel(i, a->height - 1, a->width - 1, 2))
+                a->failures++;
+        } else if (imgpack_reader_decode(a->r, i, buf, bytes, &rec) !=
+                       IMGPACK_OK ||
+                   buf[100] != pixel(i, 1, 13, 1)) {
+            a->failures++;
+        }
+        /* Each thread's error message is its own. */
+        if (k == 1000 &&
+            (imgpack_reader_get(a->r, beyond, &rec) != IMGPACK_ERR_RANGE ||
+             strstr(imgpack_reader_errmsg(a->r), expected) == NULL))
+            a->failures++;
+    }
+    if (!buf)
+        a->failures++;
+    free(buf);
+    return NULL;
+}
+
+void check_concurrent_reads(imgpack_reader *r, uint64_t count, uint32_t width,
+                            uint32_t height) {
+    pthread_t threads[4];
+    reading_thread args[4];
+    for (int t = 0; t < 4; t++) {
+        args[t] = (reading_thread){r, (uint64_t)t + 1, count, width, height, 0};
+        CHECK_EQ(pthread_create(&threads[t], NULL, read_at_random, &args[t]),
+                 0);
+    }
+    for (int t = 0; t < 4; t++) {
+        CHECK_EQ(pthread_join(threads[t], NULL), 0);
+        CHECK_EQ(args[t].failures, 0);
+    }
+}

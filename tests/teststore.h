@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "imgpack/reader.h"
+
 /* The test's temp dir; teststore_init makes it, teststore_cleanup removes
    it. */
 extern char tmp_root[4096];
@@ -74,5 +76,11 @@ void set_meta(const char *dir, const char *key, const char *value);
 /* Checks that `data` holds record i's pixels (HWC, 3 channels); exits if
    not. */
 void check_pixels(const uint8_t *data, uint64_t i, uint32_t w, uint32_t h);
+
+/* Reads records of `r` (count records of width x height, made by this
+   file) from four threads at once, gets and decodes at random, and checks
+   every pixel read and each thread's own error message. */
+void check_concurrent_reads(imgpack_reader *r, uint64_t count, uint32_t width,
+                            uint32_t height);
 
 #endif
