@@ -77,11 +77,6 @@ static la_int64_t input_skip(struct archive *a, void *data,
     return (la_int64_t)n;
 }
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 static void note_damage(imgpack__archive_walk *w, struct archive *a,
                         const char *what) {
     if (w->damage)
@@ -143,7 +138,7 @@ static imgpack_status walk(imgpack__archive_walk *w, input *in,
         while (name[0] == '.' && name[1] == '/')
             name += 2;
         const char *slash = strchr(name, '/');
-        if (!class_name && !slash && ends_with(name, ".tar")) {
+        if (!class_name && !slash && imgpack__ends_with(name, ".tar")) {
             input inner = {in->fd, m.offset, size, 0, w->seekable ? NULL : a,
                            NULL};
             snprintf(cls, sizeof cls, "%.*s", (int)(strlen(name) - 4), name);

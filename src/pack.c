@@ -243,11 +243,6 @@ imgpack_status imgpack_format_parse(const char *name, int32_t *format) {
     return IMGPACK_ERR_INVALID_ARG;
 }
 
-static int ends_with(const char *name, const char *suffix) {
-    size_t n = strlen(name), s = strlen(suffix);
-    return n >= s && strcmp(name + n - s, suffix) == 0;
-}
-
 /* Lists the source by its kind: a folder (or the files a list names), an
    MNIST-style IDX or CSV file; then settles what depends on the kind. */
 static imgpack_status scan_source(imgpack_packer *p, const char *src,
@@ -267,7 +262,8 @@ static imgpack_status scan_source(imgpack_packer *p, const char *src,
         status = imgpack__source_scan_archive(src, s, &p->error);
     else if (strstr(src, "idx3-ubyte"))
         status = imgpack__source_scan_idx(src, opts->labels, s, &p->error);
-    else if (ends_with(src, ".csv") || ends_with(src, ".csv.gz"))
+    else if (imgpack__ends_with(src, ".csv") ||
+             imgpack__ends_with(src, ".csv.gz"))
         status = imgpack__source_scan_pixel_csv(src, s, &p->error);
     else
         status = imgpack__error_set(&p->error, IMGPACK_ERR_INVALID_ARG,

@@ -41,11 +41,6 @@ typedef struct members {
     int seekable;
 } members;
 
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), k = strlen(suffix);
-    return n >= k && strcmp(s + n - k, suffix) == 0;
-}
-
 static int push(members *m, member item) {
     if (m->count == m->capacity) {
         size_t cap = m->capacity ? m->capacity * 2 : 4096;
@@ -136,7 +131,7 @@ int imgpack__is_archive_name(const char *path) {
     static const char *const suffixes[] = {".tar", ".tar.gz", ".tgz",
                                            ".tar.bz2", ".tar.xz", ".tar.zst"};
     for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++)
-        if (ends_with(path, suffixes[i]))
+        if (imgpack__ends_with(path, suffixes[i]))
             return 1;
     return 0;
 }
@@ -144,7 +139,7 @@ int imgpack__is_archive_name(const char *path) {
 imgpack_status imgpack__source_scan_archive(const char *path,
                                             imgpack__source *src,
                                             imgpack__error *err) {
-    members found = {.seekable = ends_with(path, ".tar")};
+    members found = {.seekable = imgpack__ends_with(path, ".tar")};
     imgpack__archive_walk w = {.path = path, .seekable = found.seekable,
                                .visit = record_member, .user = &found};
     imgpack_status status = IMGPACK_OK;

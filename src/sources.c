@@ -78,6 +78,11 @@ static char *join(const char *a, const char *b) {
     return s;
 }
 
+int imgpack__ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), k = strlen(suffix);
+    return n >= k && strcmp(s + n - k, suffix) == 0;
+}
+
 int imgpack__is_image_name(const char *name) {
     static const char *const extensions[] = {".jpg", ".jpeg", ".png", ".webp"};
     size_t n = strlen(name);

@@ -93,6 +93,9 @@ imgpack_status imgpack__source_load_synsets(imgpack__source *src,
                                             const char *path,
                                             imgpack__error *err);
 
+/* Whether `s` ends with `suffix` (case matters). */
+int imgpack__ends_with(const char *s, const char *suffix);
+
 /* Whether a file name has an image extension: jpg, jpeg, png, webp, any case. */
 int imgpack__is_image_name(const char *name);
 
