@@ -160,7 +160,7 @@ imgpack_status imgpack__decode(imgpack__decoder *dec, const uint8_t *data,
 imgpack_status imgpack__decode_window(imgpack__decoder *dec,
                                       const uint8_t *data, size_t size,
                                       uint64_t max_pixels,
-                                      const imgpack__column_window *window,
+                                      const imgpack__window *window,
                                       imgpack__pixels *out,
                                       char reason[IMGPACK__REASON_SIZE]) {
     imgpack_status status = IMGPACK_OK;

@@ -51,23 +51,24 @@ imgpack_status imgpack__decode(imgpack__decoder *dec, const uint8_t *data,
                                char reason[IMGPACK__REASON_SIZE]);
 
 /*
- * Which columns the caller will read, asked once the decoder knows the
- * image's size: `columns` stores [*first, *end). Columns outside may be left
- * undecoded (their bytes are unspecified). JPEG then skips their inverse
- * DCT, upsampling and colour conversion; PNG and WebP decode everything.
+ * Which pixels the caller will read, asked once the decoder knows the
+ * image's size: `region` fills them in. Pixels outside may be left
+ * undecoded (their bytes are unspecified). JPEG then skips the inverse DCT,
+ * upsampling and colour conversion of the columns outside, and stops after
+ * the last row asked for; PNG and WebP decode everything.
  */
-typedef struct imgpack__column_window {
-    void (*columns)(void *user, uint32_t width, uint32_t height,
-                    uint32_t *first, uint32_t *end);
+typedef struct imgpack__window {
+    void (*region)(void *user, uint32_t width, uint32_t height,
+                   imgpack__region *out);
     void *user;
-} imgpack__column_window;
+} imgpack__window;
 
-/* imgpack__decode, with only the columns `window` asks for guaranteed to
-   hold pixels (all of them when `window` is NULL). */
+/* imgpack__decode, with only the pixels `window` asks for guaranteed to be
+   decoded (all of them when `window` is NULL). */
 imgpack_status imgpack__decode_window(imgpack__decoder *dec,
                                       const uint8_t *data, size_t size,
                                       uint64_t max_pixels,
-                                      const imgpack__column_window *window,
+                                      const imgpack__window *window,
                                       imgpack__pixels *out,
                                       char reason[IMGPACK__REASON_SIZE]);
 

@@ -46,13 +46,13 @@ imgpack_status imgpack__decode_check_size(uint64_t width, uint64_t height,
  * The codecs. Each decodes `data` into `pixels` (resized as needed), may use
  * `rows` for row pointers or row batches, fills *out on success, and on
  * failure returns a status of imgpack__decode() with `reason` filled. JPEG
- * honours a column window (may be NULL).
+ * honours a window (may be NULL).
  */
 imgpack_status imgpack__decode_jpeg(imgpack__scratch *pixels,
                                     imgpack__scratch *rows,
                                     const uint8_t *data, size_t size,
                                     uint64_t max_pixels,
-                                    const imgpack__column_window *window,
+                                    const imgpack__window *window,
                                     imgpack__pixels *out,
                                     char reason[IMGPACK__REASON_SIZE]);
 imgpack_status imgpack__decode_png(imgpack__scratch *pixels,

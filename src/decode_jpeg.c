@@ -35,6 +35,10 @@
  * pixels, as a training set is better off without them. Warnings that do not
  * touch pixel data (extraneous bytes between markers, unknown JFIF revision,
  * bad ICC marker, odd progression order) are ignored, as Pillow ignores them.
+ *
+ * With a window, decoding stops after the window's last row: the rows below
+ * cost entropy decoding and are never used. Only the truncation check still
+ * concerns them (finish_early()); damage there is not looked for.
  */
 #include <setjmp.h>
 #include <stdint.h>
@@ -74,7 +78,8 @@ typedef struct jpeg_job {
     const uint8_t *data;
     size_t size;
     uint64_t max_pixels;
-    const imgpack__column_window *window;
+    const imgpack__window *window;
+    JDIMENSION end_row; /* rows past this one are not decoded */
     imgpack__pixels *out;
 } jpeg_job;
 
@@ -184,19 +189,17 @@ static imgpack_status read_direct(jpeg_job *job, uint8_t *pixels,
     JDIMENSION y, got;
 
     status = imgpack__scratch_reserve(
-        job->rows, (size_t)cinfo->output_height * sizeof(JSAMPROW),
-        job->reason);
+        job->rows, (size_t)job->end_row * sizeof(JSAMPROW), job->reason);
     if (status != IMGPACK_OK) {
         goto done;
     }
     rows = (JSAMPROW *)(void *)job->rows->data;
-    for (y = 0; y < cinfo->output_height; y++) {
+    for (y = 0; y < job->end_row; y++) {
         rows[y] = pixels + (size_t)y * stride;
     }
-    while (cinfo->output_scanline < cinfo->output_height) {
+    while (cinfo->output_scanline < job->end_row) {
         got = jpeg_read_scanlines(cinfo, rows + cinfo->output_scanline,
-                                  cinfo->output_height -
-                                      cinfo->output_scanline);
+                                  job->end_row - cinfo->output_scanline);
         /* A memory source never suspends, so no rows means a stuck
            decoder; stop rather than spin. */
         if (got == 0) {
@@ -229,9 +232,9 @@ static imgpack_status read_cmyk(jpeg_job *job, uint8_t *pixels,
     for (i = 0; i < JPEG_BATCH_ROWS; i++) {
         batch[i] = job->rows->data + i * cmyk_stride;
     }
-    while (cinfo->output_scanline < cinfo->output_height) {
+    while (cinfo->output_scanline < job->end_row) {
         y = cinfo->output_scanline;
-        want = cinfo->output_height - y;
+        want = job->end_row - y;
         if (want > JPEG_BATCH_ROWS) {
             want = JPEG_BATCH_ROWS;
         }
@@ -253,30 +256,62 @@ done:
 }
 
 /*
- * Narrows decoding to the caller's column window, when that saves work, and
+ * Narrows decoding to the caller's window, when that saves work, and
  * returns the first decoded column. jpeg_crop_scanline skips the inverse
  * DCT, upsampling and colour conversion of the other iMCU columns (entropy
  * decoding cannot be skipped). Its fancy upsampler treats the crop's edges
  * as image edges, so the outermost decoded columns may differ from a full
  * decode: the window is widened by one iMCU on each side to keep them out.
+ * Rows need no margin: libjpeg hands out a row only once it is final, so
+ * stopping after the window's last row changes none before it.
  */
 static JDIMENSION crop_to_window(jpeg_job *job) {
     j_decompress_ptr cinfo = &job->cinfo;
     uint32_t width = cinfo->output_width;
     uint32_t margin = (uint32_t)cinfo->max_h_samp_factor * DCTSIZE;
-    uint32_t first = 0, end = width;
+    imgpack__region region;
+    uint32_t first, end;
     JDIMENSION x, w;
 
-    job->window->columns(job->window->user, width, cinfo->output_height,
-                         &first, &end);
-    first = first > margin ? first - margin : 0;
-    end = end + margin < width ? end + margin : width;
+    job->window->region(job->window->user, width, cinfo->output_height,
+                        &region);
+    if (region.y1 > region.y0 && region.y1 < job->end_row) {
+        job->end_row = region.y1;
+    }
+    first = region.x0 > margin ? region.x0 - margin : 0;
+    end = region.x1 + margin < width ? region.x1 + margin : width;
     if (end <= first || (first == 0 && end == width))
         return 0;
     x = first;
     w = end - first;
     jpeg_crop_scanline(cinfo, &x, &w);
     return x;
+}
+
+/*
+ * Ends a decode that stopped before the last row. Pillow decodes every row
+ * and rejects a file whose data ends before the EOI marker; the rows not
+ * decoded here are not checked for corrupt data (they are never used), but
+ * that marker must still follow: entropy-coded data never holds the bytes
+ * 0xFF 0xD9 (a 0xFF there is followed by 0x00 or a restart marker), so
+ * their presence after what was read is exactly the EOI Pillow would reach.
+ * The decoder may have read the marker itself already.
+ */
+static void finish_early(jpeg_job *job) {
+    j_decompress_ptr cinfo = &job->cinfo;
+    const uint8_t *read = cinfo->src->next_input_byte;
+    const uint8_t *at = job->data + job->size;
+
+    if (jpeg_input_complete(cinfo) || cinfo->unread_marker == JPEG_EOI)
+        return;
+    while (at - read >= 2) {
+        at--;
+        if (at[-1] == 0xFF && at[0] == JPEG_EOI)
+            return;
+    }
+    /* Reported as libjpeg reports data that ends early: a rejection with
+       its own text. */
+    WARNMS(cinfo, JWRN_JPEG_EOF);
 }
 
 /* Everything that may longjmp; called with job->escape set. */
@@ -342,6 +377,7 @@ static imgpack_status run(jpeg_job *job) {
     if (status != IMGPACK_OK) {
         goto done;
     }
+    job->end_row = cinfo->output_height;
     if (job->window != NULL) {
         first_column = crop_to_window(job);
     }
@@ -354,9 +390,13 @@ static imgpack_status run(jpeg_job *job) {
     if (status != IMGPACK_OK) {
         goto done;
     }
-    /* Reads up to EOI as Pillow does, so a missing EOI or a broken marker
-       after the image data fails as it does there. */
-    jpeg_finish_decompress(cinfo);
+    /* A full decode reads up to EOI as Pillow does, so a missing EOI or a
+       broken marker after the image data fails as it does there. */
+    if (job->end_row < cinfo->output_height) {
+        finish_early(job);
+    } else {
+        jpeg_finish_decompress(cinfo);
+    }
 
     job->out->data = job->pixels->data;
     job->out->width = width;
@@ -371,7 +411,7 @@ imgpack_status imgpack__decode_jpeg(imgpack__scratch *pixels,
                                     imgpack__scratch *rows,
                                     const uint8_t *data, size_t size,
                                     uint64_t max_pixels,
-                                    const imgpack__column_window *window,
+                                    const imgpack__window *window,
                                     imgpack__pixels *out,
                                     char reason[IMGPACK__REASON_SIZE]) {
     jpeg_job job;

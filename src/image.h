@@ -16,4 +16,10 @@ typedef struct imgpack__pixels {
     size_t stride;     /* bytes from one row to the next, >= width*channels */
 } imgpack__pixels;
 
+/* A rectangle of an image: columns [x0, x1), rows [y0, y1). */
+typedef struct imgpack__region {
+    uint32_t x0, x1;
+    uint32_t y0, y1;
+} imgpack__region;
+
 #endif

@@ -681,26 +681,37 @@ void imgpack__resizer_set_simd(imgpack__resizer *rs, int enable) {
     rs->simd = enable && rs->has_avx2;
 }
 
-void imgpack__geometry_source_columns(const imgpack__geometry *g,
-                                      uint32_t *first, uint32_t *end) {
-    /* The kept columns, in resized-image coordinates. */
-    int64_t x0 = g->left > 0 ? g->left : 0;
-    int64_t x1 = g->left + g->out_width;
-    int64_t xmin, xmax;
-    if (x1 > g->resized_width)
-        x1 = g->resized_width;
-    if (x1 <= x0) {
+/* The source samples [*first, *end) that one axis of the crop reads: the
+   kept output samples are [offset, offset + kept) within [0, out_size). */
+static void kept_source_span(uint32_t in_size, uint32_t out_size,
+                             int64_t offset, uint32_t kept, uint32_t *first,
+                             uint32_t *end) {
+    int64_t k0 = offset > 0 ? offset : 0;
+    int64_t k1 = offset + kept;
+    int64_t lo, hi;
+    if (k1 > out_size)
+        k1 = out_size;
+    if (k1 <= k0) {
         *first = *end = 0;
-    } else if (g->resized_width == g->src_width) {
-        *first = (uint32_t)x0;
-        *end = (uint32_t)x1;
+    } else if (out_size == in_size) {
+        *first = (uint32_t)k0;
+        *end = (uint32_t)k1;
     } else {
-        source_span(g->src_width, g->resized_width, (uint32_t)x0, &xmin, &xmax);
-        *first = (uint32_t)xmin;
-        source_span(g->src_width, g->resized_width, (uint32_t)(x1 - 1), &xmin,
-                    &xmax);
-        *end = (uint32_t)xmax;
+        source_span(in_size, out_size, (uint32_t)k0, &lo, &hi);
+        *first = (uint32_t)lo;
+        source_span(in_size, out_size, (uint32_t)(k1 - 1), &lo, &hi);
+        *end = (uint32_t)hi;
     }
+}
+
+void imgpack__geometry_source_region(const imgpack__geometry *g,
+                                     imgpack__region *out) {
+    kept_source_span(g->src_width, g->resized_width, g->left, g->out_width,
+                     &out->x0, &out->x1);
+    kept_source_span(g->src_height, g->resized_height, g->top, g->out_height,
+                     &out->y0, &out->y1);
+    if (out->x1 == 0 || out->y1 == 0)
+        *out = (imgpack__region){0, 0, 0, 0};
 }
 
 imgpack_status imgpack__resize_crop(imgpack__resizer *rs,

@@ -41,12 +41,12 @@ void imgpack__geometry_plan(uint32_t src_width, uint32_t src_height,
                             imgpack__geometry *g);
 
 /*
- * The source columns [*first, *end) that imgpack__resize_crop reads for
- * geometry `g`: a decoder may leave the others undecoded. Empty (0, 0) when
- * nothing of the source is kept.
+ * The source pixels that imgpack__resize_crop reads for geometry `g`: a
+ * decoder may leave the others undecoded. All zero when nothing of the
+ * source is kept.
  */
-void imgpack__geometry_source_columns(const imgpack__geometry *g,
-                                      uint32_t *first, uint32_t *end);
+void imgpack__geometry_source_region(const imgpack__geometry *g,
+                                     imgpack__region *out);
 
 typedef struct imgpack__resizer imgpack__resizer;
 

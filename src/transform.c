@@ -173,13 +173,13 @@ static imgpack_status make_crop(imgpack__transformer *t,
     return IMGPACK_OK;
 }
 
-/* The decoder's column window: only the columns the crop's resize reads. */
-static void crop_columns(void *user, uint32_t width, uint32_t height,
-                         uint32_t *first, uint32_t *end) {
+/* The decoder's window: only the pixels the crop's resize reads. */
+static void crop_region(void *user, uint32_t width, uint32_t height,
+                        imgpack__region *out) {
     const imgpack__transform_settings *s = user;
     imgpack__geometry g;
     imgpack__geometry_plan(width, height, s->resize, s->crop, &g);
-    imgpack__geometry_source_columns(&g, first, end);
+    imgpack__geometry_source_region(&g, out);
 }
 
 /* An archive member's bytes into t->file: one pread, safe from any thread
@@ -241,7 +241,7 @@ static imgpack_status load_item(imgpack__transformer *t,
     if (status != IMGPACK_OK)
         return status;
     imgpack__sha256_hex(t->file, r->src_bytes, r->sha256);
-    imgpack__column_window window = {crop_columns, &t->settings};
+    imgpack__window window = {crop_region, &t->settings};
     return r->status = imgpack__decode_window(t->decoder, t->file,
                                               r->src_bytes, s->max_pixels,
                                               &window, decoded, r->reason);

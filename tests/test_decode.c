@@ -327,20 +327,30 @@ static void test_jpeg(imgpack__decoder *dec) {
     free(gray);
 }
 
-typedef struct window_request {
-    uint32_t first, end;
-} window_request;
-
-static void window_columns(void *user, uint32_t width, uint32_t height,
-                           uint32_t *first, uint32_t *end) {
-    const window_request *w = user;
-    (void)height;
-    *first = w->first;
-    *end = w->end < width ? w->end : width;
+static void window_region(void *user, uint32_t width, uint32_t height,
+                          imgpack__region *out) {
+    const imgpack__region *want = user;
+    *out = *want;
+    if (out->x1 > width)
+        out->x1 = width;
+    if (out->y1 > height)
+        out->y1 = height;
 }
 
-/* A column window decodes its columns exactly as a full decode does, for
-   every chroma layout, progressive files and gray, at any window. */
+/* Whether the window's pixels of `px` equal those of `want`. */
+static int window_matches(const imgpack__pixels *px,
+                          const imgpack__pixels *want,
+                          const imgpack__region *r) {
+    for (uint32_t y = r->y0; y < r->y1; y++)
+        if (memcmp(px->data + y * px->stride + r->x0 * px->channels,
+                   want->data + y * want->stride + r->x0 * want->channels,
+                   (r->x1 - r->x0) * px->channels) != 0)
+            return 0;
+    return 1;
+}
+
+/* A window decodes its pixels exactly as a full decode does, for every
+   chroma layout, progressive files and gray, at any columns and last row. */
 static void test_jpeg_window(imgpack__decoder *dec, imgpack__decoder *full) {
     static const jpeg_layout layouts[] = {
         {2, 2, 0}, {2, 1, 0}, {1, 1, 0}, {1, 2, 0}, {2, 2, 1}, {4, 1, 0}};
@@ -357,25 +367,70 @@ static void test_jpeg_window(imgpack__decoder *dec, imgpack__decoder *full) {
         CHECK_OK(decode(full, &b, 0, &want, reason));
         for (uint32_t first = 0; first < width; first += 23) {
             for (uint32_t end = first + 1; end <= width + 5; end += 37) {
-                window_request request = {first, end};
-                imgpack__column_window window = {window_columns, &request};
-                uint32_t stop = end < width ? end : width;
-                CHECK_OK(imgpack__decode_window(dec, b.data, b.size, 0,
-                                                &window, &px, reason));
-                CHECK_EQ(px.width, width);
-                CHECK_EQ(px.stride, want.stride);
-                for (uint32_t y = 0; y < height; y++)
-                    CHECK(memcmp(px.data + y * px.stride +
-                                     first * px.channels,
-                                 want.data + y * want.stride +
-                                     first * want.channels,
-                                 (stop - first) * px.channels) == 0);
+                for (uint32_t rows = 1; rows <= height; rows += 19) {
+                    imgpack__region request = {first, end, 0, rows};
+                    imgpack__window window = {window_region, &request};
+                    CHECK_OK(imgpack__decode_window(dec, b.data, b.size, 0,
+                                                    &window, &px, reason));
+                    CHECK_EQ(px.width, width);
+                    CHECK_EQ(px.height, height);
+                    CHECK_EQ(px.stride, want.stride);
+                    window_region(&request, width, height, &request);
+                    CHECK(window_matches(&px, &want, &request));
+                }
             }
         }
         free(b.data);
     }
     free(rgb);
     free(gray);
+}
+
+/*
+ * A decode that stops after the window's last row still rejects a file cut
+ * short anywhere, even after that row or by nothing but its EOI marker, as
+ * Pillow does; it accepts trailing bytes after EOI, and damage to the rows
+ * it never decodes, with the window's pixels those of the intact file.
+ */
+static void test_jpeg_window_stops_early(imgpack__decoder *dec,
+                                         imgpack__decoder *full) {
+    const uint32_t width = 96, height = 160;
+    uint8_t *rgb = make_pattern(width, height, 3);
+    bytes b = encode_jpeg(rgb, width, height, 3, &baseline_420);
+    imgpack__region top = {0, width, 0, height / 4};
+    imgpack__window window = {window_region, &top};
+    char reason[IMGPACK__REASON_SIZE];
+    imgpack__pixels px, want;
+    uint8_t *copy = malloc(b.size + 3);
+
+    CHECK(copy != NULL);
+    CHECK_OK(decode(full, &b, 0, &want, reason));
+    for (size_t cut = 0; cut < b.size; cut++)
+        CHECK_EQ(imgpack__decode_window(dec, b.data, cut, 0, &window, &px,
+                                        reason),
+                 IMGPACK_ERR_DECODE);
+    CHECK_STR_EQ(reason, "truncated JPEG: Premature end of JPEG file");
+
+    memcpy(copy, b.data, b.size);
+    memcpy(copy + b.size, "end", 3);
+    CHECK_OK(imgpack__decode_window(dec, copy, b.size + 3, 0, &window, &px,
+                                    reason));
+    CHECK(window_matches(&px, &want, &top));
+
+    /* The last quarter of the data lost, the EOI marker kept: a full decode
+       runs into the marker and rejects the file, the window never gets
+       there. */
+    size_t kept = b.size * 3 / 4;
+    memcpy(copy + kept, b.data + b.size - 2, 2);
+    CHECK_EQ(imgpack__decode(full, copy, kept + 2, 0, &px, reason),
+             IMGPACK_ERR_DECODE);
+    CHECK_OK(imgpack__decode_window(dec, copy, kept + 2, 0, &window, &px,
+                                    reason));
+    CHECK(window_matches(&px, &want, &top));
+
+    free(copy);
+    free(b.data);
+    free(rgb);
 }
 
 /* Overwrites the CRC of the chunk starting at `chunk` (its length field). */
@@ -613,6 +668,7 @@ int main(void) {
     test_not_images(dec);
     test_jpeg(dec);
     test_jpeg_window(dec, other);
+    test_jpeg_window_stops_early(dec, other);
     test_png_formats(dec);
     test_png_rejects(dec);
     test_webp(dec);

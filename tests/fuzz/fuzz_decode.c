@@ -2,8 +2,8 @@
  * libFuzzer target for the packer's pixel path: any bytes in, a crop out or
  * a reject reason, never a crash, a hang or an unbounded allocation.
  *
- * It runs what imgpack__transform_file runs on a file's bytes: sniff and
- * decode with the column window of the crop (so JPEG's partial decoding is
+ * It runs what imgpack__transform_item runs on a file's bytes: sniff and
+ * decode with the window of the crop (so JPEG's partial decoding is
  * exercised), plan torchvision's geometry, resize and crop. Every byte of
  * the crop is read, so a pixel the resizer forgot to write, or wrote past,
  * shows up under the sanitizers.
@@ -39,15 +39,15 @@ static uint8_t crop[FUZZ_CROP * FUZZ_CROP * 3];
 /* Keeps the sum of the crop alive, so reading it is not optimised away. */
 static volatile uint32_t sink;
 
-static void crop_columns(void *user, uint32_t width, uint32_t height,
-                         uint32_t *first, uint32_t *end) {
+static void crop_region(void *user, uint32_t width, uint32_t height,
+                        imgpack__region *out) {
     imgpack__geometry g;
     imgpack__geometry_plan(width, height, FUZZ_RESIZE, FUZZ_CROP, &g);
-    imgpack__geometry_source_columns(&g, first, end);
+    imgpack__geometry_source_region(&g, out);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    imgpack__column_window window = {crop_columns, NULL};
+    imgpack__window window = {crop_region, NULL};
     imgpack__pixels px;
     imgpack__geometry g;
     char reason[IMGPACK__REASON_SIZE];
