@@ -4,7 +4,8 @@
  * buffers every codec decodes into. A decoder owns two grow-only buffers,
  * one for the pixels it hands out and one for row pointers or row batches,
  * so a worker that reuses its decoder stops allocating once it has seen its
- * largest image. The codecs themselves live in decode_jpeg.c, decode_png.c
+ * largest image; large ones live in huge pages (hugemem.c), so growing to a
+ * big photo does not cost a page fault per 4 KiB. The codecs themselves live in decode_jpeg.c, decode_png.c
  * and decode_webp.c; this file only dispatches to them.
  */
 #include "decode.h"
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "decode_codecs.h"
+#include "hugemem.h"
 
 struct imgpack__decoder {
     imgpack__scratch pixels; /* what imgpack__decode() hands out */
@@ -91,9 +93,8 @@ imgpack_status imgpack__scratch_reserve(imgpack__scratch *buf, size_t size,
     if (size <= buf->size) {
         goto done;
     }
-    free(buf->data);
-    buf->size = 0;
-    buf->data = malloc(size);
+    imgpack__scratch_release(buf);
+    buf->data = imgpack__huge_alloc(size);
     if (buf->data == NULL) {
         snprintf(reason, IMGPACK__REASON_SIZE,
                  "out of memory allocating %zu bytes", size);
@@ -106,7 +107,7 @@ done:
 }
 
 void imgpack__scratch_release(imgpack__scratch *buf) {
-    free(buf->data);
+    imgpack__huge_free(buf->data, buf->size);
     buf->data = NULL;
     buf->size = 0;
 }
