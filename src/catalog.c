@@ -63,10 +63,13 @@ static imgpack_status open_catalog(imgpack__catalog *c, const char *path,
         status = fail(c, err, "cannot open the catalog");
         goto out;
     }
+    /* The schema is one transaction: one sync instead of one per table. */
     if ((status = exec(c, "PRAGMA journal_mode=WAL", err)) ||
         (status = exec(c, "PRAGMA synchronous=FULL", err)) ||
         (status = exec(c, "PRAGMA foreign_keys=ON", err)) ||
-        (schema && (status = exec(c, schema, err))))
+        (schema && ((status = imgpack__catalog_begin(c, err)) ||
+                    (status = exec(c, schema, err)) ||
+                    (status = imgpack__catalog_commit(c, err)))))
         goto out;
     if ((status = prepare(c,
                           "INSERT INTO images (idx, class_id, path, src_width,"
