@@ -332,8 +332,10 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                   : cores > IMGPACK__MAX_THREADS ? IMGPACK__MAX_THREADS
                                                  : (uint32_t)cores;
     }
-    imgpack__writer_info info = {&p->settings, opts->command,
-                                 opts->shard_index, opts->shard_count, 0, 0};
+    imgpack__writer_info info = {&p->settings,      opts->command,
+                                 opts->shard_index, opts->shard_count,
+                                 0,                 0,
+                                 p->jobs};
     char store_dir[4096];
     if (opts->shard_count > 1)
         snprintf(store_dir, sizeof store_dir, "%s/shard-%" PRIu32 "-of-%" PRIu32,

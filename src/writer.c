@@ -172,6 +172,14 @@ static imgpack_status write_catalog_header(imgpack__writer *w,
     return imgpack__catalog_commit(c, err);
 }
 
+/* Results per batch for `jobs` workers (writer.h). */
+static uint32_t batch_limit(uint32_t jobs) {
+    uint64_t limit = (uint64_t)jobs * IMGPACK__BATCH_RESULTS_PER_JOB;
+    return limit < IMGPACK__BATCH_MIN_RESULTS   ? IMGPACK__BATCH_MIN_RESULTS
+           : limit > IMGPACK__BATCH_MAX_RESULTS ? IMGPACK__BATCH_MAX_RESULTS
+                                                : (uint32_t)limit;
+}
+
 imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
                                     const imgpack__source *source,
                                     const imgpack__writer_info *info,
@@ -180,6 +188,7 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
     char path[4096];
     memset(w, 0, sizeof *w);
     w->source = source;
+    w->batch_limit = batch_limit(info->jobs);
     if ((status = imgpack__store_create(&w->store, out_dir, err)))
         return status;
     snprintf(path, sizeof path, "%s/catalog.db", out_dir);
@@ -279,6 +288,7 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
     uint64_t count;
     memset(w, 0, sizeof *w);
     w->source = source;
+    w->batch_limit = batch_limit(info->jobs);
     snprintf(path, sizeof path, "%s/catalog.db", out_dir);
     if ((status = imgpack__store_reopen(&w->store, out_dir, err)))
         goto out;
@@ -379,7 +389,7 @@ static uint8_t *labels_blob(const imgpack__writer *w) {
    last batch costs no extra commit. */
 static imgpack_status commit_batch(imgpack__writer *w, int complete,
                                    imgpack__error *err) {
-    imgpack__store_value values[IMGPACK__BATCH_RESULTS];
+    imgpack__store_value values[IMGPACK__BATCH_MAX_RESULTS];
     uint32_t n = 0;
     imgpack_status status = IMGPACK_OK;
     text_meta numbers[2];
@@ -439,7 +449,7 @@ imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
     w->batch_positions[w->batch_count] = position;
     w->batch_count++;
     w->batch_bytes += r->value_size;
-    if (w->batch_count == IMGPACK__BATCH_RESULTS ||
+    if (w->batch_count == w->batch_limit ||
         w->batch_bytes >= IMGPACK__BATCH_BYTES)
         return imgpack__writer_flush(w, err);
     return IMGPACK_OK;

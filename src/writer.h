@@ -16,13 +16,24 @@
 #include "store.h"
 #include "transform.h"
 
-/* A batch ends at this many results or bytes, whichever comes first: large
-   enough that commits (two fsyncs each) cost little, small enough that the
-   records held for a retry after MDB_MAP_FULL stay a few dozen MiB. */
-#define IMGPACK__BATCH_RESULTS 128
+/*
+ * A batch ends at IMGPACK__BATCH_RESULTS_PER_JOB results per worker, within
+ * [IMGPACK__BATCH_MIN_RESULTS, IMGPACK__BATCH_MAX_RESULTS], or at
+ * IMGPACK__BATCH_BYTES, whichever comes first. Growing with the workers
+ * keeps the commits (two fsyncs each) at about the same rate however many
+ * cores decode; staying small on small machines keeps the writer's memory,
+ * LMDB's pages for one batch and the records held for a retry after
+ * MDB_MAP_FULL, a few MiB that are soon reused: fresh memory costs a page
+ * fault per 4 KiB, and on a 2-core VM 128-record batches made the writer
+ * four times dearer per record than 16-record ones (docs/BENCHMARKS.md).
+ */
+#define IMGPACK__BATCH_RESULTS_PER_JOB 8
+#define IMGPACK__BATCH_MIN_RESULTS 16
+#define IMGPACK__BATCH_MAX_RESULTS 128
 #define IMGPACK__BATCH_BYTES ((size_t)32 << 20)
 
-/* What the writer records about the pack in the store's metadata. */
+/* What the writer records about the pack in the store's metadata, and the
+   number of workers feeding it, which sizes its batches. */
 typedef struct imgpack__writer_info {
     const imgpack__transform_settings *settings;
     const char *command; /* may be NULL */
@@ -30,14 +41,16 @@ typedef struct imgpack__writer_info {
        or shard `shard_index` of `shard_count`, items [begin, end). */
     uint32_t shard_index, shard_count;
     uint64_t begin, end;
+    uint32_t jobs;
 } imgpack__writer_info;
 
 typedef struct imgpack__writer {
     imgpack__store store;
     imgpack__catalog catalog;
     const imgpack__source *source;
-    imgpack__result batch[IMGPACK__BATCH_RESULTS];
-    uint64_t batch_positions[IMGPACK__BATCH_RESULTS];
+    imgpack__result batch[IMGPACK__BATCH_MAX_RESULTS];
+    uint64_t batch_positions[IMGPACK__BATCH_MAX_RESULTS];
+    uint32_t batch_limit; /* results per batch, set for the worker count */
     uint32_t batch_count;
     size_t batch_bytes;
     uint64_t packed;   /* records committed or in the batch */
