@@ -1,10 +1,12 @@
 /*
  * Writing an LMDB store. Records are appended with MDB_APPEND: keys are
  * big-endian record numbers, so byte order is insertion order and LMDB
- * fills pages densely without searching. The map is sized lazily: before
- * each batch it is grown if the batch might not fit, and a MDB_MAP_FULL
- * that still happens aborts the transaction, doubles the map and retries,
- * so the user never sizes anything.
+ * fills pages densely without searching. The map is sized lazily: LMDB
+ * cannot grow it inside a transaction, so each batch begins by growing it
+ * (doubling) until the room the caller asks for fits, counted in the most
+ * pages LMDB can need for it. The writer puts records as they arrive and
+ * frees them at once, so a batch is never written twice and the user never
+ * sizes anything.
  */
 #include "store.h"
 
@@ -18,9 +20,15 @@
 
 #include "record.h"
 
-/* LMDB needs slack beyond the payload bytes: page headers, branch pages
-   and the copy-on-write pages of the metadata; one eighth is generous. */
-#define MAP_SLACK_DIVISOR 8
+/*
+ * What a batch may cost LMDB beyond whole pages for its values: the pages
+ * the tree's rightmost path copies on write, new branch pages, the meta
+ * and free-page databases. A batch's tree changes stay far below this.
+ */
+#define TREE_PAGES 64
+
+/* LMDB's header at the start of every page (PAGEHDRSZ in mdb.c). */
+#define PAGE_HEADER 16
 
 imgpack_status imgpack__store_fail(imgpack__error *err, int rc,
                                    const char *dir, const char *what) {
@@ -42,6 +50,7 @@ static imgpack_status open_env(imgpack__store *s, const char *dir, int create,
     unsigned int db_flags = create ? MDB_CREATE : 0;
     MDB_txn *txn = NULL;
     MDB_envinfo info;
+    MDB_stat st;
     int rc;
 
     s->dir = strdup(dir);
@@ -64,11 +73,13 @@ static imgpack_status open_env(imgpack__store *s, const char *dir, int create,
         goto out;
     }
     /* A reopened store keeps the map size it had grown to. */
-    if ((rc = mdb_env_info(s->env, &info)) != 0) {
+    if ((rc = mdb_env_info(s->env, &info)) != 0 ||
+        (rc = mdb_env_stat(s->env, &st)) != 0) {
         status = imgpack__store_fail(err, rc, dir, "cannot open LMDB");
         goto out;
     }
     s->map_size = info.me_mapsize;
+    s->page_size = st.ms_psize;
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, IMGPACK__STORE_RECORDS_DB, db_flags,
                            &s->records)) != 0 ||
@@ -184,67 +195,99 @@ static int grow_map(imgpack__store *s, size_t at_least) {
     return rc;
 }
 
-/* Grows the map before a batch of `bytes` if it might not fit. */
-static int reserve(imgpack__store *s, size_t bytes) {
+/* The most pages a value of `size` bytes can take: its overflow pages
+   (or its share of a leaf page), one for rounding and one for its node. */
+static size_t value_pages(const imgpack__store *s, size_t size) {
+    return size / (s->page_size - PAGE_HEADER) + 2;
+}
+
+imgpack_status imgpack__store_begin(imgpack__store *s, size_t bytes,
+                                    size_t values, imgpack__error *err) {
     MDB_envinfo info;
-    MDB_stat st;
-    int rc;
-    if ((rc = mdb_env_info(s->env, &info)) != 0 ||
-        (rc = mdb_env_stat(s->env, &st)) != 0)
-        return rc;
-    size_t used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
-    size_t needed = used + bytes + bytes / MAP_SLACK_DIVISOR + 64 * st.ms_psize;
-    return needed > s->map_size ? grow_map(s, needed) : 0;
-}
-
-static int put_batch(imgpack__store *s, uint64_t first_index,
-                     const imgpack__store_value *records, size_t n,
-                     const imgpack__meta_entry *meta, size_t n_meta) {
-    MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (rc != 0)
-        return rc;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        uint8_t key_bytes[IMGPACK__KEY_SIZE];
-        imgpack__record_key(first_index + i, key_bytes);
-        MDB_val key = {sizeof key_bytes, key_bytes};
-        MDB_val val = {records[i].size, (void *)records[i].data};
-        rc = mdb_put(txn, s->records, &key, &val, MDB_APPEND);
-    }
-    for (size_t i = 0; i < n_meta && rc == 0; i++) {
-        MDB_val key = {strlen(meta[i].key), (void *)meta[i].key};
-        MDB_val val = {meta[i].size, (void *)meta[i].value};
-        rc = mdb_put(txn, s->meta, &key, &val, 0);
-    }
-    if (rc != 0) {
-        mdb_txn_abort(txn);
-        return rc;
-    }
-    return mdb_txn_commit(txn);
-}
-
-imgpack_status imgpack__store_append(imgpack__store *s, uint64_t first_index,
-                                     const imgpack__store_value *records,
-                                     size_t n, const imgpack__meta_entry *meta,
-                                     size_t n_meta, imgpack__error *err) {
-    size_t bytes = 0;
-    for (size_t i = 0; i < n; i++)
-        bytes += records[i].size + IMGPACK__KEY_SIZE;
-    for (size_t i = 0; i < n_meta; i++)
-        bytes += meta[i].size + strlen(meta[i].key);
-    int rc = reserve(s, bytes);
+    int rc = mdb_env_info(s->env, &info);
+    size_t room = value_pages(s, bytes) + 2 * values + TREE_PAGES;
+    size_t needed = (info.me_last_pgno + 1 + room) * s->page_size;
+    if (rc == 0 && needed > s->map_size)
+        rc = grow_map(s, needed);
     if (rc == 0)
-        rc = put_batch(s, first_index, records, n, meta, n_meta);
-    /* The estimate can fall short (e.g. many small records fill branch
-       pages); the aborted batch is simply written again in a bigger map. */
-    while (rc == MDB_MAP_FULL) {
-        rc = grow_map(s, s->map_size * 2);
-        if (rc == 0)
-            rc = put_batch(s, first_index, records, n, meta, n_meta);
-    }
-    if (rc != 0)
+        rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
+    if (rc != 0) {
+        s->txn = NULL;
         return write_failure(s, rc, bytes, err);
+    }
+    s->room_bytes = bytes;
+    s->room_values = values;
+    s->txn_bytes = 0;
     return IMGPACK_OK;
+}
+
+int imgpack__store_fits(const imgpack__store *s, size_t size) {
+    return s->room_values > 0 && size <= s->room_bytes;
+}
+
+/* Puts one value into the open batch, within the room it was begun with. */
+static imgpack_status put(imgpack__store *s, MDB_dbi dbi, MDB_val *key,
+                          const void *data, size_t size, unsigned flags,
+                          imgpack__error *err) {
+    MDB_val val = {size, (void *)data};
+    int rc = imgpack__store_fits(s, size)
+                 ? mdb_put(s->txn, dbi, key, &val, flags)
+                 : MDB_MAP_FULL;
+    if (rc != 0) {
+        imgpack__store_abort(s);
+        /* The room is a bound on what LMDB can need, so a full map here
+           means the caller put more than it reserved. */
+        if (rc == MDB_MAP_FULL)
+            return imgpack__error_set(err, IMGPACK_ERR_STORE,
+                                      "%s: a batch outgrew the room reserved "
+                                      "for it; nothing of it was stored",
+                                      s->dir);
+        return write_failure(s, rc, size, err);
+    }
+    s->room_bytes -= size;
+    s->room_values--;
+    s->txn_bytes += size;
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack__store_put(imgpack__store *s, uint64_t index,
+                                  const void *data, size_t size,
+                                  imgpack__error *err) {
+    uint8_t key_bytes[IMGPACK__KEY_SIZE];
+    imgpack__record_key(index, key_bytes);
+    MDB_val key = {sizeof key_bytes, key_bytes};
+    return put(s, s->records, &key, data, size, MDB_APPEND, err);
+}
+
+imgpack_status imgpack__store_commit(imgpack__store *s,
+                                     const imgpack__meta_entry *meta,
+                                     size_t n_meta, imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    for (size_t i = 0; i < n_meta && status == IMGPACK_OK; i++) {
+        MDB_val key = {strlen(meta[i].key), (void *)meta[i].key};
+        status = put(s, s->meta, &key, meta[i].value, meta[i].size, 0, err);
+    }
+    if (status != IMGPACK_OK)
+        return status;
+    int rc = mdb_txn_commit(s->txn);
+    s->txn = NULL;
+    return rc ? write_failure(s, rc, s->txn_bytes, err) : IMGPACK_OK;
+}
+
+void imgpack__store_abort(imgpack__store *s) {
+    if (s->txn)
+        mdb_txn_abort(s->txn);
+    s->txn = NULL;
+}
+
+imgpack_status imgpack__store_set_meta(imgpack__store *s,
+                                       const imgpack__meta_entry *meta,
+                                       size_t n_meta, imgpack__error *err) {
+    size_t bytes = 0;
+    for (size_t i = 0; i < n_meta; i++)
+        bytes += meta[i].size;
+    imgpack_status status = imgpack__store_begin(s, bytes, n_meta, err);
+    return status ? status : imgpack__store_commit(s, meta, n_meta, err);
 }
 
 imgpack_status imgpack__store_sync(imgpack__store *s, imgpack__error *err) {
@@ -253,6 +296,7 @@ imgpack_status imgpack__store_sync(imgpack__store *s, imgpack__error *err) {
 }
 
 void imgpack__store_close(imgpack__store *s) {
+    imgpack__store_abort(s);
     if (s->env)
         mdb_env_close(s->env);
     free(s->dir);

@@ -28,15 +28,15 @@ typedef struct imgpack__store {
     MDB_dbi records;
     MDB_dbi meta;
     size_t map_size;
+    size_t page_size;
     char *dir;
+    MDB_txn *txn;       /* the batch begun, or NULL */
+    size_t room_bytes;  /* what the batch may still put */
+    size_t room_values;
+    size_t txn_bytes;   /* what it has put */
 } imgpack__store;
 
-/* A value to append, or a metadata entry to set, in one batch. */
-typedef struct imgpack__store_value {
-    const void *data;
-    size_t size;
-} imgpack__store_value;
-
+/* A metadata entry to set. */
 typedef struct imgpack__meta_entry {
     const char *key;
     const void *value;
@@ -63,19 +63,44 @@ imgpack_status imgpack__store_get_meta(imgpack__store *s, const char *key,
                                        imgpack__error *err);
 
 /*
- * Appends `n` records with indices first_index, first_index+1, ... and sets
- * the `n_meta` metadata entries, in one transaction. Grows the map and
- * retries when it is full. On failure nothing of the batch is stored.
+ * A batch is one write transaction: imgpack__store_begin, imgpack__store_put
+ * for each record in index order, then imgpack__store_commit with the
+ * batch's metadata (or imgpack__store_abort). LMDB cannot grow its map
+ * inside a transaction, and a record put is not kept for a retry, so begin
+ * grows the map first: `values` values (records and metadata) of `bytes`
+ * bytes in all then fit, whatever LMDB adds to them. On failure nothing of
+ * the batch is stored and none is open.
  */
-imgpack_status imgpack__store_append(imgpack__store *s, uint64_t first_index,
-                                     const imgpack__store_value *records,
-                                     size_t n, const imgpack__meta_entry *meta,
+imgpack_status imgpack__store_begin(imgpack__store *s, size_t bytes,
+                                    size_t values, imgpack__error *err);
+
+/* Whether one more value of `size` bytes fits the room of the open batch. */
+int imgpack__store_fits(const imgpack__store *s, size_t size);
+
+/* Puts record `index` (one past the last one stored) into the open batch;
+   LMDB copies it. Beyond the batch's room it fails and aborts the batch. */
+imgpack_status imgpack__store_put(imgpack__store *s, uint64_t index,
+                                  const void *data, size_t size,
+                                  imgpack__error *err);
+
+/* Sets the `n_meta` metadata entries and commits the open batch. */
+imgpack_status imgpack__store_commit(imgpack__store *s,
+                                     const imgpack__meta_entry *meta,
                                      size_t n_meta, imgpack__error *err);
+
+/* Drops the open batch, if any. */
+void imgpack__store_abort(imgpack__store *s);
+
+/* Sets metadata entries in a transaction of their own. */
+imgpack_status imgpack__store_set_meta(imgpack__store *s,
+                                       const imgpack__meta_entry *meta,
+                                       size_t n_meta, imgpack__error *err);
 
 /* Flushes everything committed, the last meta page included, to disk. */
 imgpack_status imgpack__store_sync(imgpack__store *s, imgpack__error *err);
 
-/* Closes the environment; accepts a store that was never created. */
+/* Drops an open batch and closes the environment; accepts a store that was
+   never created. */
 void imgpack__store_close(imgpack__store *s);
 
 /* Maps an LMDB return code to a status, keeping mdb_strerror in `err`. */

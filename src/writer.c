@@ -109,7 +109,7 @@ static imgpack_status write_store_header(imgpack__writer *w,
                 string_entry(keys[2 * c + 1], src->class_descriptions[c]);
         }
     }
-    status = imgpack__store_append(&w->store, 0, NULL, 0, meta, n, err);
+    status = imgpack__store_set_meta(&w->store, meta, n, err);
 out:
     free(meta);
     free(numbers);
@@ -384,27 +384,42 @@ static uint8_t *labels_blob(const imgpack__writer *w) {
     return blob;
 }
 
+/* Metadata entries a batch ends with (count, next_position; labels and
+   state when it completes the pack), and a bound on their bytes. */
+#define BATCH_META_ENTRIES 4
+static size_t batch_meta_bytes(const imgpack__writer *w) {
+    return 4 * (w->packed + w->batch_limit) + 64;
+}
+
+/* Begins the LMDB half of a batch, with room for a full batch, for one
+   record of `record_size` bytes if that is more, and for the metadata it
+   may end with. */
+static imgpack_status begin_batch(imgpack__writer *w, size_t record_size,
+                                  imgpack__error *err) {
+    size_t records = record_size > IMGPACK__BATCH_BYTES ? record_size
+                                                        : IMGPACK__BATCH_BYTES;
+    return imgpack__store_begin(&w->store, records + batch_meta_bytes(w),
+                                w->batch_limit + BATCH_META_ENTRIES, err);
+}
+
 /* Commits the batch (possibly empty) to the catalog, then LMDB. With
    `complete`, the same two transactions mark the pack finished, so the
    last batch costs no extra commit. */
 static imgpack_status commit_batch(imgpack__writer *w, int complete,
                                    imgpack__error *err) {
-    imgpack__store_value values[IMGPACK__BATCH_MAX_RESULTS];
     uint32_t n = 0;
     imgpack_status status = IMGPACK_OK;
     text_meta numbers[2];
     uint8_t *labels = NULL;
 
     for (uint32_t i = 0; i < w->batch_count; i++)
-        if (w->batch[i].status == IMGPACK_OK)
-            values[n++] = (imgpack__store_value){w->batch[i].value,
-                                                 w->batch[i].value_size};
+        n += w->batch[i].status == IMGPACK_OK;
     /* writer_add counted the batch's records already. */
     uint64_t first_index = w->packed - n;
     uint64_t next_position =
         w->batch_count ? w->batch_positions[w->batch_count - 1] + 1
                        : w->committed_positions;
-    imgpack__meta_entry meta[4] = {
+    imgpack__meta_entry meta[BATCH_META_ENTRIES] = {
         text_entry(&numbers[0], "count", first_index + n),
         text_entry(&numbers[1], "next_position", next_position)};
     size_t n_meta = 2;
@@ -414,9 +429,10 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
         meta[n_meta++] = (imgpack__meta_entry){"labels", labels, w->packed * 4};
         meta[n_meta++] = string_entry("state", "complete");
     }
-    if (!(status = catalog_batch(w, first_index, complete, err)) &&
-        !(status = imgpack__store_append(&w->store, first_index, values, n,
-                                         meta, n_meta, err))) {
+    if (!w->store.txn)
+        status = begin_batch(w, 0, err);
+    if (!status && !(status = catalog_batch(w, first_index, complete, err)) &&
+        !(status = imgpack__store_commit(&w->store, meta, n_meta, err))) {
         for (uint32_t i = 0; i < w->batch_count; i++)
             imgpack__result_clear(&w->batch[i]);
         w->batch_count = 0;
@@ -431,12 +447,35 @@ imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err) {
     return w->batch_count ? commit_batch(w, 0, err) : IMGPACK_OK;
 }
 
+/*
+ * Puts a record into the batch's LMDB transaction, which copies it, and
+ * frees the record's buffer at once: the workers' next records reuse it
+ * while it is still mapped and warm, instead of the writer holding a
+ * batch's worth until the commit. A record the transaction has no room for
+ * commits the batch first.
+ */
+static imgpack_status put_record(imgpack__writer *w, imgpack__result *r,
+                                 imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    if (w->store.txn && !imgpack__store_fits(&w->store, r->value_size))
+        status = imgpack__writer_flush(w, err);
+    if (!status && !w->store.txn)
+        status = begin_batch(w, r->value_size, err);
+    if (!status)
+        status = imgpack__store_put(&w->store, w->packed, r->value,
+                                    r->value_size, err);
+    free(r->value);
+    r->value = NULL;
+    return status;
+}
+
 imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
                                    imgpack__result *r, imgpack__error *err) {
     imgpack_status status;
     if (r->status == IMGPACK_OK) {
         if ((status = remember_label(
-                 w, w->source->items[position].class_id, err))) {
+                 w, w->source->items[position].class_id, err)) ||
+            (status = put_record(w, r, err))) {
             imgpack__result_clear(r);
             return status;
         }

@@ -1,8 +1,10 @@
 /*
  * The writer: takes results in source order and appends them to the store
- * and the catalog in batches. Per batch the catalog commits first, then
- * LMDB: so the LMDB store, authoritative for what was packed, is never
- * ahead of the catalog (docs/FORMAT.md, "Crash consistency").
+ * and the catalog in batches. A record goes into the batch's LMDB
+ * transaction as it arrives (and its buffer is freed); the catalog rows
+ * wait for the commit. Per batch the catalog commits first, then LMDB: so
+ * the LMDB store, authoritative for what was packed, is never ahead of the
+ * catalog (docs/FORMAT.md, "Crash consistency").
  *
  * Only the thread that runs the pack uses a writer.
  */
@@ -21,11 +23,10 @@
  * [IMGPACK__BATCH_MIN_RESULTS, IMGPACK__BATCH_MAX_RESULTS], or at
  * IMGPACK__BATCH_BYTES, whichever comes first. Growing with the workers
  * keeps the commits (two fsyncs each) at about the same rate however many
- * cores decode; staying small on small machines keeps the writer's memory,
- * LMDB's pages for one batch and the records held for a retry after
- * MDB_MAP_FULL, a few MiB that are soon reused: fresh memory costs a page
- * fault per 4 KiB, and on a 2-core VM 128-record batches made the writer
- * four times dearer per record than 16-record ones (docs/BENCHMARKS.md).
+ * cores decode; staying small on small machines keeps LMDB's pages for one
+ * batch a few MiB that are soon reused: fresh memory costs a page fault per
+ * 4 KiB, and on a 2-core VM 128-record batches made the writer several
+ * times dearer per record than 16-record ones (docs/BENCHMARKS.md).
  */
 #define IMGPACK__BATCH_RESULTS_PER_JOB 8
 #define IMGPACK__BATCH_MIN_RESULTS 16
@@ -93,7 +94,8 @@ imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err);
 imgpack_status imgpack__writer_finish(imgpack__writer *w,
                                       imgpack__error *err);
 
-/* Frees whatever is still batched and closes the store and catalog. */
+/* Drops whatever is batched and not committed, and closes the store and
+   catalog. */
 void imgpack__writer_close(imgpack__writer *w);
 
 #endif

@@ -1,9 +1,11 @@
 /*
  * The LMDB store: batches land whole, keys sort as indices, the map grows
- * by itself however small it starts, and an existing store is not touched.
+ * by itself however small it starts, a batch takes no more than the room it
+ * began with, and an existing store is not touched.
  */
 #include <lmdb.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "check.h"
@@ -36,39 +38,86 @@ static void check_record(imgpack__store *s, uint64_t index) {
     mdb_txn_abort(txn);
 }
 
+/* Puts records [first, first + n) in one batch, each RECORD_BYTES long
+   with its index in its first byte and three times it in its last, and
+   commits it with a one-byte metadata entry. */
+static imgpack_status put_batch(imgpack__store *s, uint64_t first, int n,
+                                uint8_t *value, imgpack__error *err) {
+    imgpack_status status = imgpack__store_begin(
+        s, (size_t)n * RECORD_BYTES + 1, (size_t)n + 1, err);
+    for (int i = 0; i < n && status == IMGPACK_OK; i++) {
+        uint64_t index = first + (uint64_t)i;
+        value[0] = (uint8_t)index;
+        value[RECORD_BYTES - 1] = (uint8_t)(index * 3);
+        status = imgpack__store_put(s, index, value, RECORD_BYTES, err);
+    }
+    imgpack__meta_entry meta = {"count", "x", 1};
+    return status ? status : imgpack__store_commit(s, &meta, 1, err);
+}
+
 int main(void) {
     char dir[] = "/tmp/imgpack-test-store-XXXXXX";
     imgpack__store s;
     imgpack__error err;
-    uint8_t *data = malloc((size_t)BATCH * RECORD_BYTES);
-    imgpack__store_value values[BATCH];
-    CHECK(data && mkdtemp(dir));
+    uint8_t *value = malloc(RECORD_BYTES);
+    CHECK(value && mkdtemp(dir));
 
     CHECK_OK(imgpack__store_create(&s, dir, &err));
-    /* Start tiny so that growth happens many times. */
+    /* Start tiny so that growth happens many times: each batch's begin
+       must grow the map before anything is put. */
     CHECK_EQ(mdb_env_set_mapsize(s.env, 1 << 20), 0);
     s.map_size = 1 << 20;
-    for (uint64_t b = 0; b < BATCHES; b++) {
-        for (int i = 0; i < BATCH; i++) {
-            uint64_t index = b * BATCH + (uint64_t)i;
-            uint8_t *value = data + (size_t)i * RECORD_BYTES;
-            value[0] = (uint8_t)index;
-            value[RECORD_BYTES - 1] = (uint8_t)(index * 3);
-            values[i] = (imgpack__store_value){value, RECORD_BYTES};
-        }
-        imgpack__meta_entry meta = {"count", "x", 1};
-        CHECK_OK(imgpack__store_append(&s, b * BATCH, values, BATCH, &meta, 1,
-                                       &err));
-    }
+    for (uint64_t b = 0; b < BATCHES; b++)
+        CHECK_OK(put_batch(&s, b * BATCH, BATCH, value, &err));
     CHECK(s.map_size >= (size_t)BATCH * BATCHES * RECORD_BYTES);
     CHECK_EQ(count_records(&s), BATCH * BATCHES);
     for (uint64_t i = 0; i < BATCH * BATCHES; i += 37)
         check_record(&s, i);
 
-    /* Appending out of order is refused and leaves the store as it was. */
-    CHECK(imgpack__store_append(&s, 3, values, 1, NULL, 0, &err) != IMGPACK_OK);
+    /* A batch takes what it has room for and no more. */
+    CHECK_OK(imgpack__store_begin(&s, 2 * RECORD_BYTES, 3, &err));
+    CHECK(imgpack__store_fits(&s, RECORD_BYTES));
+    CHECK(!imgpack__store_fits(&s, 2 * RECORD_BYTES + 1));
+    imgpack__store_abort(&s);
     CHECK_EQ(count_records(&s), BATCH * BATCHES);
+
+    /* A record beyond the room, or out of order, is refused, and the batch
+       is dropped whole: the store stays as it was. */
+    CHECK_EQ(put_batch(&s, BATCH * BATCHES, 1, value, &err), IMGPACK_OK);
+    CHECK_OK(imgpack__store_begin(&s, RECORD_BYTES, 2, &err));
+    CHECK_OK(imgpack__store_put(&s, BATCH * BATCHES + 1, value, RECORD_BYTES,
+                                &err));
+    CHECK(imgpack__store_put(&s, BATCH * BATCHES + 2, value, RECORD_BYTES,
+                             &err) != IMGPACK_OK);
+    CHECK(strstr(err.message, "room") != NULL);
+    CHECK(s.txn == NULL);
+    CHECK_OK(imgpack__store_begin(&s, RECORD_BYTES, 2, &err));
+    CHECK(imgpack__store_put(&s, 3, value, RECORD_BYTES, &err) != IMGPACK_OK);
+    CHECK(s.txn == NULL);
+    CHECK_EQ(count_records(&s), BATCH * BATCHES + 1);
     imgpack__store_close(&s);
+
+    /* The room's bound holds for any value size, page-sized and
+       leaf-sized ones included, from a map with no slack at all. */
+    static const size_t sizes[] = {1, 2000, 2040, 4080, 4081, 4097, 12289};
+    for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+        char sub[sizeof dir + 16];
+        imgpack__store small;
+        snprintf(sub, sizeof sub, "%s/%zu", dir, k);
+        CHECK_EQ(mkdir(sub, 0755), 0);
+        CHECK_OK(imgpack__store_create(&small, sub, &err));
+        CHECK_EQ(mdb_env_set_mapsize(small.env, 64 << 10), 0);
+        small.map_size = 64 << 10;
+        for (uint64_t b = 0; b < 3; b++) {
+            CHECK_OK(imgpack__store_begin(&small, 300 * sizes[k], 300, &err));
+            for (uint64_t i = 0; i < 300; i++)
+                CHECK_OK(imgpack__store_put(&small, b * 300 + i, value,
+                                            sizes[k], &err));
+            CHECK_OK(imgpack__store_commit(&small, NULL, 0, &err));
+        }
+        CHECK_EQ(count_records(&small), 900);
+        imgpack__store_close(&small);
+    }
 
     imgpack__store again;
     CHECK_EQ(imgpack__store_create(&again, dir, &err), IMGPACK_ERR_EXISTS);
@@ -77,7 +126,7 @@ int main(void) {
     char command[512];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
     CHECK_EQ(system(command), 0);
-    free(data);
+    free(value);
     printf("store: ok\n");
     return 0;
 }
