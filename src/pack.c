@@ -53,6 +53,12 @@ struct imgpack_packer {
     imgpack__error error;
     imgpack__source source;
     imgpack__writer writer;
+    int writer_open;
+    /* A new store is created by imgpack_packer_run, while the workers
+       decode the first images; these say where and how. */
+    char *store_dir;
+    char *command;
+    imgpack__writer_info info;
     imgpack__transform_settings settings;
     uint32_t jobs;
     int32_t strict;
@@ -309,6 +315,25 @@ static imgpack_status make_out_dir(const char *dir, imgpack__error *err) {
                               dir, strerror(errno == EEXIST ? ENOTDIR : errno));
 }
 
+/* Keeps what imgpack_packer_run needs to create the store once the options
+   are gone: its directory (a shard's own one below OUT_DIR) and the
+   command line to record. */
+static imgpack_status name_store(imgpack_packer *p, const char *out_dir,
+                                 const imgpack_pack_options *opts) {
+    int failed = opts->shard_count > 1
+                     ? asprintf(&p->store_dir,
+                                "%s/shard-%" PRIu32 "-of-%" PRIu32, out_dir,
+                                opts->shard_index, opts->shard_count) < 0
+                     : !(p->store_dir = strdup(out_dir));
+    if (failed || (opts->command && !(p->command = strdup(opts->command)))) {
+        if (failed)
+            p->store_dir = NULL;
+        return imgpack__error_set(&p->error, IMGPACK_ERR_NOMEM,
+                                  "out of memory");
+    }
+    return IMGPACK_OK;
+}
+
 imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                                    const char *out_dir,
                                    const imgpack_pack_options *opts) {
@@ -332,19 +357,15 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                   : cores > IMGPACK__MAX_THREADS ? IMGPACK__MAX_THREADS
                                                  : (uint32_t)cores;
     }
-    imgpack__writer_info info = {&p->settings,      opts->command,
-                                 opts->shard_index, opts->shard_count,
-                                 0,                 0,
-                                 p->jobs};
-    char store_dir[4096];
-    if (opts->shard_count > 1)
-        snprintf(store_dir, sizeof store_dir, "%s/shard-%" PRIu32 "-of-%" PRIu32,
-                 out_dir, opts->shard_index, opts->shard_count);
-    else
-        snprintf(store_dir, sizeof store_dir, "%s", out_dir);
-    status = opts->checksums
-                 ? imgpack__verify_checksums(opts->checksums, &p->error)
-                 : IMGPACK_OK;
+    imgpack__writer_info *info = &p->info;
+    *info = (imgpack__writer_info){&p->settings,      NULL,
+                                   opts->shard_index, opts->shard_count,
+                                   0,                 0,
+                                   p->jobs};
+    status = name_store(p, out_dir, opts);
+    info->command = p->command;
+    if (!status && opts->checksums)
+        status = imgpack__verify_checksums(opts->checksums, &p->error);
     if (!status)
         status = scan_source(p, src_dir, opts);
     if (!status && opts->classes_from)
@@ -355,22 +376,24 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                                        &p->source, opts->synsets, &p->error)
                                  : IMGPACK_OK) &&
         !(status = make_out_dir(out_dir, &p->error)) &&
-        !(status = make_out_dir(store_dir, &p->error))) {
+        !(status = make_out_dir(p->store_dir, &p->error))) {
         shard_slice(p->source.num_items, opts->shard_index, opts->shard_count,
-                    &info.begin, &info.end);
-        p->start = info.begin;
-        p->end = info.end;
-        status = opts->resume
-                     ? imgpack__writer_resume(&p->writer, store_dir,
-                                              &p->source, &info, &p->start,
-                                              &p->error)
-                     : imgpack__writer_open(&p->writer, store_dir, &p->source,
-                                            &info, &p->error);
+                    &info->begin, &info->end);
+        p->start = info->begin;
+        p->end = info->end;
+        if (opts->resume) {
+            status = imgpack__writer_resume(&p->writer, p->store_dir,
+                                            &p->source, info, &p->start,
+                                            &p->error);
+            p->writer_open = status == IMGPACK_OK;
+        } else {
+            status = imgpack__store_check_new(p->store_dir, &p->error);
+        }
     }
 
     imgpack_pack_options_destroy(defaults);
-    p->progress.total = p->end - info.begin;
-    p->progress.resumed = p->start - info.begin;
+    p->progress.total = p->end - info->begin;
+    p->progress.resumed = p->start - info->begin;
     p->progress.skipped = p->source.skipped;
     return status;
 }
@@ -483,7 +506,14 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
         return imgpack__error_set(&p->error, status,
                                   "cannot start the worker threads");
     }
-    status = write_results(p, &queue);
+    /* A new store is made while the workers decode the first images. */
+    status = p->writer_open ? IMGPACK_OK
+                            : imgpack__writer_open(&p->writer, p->store_dir,
+                                                   &p->source, &p->info,
+                                                   &p->error);
+    p->writer_open = status == IMGPACK_OK;
+    if (status == IMGPACK_OK)
+        status = write_results(p, &queue);
     /* Workers wait for room in the queue: release them before joining. */
     imgpack__queue_stop(&queue);
     joined = imgpack__pool_join(&pool);
@@ -522,5 +552,7 @@ void imgpack_packer_close(imgpack_packer *p) {
         return;
     imgpack__writer_close(&p->writer);
     imgpack__source_free(&p->source);
+    free(p->store_dir);
+    free(p->command);
     free(p);
 }

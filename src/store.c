@@ -111,15 +111,21 @@ static int holds_store(const char *dir) {
     return stat(data_path, &st) == 0;
 }
 
-imgpack_status imgpack__store_create(imgpack__store *s, const char *dir,
-                                     imgpack__error *err) {
-    memset(s, 0, sizeof *s);
+imgpack_status imgpack__store_check_new(const char *dir,
+                                        imgpack__error *err) {
     if (holds_store(dir))
         return imgpack__error_set(err, IMGPACK_ERR_EXISTS,
                                   "%s: already holds a store (data.mdb): resume "
                                   "it, or pack into another directory",
                                   dir);
-    return open_env(s, dir, 1, err);
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack__store_create(imgpack__store *s, const char *dir,
+                                     imgpack__error *err) {
+    memset(s, 0, sizeof *s);
+    imgpack_status status = imgpack__store_check_new(dir, err);
+    return status ? status : open_env(s, dir, 1, err);
 }
 
 imgpack_status imgpack__store_reopen(imgpack__store *s, const char *dir,

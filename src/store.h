@@ -43,6 +43,9 @@ typedef struct imgpack__meta_entry {
     size_t size;
 } imgpack__meta_entry;
 
+/* IMGPACK_ERR_EXISTS if `dir` already holds a store (data.mdb). */
+imgpack_status imgpack__store_check_new(const char *dir, imgpack__error *err);
+
 /*
  * Creates a new environment in the existing directory `dir`. Fails with
  * IMGPACK_ERR_EXISTS if `dir` already holds data.mdb.

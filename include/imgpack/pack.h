@@ -204,9 +204,10 @@ typedef void (*imgpack_reject_fn)(void *user, const char *path,
 typedef struct imgpack_packer imgpack_packer;
 
 /*
- * Lists `src_dir` (ImageFolder layout: one directory per class) and creates
- * the store in `out_dir` (created if missing; must not hold a store yet,
- * unless resuming).
+ * Lists `src_dir` (ImageFolder layout: one directory per class) and readies
+ * `out_dir` (created if missing; must not hold a store yet, unless
+ * resuming: then the store is reopened and checked here). A new store's
+ * files are created by imgpack_packer_run, while the first images decode.
  * `opts` may be NULL for the defaults and is not used after the call.
  *
  * *out is set even on failure (unless memory ran out: then NULL), so that
@@ -227,12 +228,13 @@ IMGPACK_API void imgpack_packer_set_callbacks(imgpack_packer *packer,
                                               void *user);
 
 /*
- * Packs every listed image, then marks the store complete. Rejected files
+ * Creates the store (unless resuming), packs every listed image, then marks
+ * the store complete. Rejected files
  * do not make it fail: they are counted, reported to the reject callback
  * and recorded in the catalog. Returns IMGPACK_OK when the store is
  * complete; otherwise the store holds the batches committed so far and is
  * not marked complete: IMGPACK_ERR_REJECTED (strict mode),
- * IMGPACK_ERR_NO_SPACE, IMGPACK_ERR_IO, IMGPACK_ERR_STORE,
+ * IMGPACK_ERR_NO_SPACE, IMGPACK_ERR_IO, IMGPACK_ERR_EXISTS, IMGPACK_ERR_STORE,
  * IMGPACK_ERR_CATALOG, IMGPACK_ERR_THREAD, IMGPACK_ERR_NOMEM.
  */
 IMGPACK_API imgpack_status imgpack_packer_run(imgpack_packer *packer);
