@@ -1,12 +1,19 @@
-/* SHA-256 digests as hex (digest.h); libcrypto does the hashing. */
+/* SHA-256 digests as hex (digest.h); nettle does the hashing. */
 #include "digest.h"
 
-#include <openssl/evp.h>
+#include <stdint.h>
+#include <stdlib.h>
 
-static void to_hex(const unsigned char digest[32],
+#include <nettle/sha2.h>
+
+struct imgpack__sha256 {
+    struct sha256_ctx ctx;
+};
+
+static void to_hex(const uint8_t digest[SHA256_DIGEST_SIZE],
                    char hex[IMGPACK__SHA256_HEX]) {
     static const char digits[] = "0123456789abcdef";
-    for (int i = 0; i < 32; i++) {
+    for (int i = 0; i < SHA256_DIGEST_SIZE; i++) {
         hex[2 * i] = digits[digest[i] >> 4];
         hex[2 * i + 1] = digits[digest[i] & 15];
     }
@@ -15,29 +22,29 @@ static void to_hex(const unsigned char digest[32],
 
 void imgpack__sha256_hex(const void *data, size_t size,
                          char hex[IMGPACK__SHA256_HEX]) {
-    unsigned char digest[32];
-    EVP_Digest(data, size, digest, NULL, EVP_sha256(), NULL);
+    imgpack__sha256 s;
+    uint8_t digest[SHA256_DIGEST_SIZE];
+    sha256_init(&s.ctx);
+    sha256_update(&s.ctx, size, data);
+    sha256_digest(&s.ctx, sizeof digest, digest);
     to_hex(digest, hex);
 }
 
 imgpack__sha256 *imgpack__sha256_begin(void) {
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
-    if (ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) != 1) {
-        EVP_MD_CTX_free(ctx);
-        ctx = NULL;
-    }
-    return (imgpack__sha256 *)ctx;
+    imgpack__sha256 *s = malloc(sizeof *s);
+    if (s)
+        sha256_init(&s->ctx);
+    return s;
 }
 
-void imgpack__sha256_update(imgpack__sha256 *ctx, const void *data,
+void imgpack__sha256_update(imgpack__sha256 *s, const void *data,
                             size_t size) {
-    EVP_DigestUpdate((EVP_MD_CTX *)ctx, data, size);
+    sha256_update(&s->ctx, size, data);
 }
 
-void imgpack__sha256_end(imgpack__sha256 *ctx,
-                         char hex[IMGPACK__SHA256_HEX]) {
-    unsigned char digest[32];
-    EVP_DigestFinal_ex((EVP_MD_CTX *)ctx, digest, NULL);
-    EVP_MD_CTX_free((EVP_MD_CTX *)ctx);
+void imgpack__sha256_end(imgpack__sha256 *s, char hex[IMGPACK__SHA256_HEX]) {
+    uint8_t digest[SHA256_DIGEST_SIZE];
+    sha256_digest(&s->ctx, sizeof digest, digest);
+    free(s);
     to_hex(digest, hex);
 }

@@ -1,6 +1,9 @@
 /*
- * SHA-256 through libcrypto, in the lowercase hex the catalog stores: one
- * call for a buffer, or a context fed piece by piece.
+ * SHA-256 through nettle, in the lowercase hex the catalog stores: one call
+ * for a buffer, or a context fed piece by piece. nettle rather than
+ * OpenSSL's libcrypto: as fast (both use the CPU's SHA instructions), and
+ * loading libcrypto and initialising its providers cost every imgpack
+ * command about 5 ms.
  */
 #ifndef IMGPACK_SRC_DIGEST_H
 #define IMGPACK_SRC_DIGEST_H

@@ -23,7 +23,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <inttypes.h>
-#include <openssl/evp.h>
+#include <nettle/sha2.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -343,20 +343,14 @@ static void check_catalog(verify *v) {
 static int hash_file(const char *path, char hex[65]) {
     static const char digits[] = "0123456789abcdef";
     uint8_t chunk[HASH_CHUNK];
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int length = 0;
+    uint8_t digest[SHA256_DIGEST_SIZE];
+    struct sha256_ctx ctx;
     int err = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
     /* O_NONBLOCK: a FIFO put where an image was must not hang verify. */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) {
-        err = errno;
-        goto out;
-    }
-    if (!ctx || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL)) {
-        err = ENOMEM;
-        goto out;
-    }
+    if (fd < 0)
+        return errno;
+    sha256_init(&ctx);
     for (;;) {
         ssize_t n = read(fd, chunk, sizeof chunk);
         if (n < 0 && errno == EINTR)
@@ -367,18 +361,16 @@ static int hash_file(const char *path, char hex[65]) {
         }
         if (n == 0)
             break;
-        EVP_DigestUpdate(ctx, chunk, (size_t)n);
+        sha256_update(&ctx, (size_t)n, chunk);
     }
-    EVP_DigestFinal_ex(ctx, digest, &length);
-    for (unsigned int i = 0; i < length && i < 32; i++) {
+    sha256_digest(&ctx, sizeof digest, digest);
+    for (int i = 0; i < SHA256_DIGEST_SIZE; i++) {
         hex[2 * i] = digits[digest[i] >> 4];
         hex[2 * i + 1] = digits[digest[i] & 15];
     }
     hex[64] = '\0';
 out:
-    if (fd >= 0)
-        close(fd);
-    EVP_MD_CTX_free(ctx);
+    close(fd);
     return err;
 }
 
