@@ -4,9 +4,7 @@
  */
 #include "record.h"
 
-#include <limits.h>
 #include <string.h>
-#include <zlib.h>
 
 static void put_u16(uint8_t *p, uint16_t v) {
     p[0] = (uint8_t)v;
@@ -25,18 +23,6 @@ static uint16_t get_u16(const uint8_t *p) {
 static uint32_t get_u32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
            (uint32_t)p[3] << 24;
-}
-
-uint32_t imgpack__crc32(const uint8_t *data, size_t size) {
-    uLong crc = crc32(0L, Z_NULL, 0);
-    /* zlib takes uInt lengths: feed large payloads in pieces. */
-    while (size > 0) {
-        uInt piece = size > UINT_MAX ? UINT_MAX : (uInt)size;
-        crc = crc32(crc, data, piece);
-        data += piece;
-        size -= piece;
-    }
-    return (uint32_t)crc;
 }
 
 void imgpack__record_key(uint64_t index, uint8_t key[IMGPACK__KEY_SIZE]) {

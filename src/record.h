@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "crc32.h" /* the checksum of headers and payloads */
 #include "imgpack/imgpack.h"
 
 #define IMGPACK__RECORD_MAGIC "IPKR"
@@ -46,9 +47,6 @@ void imgpack__record_header_write(uint8_t *value,
 imgpack_status imgpack__record_parse(const uint8_t *value, size_t size,
                                      int check_payload,
                                      imgpack__record_header *h);
-
-/* CRC-32 (zlib's polynomial) of `size` bytes. */
-uint32_t imgpack__crc32(const uint8_t *data, size_t size);
 
 /* The key of record `index`: big-endian, so key order is index order. */
 void imgpack__record_key(uint64_t index, uint8_t key[IMGPACK__KEY_SIZE]);
