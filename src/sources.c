@@ -107,22 +107,63 @@ static int is_directory(const char *dir, const struct dirent *entry) {
     return result;
 }
 
+/* A directory of the class being walked and the image files right in it. */
+typedef struct dir_files {
+    char *rel;
+    string_list files;
+} dir_files;
+
 typedef struct walk_state {
     const char *root;
     imgpack__source *src;
     imgpack__error *err;
-    string_list dirs;    /* relative paths of all directories of a class */
+    dir_files *dirs; /* every directory of the class, in the order met */
+    size_t dir_count, dir_capacity;
     /* The directories above the one being walked; [0] is the root, so a
        link back to it (or to any class) counts as a loop too. */
     struct stat ancestors[MAX_DEPTH];
 } walk_state;
 
-/* Collects `rel` and, recursively, its subdirectories into state->dirs. */
-static imgpack_status collect_dirs(walk_state *w, const char *rel, int depth) {
+static void free_dirs(walk_state *w) {
+    for (size_t i = 0; i < w->dir_count; i++) {
+        free(w->dirs[i].rel);
+        list_free(&w->dirs[i].files);
+    }
+    free(w->dirs);
+    w->dirs = NULL;
+    w->dir_count = w->dir_capacity = 0;
+}
+
+/* Adds directory `rel` (taken) to w->dirs; its index, or -1. */
+static long push_dir(walk_state *w, char *rel) {
+    if (!rel)
+        return -1;
+    if (w->dir_count == w->dir_capacity) {
+        size_t cap = w->dir_capacity ? w->dir_capacity * 2 : 16;
+        dir_files *dirs = realloc(w->dirs, cap * sizeof *dirs);
+        if (!dirs) {
+            free(rel);
+            return -1;
+        }
+        w->dirs = dirs;
+        w->dir_capacity = cap;
+    }
+    w->dirs[w->dir_count] = (dir_files){rel, {0}};
+    return (long)w->dir_count++;
+}
+
+/*
+ * Reads directory `rel` once: its image files go to its w->dirs entry, the
+ * other files are counted as skipped, and its subdirectories are walked
+ * the same way after it.
+ */
+static imgpack_status walk_dir(walk_state *w, const char *rel, int depth) {
     imgpack_status status = IMGPACK_OK;
     char *abs = join(w->root, rel);
+    string_list subdirs = {0};
     DIR *d = NULL;
     struct stat st;
+    long k;
 
     if (!abs)
         return imgpack__error_set(w->err, IMGPACK_ERR_NOMEM, "out of memory");
@@ -145,27 +186,58 @@ static imgpack_status collect_dirs(walk_state *w, const char *rel, int depth) {
     d = opendir(abs);
     if (!d)
         goto out; /* os.walk ignores unreadable directories as well */
-    if (list_push(&w->dirs, strdup(rel)) != 0) {
-        status = imgpack__error_set(w->err, IMGPACK_ERR_NOMEM, "out of memory");
+    if ((k = push_dir(w, strdup(rel))) < 0) {
+        status = IMGPACK_ERR_NOMEM;
         goto out;
     }
-    string_list subdirs = {0};
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+    for (struct dirent *e; (e = readdir(d)) != NULL && status == IMGPACK_OK;) {
         if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
             continue;
-        if (is_directory(abs, e) && list_push(&subdirs, join(rel, e->d_name))) {
-            status = imgpack__error_set(w->err, IMGPACK_ERR_NOMEM,
-                                        "out of memory");
-            break;
+        if (is_directory(abs, e)) {
+            if (list_push(&subdirs, join(rel, e->d_name)) != 0)
+                status = IMGPACK_ERR_NOMEM;
+        } else if (!imgpack__is_image_name(e->d_name)) {
+            w->src->skipped++;
+        } else if (list_push(&w->dirs[k].files, strdup(e->d_name)) != 0) {
+            status = IMGPACK_ERR_NOMEM;
         }
     }
+    closedir(d);
+    d = NULL;
     for (size_t i = 0; i < subdirs.count && status == IMGPACK_OK; i++)
-        status = collect_dirs(w, subdirs.items[i], depth + 1);
-    list_free(&subdirs);
+        status = walk_dir(w, subdirs.items[i], depth + 1);
 out:
+    if (status == IMGPACK_ERR_NOMEM)
+        status = imgpack__error_set(w->err, status, "%s: out of memory", abs);
     if (d)
         closedir(d);
+    list_free(&subdirs);
     free(abs);
+    return status;
+}
+
+static int compare_dirs(const void *a, const void *b) {
+    return strcmp(((const dir_files *)a)->rel, ((const dir_files *)b)->rel);
+}
+
+/* Walks class `class_id` and lists its images in torchvision's order:
+   directories by path, files by name within each. */
+static imgpack_status list_class(walk_state *w, uint32_t class_id,
+                                 size_t *capacity) {
+    imgpack_status status =
+        walk_dir(w, w->src->class_names[class_id], 1);
+    qsort(w->dirs, w->dir_count, sizeof *w->dirs, compare_dirs);
+    for (size_t i = 0; i < w->dir_count && status == IMGPACK_OK; i++) {
+        string_list *files = &w->dirs[i].files;
+        list_sort(files);
+        for (size_t f = 0; f < files->count && status == IMGPACK_OK; f++)
+            if (imgpack__source_add_item(w->src,
+                                         join(w->dirs[i].rel, files->items[f]),
+                                         class_id, capacity) != IMGPACK_OK)
+                status = imgpack__error_set(w->err, IMGPACK_ERR_NOMEM,
+                                            "out of memory");
+    }
+    free_dirs(w);
     return status;
 }
 
@@ -188,44 +260,6 @@ imgpack_status imgpack__source_add_item(imgpack__source *src, char *path,
         (imgpack__source_item){.path = path, .class_id = class_id};
     src->num_items++;
     return IMGPACK_OK;
-}
-
-/* Lists the image files of one directory, sorted by name, as items. */
-static imgpack_status list_files(walk_state *w, const char *rel,
-                                 uint32_t class_id, size_t *capacity) {
-    imgpack_status status = IMGPACK_OK;
-    char *abs = join(w->root, rel);
-    string_list files = {0};
-    DIR *d = abs ? opendir(abs) : NULL;
-    if (!abs)
-        return imgpack__error_set(w->err, IMGPACK_ERR_NOMEM, "out of memory");
-    if (!d)
-        goto out;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            is_directory(abs, e))
-            continue;
-        if (!imgpack__is_image_name(e->d_name)) {
-            w->src->skipped++;
-            continue;
-        }
-        if (list_push(&files, strdup(e->d_name)) != 0) {
-            status = IMGPACK_ERR_NOMEM;
-            goto out;
-        }
-    }
-    list_sort(&files);
-    for (size_t i = 0; i < files.count && status == IMGPACK_OK; i++)
-        status = imgpack__source_add_item(w->src, join(rel, files.items[i]),
-                                          class_id, capacity);
-out:
-    if (status == IMGPACK_ERR_NOMEM)
-        imgpack__error_set(w->err, status, "%s: out of memory", abs);
-    if (d)
-        closedir(d);
-    list_free(&files);
-    free(abs);
-    return status;
 }
 
 /* Counts the plain files directly in the root: they belong to no class. */
@@ -287,16 +321,10 @@ imgpack_status imgpack__source_scan_folder(const char *root,
         status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
         goto out;
     }
-    for (uint32_t c = 0; c < src->num_classes && status == IMGPACK_OK; c++) {
-        status = collect_dirs(&w, src->class_names[c], 1);
-        list_sort(&w.dirs);
-        for (size_t i = 0; i < w.dirs.count && status == IMGPACK_OK; i++)
-            status = list_files(&w, w.dirs.items[i], c, &capacity);
-        list_free(&w.dirs);
-    }
+    for (uint32_t c = 0; c < src->num_classes && status == IMGPACK_OK; c++)
+        status = list_class(&w, c, &capacity);
 out:
     list_free(&classes);
-    list_free(&w.dirs);
     if (status != IMGPACK_OK)
         imgpack__source_free(src);
     return status;
