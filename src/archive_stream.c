@@ -53,7 +53,8 @@ static int hold_member(void *user, const imgpack__archive_member *m) {
     uint8_t *data = malloc(m->size ? m->size : 1);
     size_t got = 0;
     while (data && got < m->size) {
-        la_ssize_t n = archive_read_data(m->data, data + got, m->size - got);
+        la_ssize_t n =
+            m->la->archive_read_data(m->data, data + got, m->size - got);
         if (n <= 0)
             break;
         got += (size_t)n;

@@ -8,7 +8,6 @@
  */
 #include "archive_walk.h"
 
-#include <archive_entry.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,17 +27,19 @@ typedef struct input {
     uint64_t start, size, position;
     struct archive *outer;
     uint8_t *buffer;
+    const imgpack__libarchive *la;
 } input;
 
 static la_ssize_t input_read(struct archive *a, void *data,
                              const void **block) {
     input *in = data;
+    const imgpack__libarchive *la = in->la;
     la_ssize_t n;
     if (in->outer) {
-        n = archive_read_data(in->outer, in->buffer, READ_BLOCK);
+        n = la->archive_read_data(in->outer, in->buffer, READ_BLOCK);
         if (n < 0)
-            archive_set_error(a, archive_errno(in->outer), "%s",
-                              archive_error_string(in->outer));
+            la->archive_set_error(a, la->archive_errno(in->outer), "%s",
+                                  la->archive_error_string(in->outer));
     } else {
         uint64_t left = in->size - in->position;
         size_t want = left < READ_BLOCK ? (size_t)left : READ_BLOCK;
@@ -46,7 +47,7 @@ static la_ssize_t input_read(struct archive *a, void *data,
                          (off_t)(in->start + in->position))
                  : 0;
         if (n < 0)
-            archive_set_error(a, errno, "%s", strerror(errno));
+            la->archive_set_error(a, errno, "%s", strerror(errno));
         else
             in->position += (uint64_t)n;
     }
@@ -79,19 +80,20 @@ static la_int64_t input_skip(struct archive *a, void *data,
 
 static void note_damage(imgpack__archive_walk *w, struct archive *a,
                         const char *what) {
+    const char *reason = w->la->archive_error_string(a);
     if (w->damage)
         return;
     if (asprintf(&w->damage, "%s: %s", what,
-                 archive_error_string(a) ? archive_error_string(a)
-                                         : "unreadable header") < 0)
+                 reason ? reason : "unreadable header") < 0)
         w->damage = NULL;
 }
 
 /* Walks one archive level; `class_name` is set inside an inner tar. */
 static imgpack_status walk(imgpack__archive_walk *w, input *in,
                            const char *class_name, imgpack__error *err) {
+    const imgpack__libarchive *la = w->la;
     imgpack_status status = IMGPACK_OK;
-    struct archive *a = archive_read_new();
+    struct archive *a = la->archive_read_new();
     struct archive_entry *entry;
     int rc = ARCHIVE_EOF;
 
@@ -100,32 +102,32 @@ static imgpack_status walk(imgpack__archive_walk *w, input *in,
         status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
         goto out;
     }
-    archive_read_support_format_tar(a);
+    la->archive_read_support_format_tar(a);
     if (!w->seekable)
-        archive_read_support_filter_all(a);
-    archive_read_set_read_callback(a, input_read);
+        la->archive_read_support_filter_all(a);
+    la->archive_read_set_read_callback(a, input_read);
     if (w->seekable) {
-        archive_read_set_seek_callback(a, input_seek);
-        archive_read_set_skip_callback(a, input_skip);
+        la->archive_read_set_seek_callback(a, input_seek);
+        la->archive_read_set_skip_callback(a, input_skip);
     }
-    archive_read_set_callback_data(a, in);
-    if (archive_read_open1(a) != ARCHIVE_OK) {
+    la->archive_read_set_callback_data(a, in);
+    if (la->archive_read_open1(a) != ARCHIVE_OK) {
         note_damage(w, a, "archive unreadable");
         goto out;
     }
-    while (!w->stopped && ((rc = archive_read_next_header(a, &entry)) ==
+    while (!w->stopped && ((rc = la->archive_read_next_header(a, &entry)) ==
                                ARCHIVE_OK ||
                            rc == ARCHIVE_WARN)) {
-        const char *name = archive_entry_pathname(entry);
-        uint64_t size = (uint64_t)archive_entry_size(entry);
-        imgpack__archive_member m = {.size = size, .data = a};
+        const char *name = la->archive_entry_pathname(entry);
+        uint64_t size = (uint64_t)la->archive_entry_size(entry);
+        imgpack__archive_member m = {.size = size, .data = a, .la = la};
         char cls[4096], shown[4096];
-        if (archive_entry_filetype(entry) != AE_IFREG || !name)
+        if (la->archive_entry_filetype(entry) != AE_IFREG || !name)
             continue;
         if (w->seekable) {
             /* libarchive has consumed exactly the headers: the data
                starts here. Past the region's end, the archive is cut. */
-            m.offset = in->start + (uint64_t)archive_filter_bytes(a, 0);
+            m.offset = in->start + (uint64_t)la->archive_filter_bytes(a, 0);
             if (m.offset + size > in->start + in->size) {
                 if (!w->damage &&
                     asprintf(&w->damage, "archive cut short in %s at byte "
@@ -140,7 +142,7 @@ static imgpack_status walk(imgpack__archive_walk *w, input *in,
         const char *slash = strchr(name, '/');
         if (!class_name && !slash && imgpack__ends_with(name, ".tar")) {
             input inner = {in->fd, m.offset, size, 0, w->seekable ? NULL : a,
-                           NULL};
+                           NULL,  la};
             snprintf(cls, sizeof cls, "%.*s", (int)(strlen(name) - 4), name);
             status = walk(w, &inner, cls, err);
             free(inner.buffer);
@@ -172,19 +174,22 @@ static imgpack_status walk(imgpack__archive_walk *w, input *in,
                                      : "archive damaged");
 out:
     if (a)
-        archive_read_free(a);
+        la->archive_read_free(a);
     return status;
 }
 
 imgpack_status imgpack__archive_walk_run(imgpack__archive_walk *w,
                                          imgpack__error *err) {
-    input in = {.fd = w->fd};
+    imgpack_status status = imgpack__libarchive_load(&w->la, err);
+    if (status != IMGPACK_OK)
+        return status;
+    input in = {.fd = w->fd, .la = w->la};
     off_t size = lseek(w->fd, 0, SEEK_END);
     if (size < 0)
         return imgpack__error_set(err, imgpack__status_from_errno(errno),
                                   "%s: %s", w->path, strerror(errno));
     in.size = (uint64_t)size;
-    imgpack_status status = walk(w, &in, NULL, err);
+    status = walk(w, &in, NULL, err);
     free(in.buffer);
     return status;
 }

@@ -8,10 +8,10 @@
 #ifndef IMGPACK_SRC_ARCHIVE_WALK_H
 #define IMGPACK_SRC_ARCHIVE_WALK_H
 
-#include <archive.h>
 #include <stdint.h>
 
 #include "error.h"
+#include "libarchive.h"
 
 /* One image member, valid during the visit only. */
 typedef struct imgpack__archive_member {
@@ -23,8 +23,9 @@ typedef struct imgpack__archive_member {
     /* Where its data starts in the file (seekable walks only). */
     uint64_t offset;
     /* The archive positioned at its data (streaming walks): read it with
-       archive_read_data during the visit, or leave it to be skipped. */
+       la->archive_read_data during the visit, or leave it to be skipped. */
     struct archive *data;
+    const imgpack__libarchive *la;
 } imgpack__archive_member;
 
 /* Called for each image member; return nonzero to stop the walk. */
@@ -41,12 +42,14 @@ typedef struct imgpack__archive_walk {
     uint64_t skipped;  /* members that are not images */
     char *damage;      /* malloc'd: where and why reading stopped, or NULL */
     int stopped;       /* the visitor asked to stop */
+    const imgpack__libarchive *la; /* set by imgpack__archive_walk_run */
 } imgpack__archive_walk;
 
 /*
  * Walks the archive. Damage (a broken header, data cut short) ends the walk
  * with w->damage set and IMGPACK_OK: what came before stays valid. Returns
- * IMGPACK_ERR_NOMEM or IMGPACK_ERR_IO with `err` set otherwise.
+ * IMGPACK_ERR_NOMEM, IMGPACK_ERR_IO or IMGPACK_ERR_UNSUPPORTED (no
+ * libarchive) with `err` set otherwise.
  */
 imgpack_status imgpack__archive_walk_run(imgpack__archive_walk *w,
                                          imgpack__error *err);

@@ -12,8 +12,6 @@
  * A damaged archive (cut short, a broken header) keeps what was listed
  * before the damage and adds one reject saying where reading stopped.
  */
-#include <archive.h>
-#include <archive_entry.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
