@@ -91,11 +91,10 @@ static uint32_t zlib_crc32(uint32_t crc, const uint8_t *data, size_t size) {
 
 uint32_t imgpack__crc32(const uint8_t *data, size_t size) {
 #ifdef CRC_X86
-    static int has_clmul = -1;
-    if (has_clmul < 0)
-        has_clmul = __builtin_cpu_supports("pclmul") &&
-                    __builtin_cpu_supports("sse4.1");
-    if (has_clmul && size >= FOLD_MIN_BYTES) {
+    /* libgcc reads the CPU's features once, when the library loads; asking
+       here is two loads, and safe from any thread. */
+    if (size >= FOLD_MIN_BYTES && __builtin_cpu_supports("pclmul") &&
+        __builtin_cpu_supports("sse4.1")) {
         size_t bulk = size & ~(size_t)15;
         /* zlib's value is the register inverted, before and after. */
         uint32_t crc = ~fold(data, bulk, 0xFFFFFFFFu);
