@@ -451,13 +451,15 @@ imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err) {
  * Puts a record into the batch's LMDB transaction, which copies it, and
  * frees the record's buffer at once: the workers' next records reuse it
  * while it is still mapped and warm, instead of the writer holding a
- * batch's worth until the commit. A record the transaction has no room for
- * commits the batch first.
+ * batch's worth until the commit. A record the transaction has no room for,
+ * with the metadata the batch may end with after it, commits the batch
+ * first.
  */
 static imgpack_status put_record(imgpack__writer *w, imgpack__result *r,
                                  imgpack__error *err) {
     imgpack_status status = IMGPACK_OK;
-    if (w->store.txn && !imgpack__store_fits(&w->store, r->value_size))
+    if (w->store.txn &&
+        !imgpack__store_fits(&w->store, r->value_size + batch_meta_bytes(w)))
         status = imgpack__writer_flush(w, err);
     if (!status && !w->store.txn)
         status = begin_batch(w, r->value_size, err);
