@@ -53,7 +53,7 @@ struct imgpack_packer {
     imgpack__error error;
     imgpack__source source;
     imgpack__writer writer;
-    int writer_open;
+    int writer_open; /* reopened by a resume; else imgpack_packer_run opens it */
     /* A new store is created by imgpack_packer_run, while the workers
        decode the first images; these say where and how. */
     char *store_dir;
@@ -320,17 +320,15 @@ static imgpack_status make_out_dir(const char *dir, imgpack__error *err) {
    command line to record. */
 static imgpack_status name_store(imgpack_packer *p, const char *out_dir,
                                  const imgpack_pack_options *opts) {
-    int failed = opts->shard_count > 1
-                     ? asprintf(&p->store_dir,
-                                "%s/shard-%" PRIu32 "-of-%" PRIu32, out_dir,
-                                opts->shard_index, opts->shard_count) < 0
-                     : !(p->store_dir = strdup(out_dir));
-    if (failed || (opts->command && !(p->command = strdup(opts->command)))) {
-        if (failed)
-            p->store_dir = NULL;
+    if (opts->shard_count == 1)
+        p->store_dir = strdup(out_dir);
+    else if (asprintf(&p->store_dir, "%s/shard-%" PRIu32 "-of-%" PRIu32,
+                      out_dir, opts->shard_index, opts->shard_count) < 0)
+        p->store_dir = NULL;
+    if (!p->store_dir ||
+        (opts->command && !(p->command = strdup(opts->command))))
         return imgpack__error_set(&p->error, IMGPACK_ERR_NOMEM,
                                   "out of memory");
-    }
     return IMGPACK_OK;
 }
 
@@ -511,7 +509,6 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
                             : imgpack__writer_open(&p->writer, p->store_dir,
                                                    &p->source, &p->info,
                                                    &p->error);
-    p->writer_open = status == IMGPACK_OK;
     if (status == IMGPACK_OK)
         status = write_results(p, &queue);
     /* Workers wait for room in the queue: release them before joining. */

@@ -25,8 +25,9 @@
  * (Pillow 9.4, torchvision 0.14). Record i is the i-th image in the order of
  * torchvision's ImageFolder(root).samples, rejected files left out.
  *
- * Memory: at most (queue window + batch) records are held at once, plus one
- * source file and one decoded image per job; see imgpack_pack_options_set_jobs.
+ * Memory: at most a queue window of records is held at once, plus LMDB's
+ * copy of one batch (8 records per job, 16 to 128) and one source file and
+ * one decoded image per job; see imgpack_pack_options_set_jobs.
  */
 #ifndef IMGPACK_PACK_H
 #define IMGPACK_PACK_H
