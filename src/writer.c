@@ -290,20 +290,22 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
     w->source = source;
     w->batch_limit = batch_limit(info->jobs);
     snprintf(path, sizeof path, "%s/catalog.db", out_dir);
-    if ((status = imgpack__store_reopen(&w->store, out_dir, err)))
-        goto out;
-    /* The first LMDB commit writes the whole header: without it, the pack
-       died while starting and nothing was packed. The directory might also
-       be some other LMDB environment, so it is left for the user to clear. */
-    if (imgpack__store_get_meta(&w->store, "format_version", state,
-                                sizeof state, err) == IMGPACK_ERR_NOT_A_STORE) {
+    /* The environment's databases, then its header, are the first two LMDB
+       commits: without either, the pack died while starting and nothing
+       was packed. The directory might also be some other LMDB environment,
+       so it is left for the user to clear. */
+    status = imgpack__store_reopen(&w->store, out_dir, err);
+    if (status == IMGPACK_OK)
+        status = imgpack__store_get_meta(&w->store, "format_version", state,
+                                         sizeof state, err);
+    if (status == IMGPACK_ERR_NOT_A_STORE)
         status = imgpack__error_set(
             err, IMGPACK_ERR_NOT_A_STORE,
             "%s: holds no imgpack header, so no packed records (a pack "
             "stopped while starting?): remove it and pack again",
             out_dir);
+    if (status != IMGPACK_OK)
         goto out;
-    }
     if ((status = check_same_pack(w, info, err)) ||
         (status = meta_number(w, "count", &count, err)) ||
         (status = meta_number(w, "next_position", next_position, err)) ||

@@ -104,6 +104,24 @@ def test_resume_refuses_other_options_and_other_sources(tmp_path):
     pack(SAMPLE, out, "--resume")  # a complete store: nothing to do
 
 
+def test_resume_of_a_pack_killed_while_starting_says_so(tmp_path):
+    """A pack dies before LMDB holds its header: after creating data.mdb
+    but before its databases, or after them but before the header. Either
+    way nothing was packed, and a resume says so instead of guessing."""
+    import lmdb
+    for stage, databases in (("no_databases", ()),
+                             ("no_header", (b"records", b"meta"))):
+        out = tmp_path / stage
+        out.mkdir()
+        env = lmdb.open(str(out), max_dbs=2)
+        for name in databases:
+            env.open_db(name)
+        env.close()
+        done = pack(SAMPLE, out, "--resume", check=1)
+        assert "holds no imgpack header" in done.stderr, done.stderr
+        assert "remove it and pack again" in done.stderr
+
+
 def limit_file_size(limit):
     def preexec():
         # Writes past the limit fail with EFBIG instead of killing us.
