@@ -1,10 +1,10 @@
 /*
  * Large buffers in transparent huge pages. The first touch of fresh memory
  * costs one page fault per page, and a fault is far dearer than the bytes
- * it maps: on this project's 2-core VM, touching 24 MiB took 65 ms in 4 KiB
- * pages and under 2 ms in 2 MiB ones. A decoder's pixel buffer grows to the
- * largest image a worker meets (11.5 MiB for a 2400x1600 photo), so each
- * worker would pay that on every larger image it meets.
+ * it maps. A decoder's pixel buffer grows to the largest image a worker
+ * meets (11.5 MiB for a 2400x1600 photo): in 4 KiB pages that growth cost
+ * about 2,800 faults, some 28 ms of a 300-image pack on this project's VM
+ * (docs/BENCHMARKS.md, "Where the time goes"); in 2 MiB pages, a handful.
  *
  * A buffer of at least IMGPACK__HUGE_PAGE gets its own mapping, aligned to
  * the huge page size (the kernel only backs whole aligned huge pages) and
