@@ -73,7 +73,7 @@ static int parse_args(int argc, char **argv, bench_args *a) {
                       IMGPACK_DTYPE_FLOAT32, 0, DEFAULT_SECONDS};
     opterr = 0;
     /* Options may follow OUT_DIR, as in the usage line: let getopt permute. */
-    while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (option) {
         case 'h':
             print_help();

@@ -230,7 +230,7 @@ int cmd_classes(int argc, char **argv) {
 
     memset(&table, 0, sizeof table);
     opterr = 0;
-    while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (option) {
         case 'h':
             print_help();

@@ -24,7 +24,7 @@ int cmd_combine(int argc, char **argv) {
     char message[1024];
     int option;
     opterr = 0;
-    while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         if (option == 'h') {
             print_help();
             return EXIT_OK;

@@ -63,7 +63,7 @@ int cmd_export(int argc, char **argv) {
     int option, code = EXIT_FAILED;
 
     opterr = 0;
-    while ((option = getopt_long(argc, argv, "o:", options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, "ho:", options, NULL)) != -1) {
         if (option == 'h') {
             print_help();
             return EXIT_OK;

@@ -443,7 +443,7 @@ static int parse_args(int argc, char **argv, grid_args *a) {
     memset(a, 0, sizeof *a);
     a->quality = 90;
     opterr = 0;
-    while ((option = getopt_long(argc, argv, "o:", options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, "ho:", options, NULL)) != -1) {
         switch (option) {
         case 'h':
             print_help();

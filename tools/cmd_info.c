@@ -178,7 +178,7 @@ int cmd_info(int argc, char **argv) {
     catalog_facts facts;
 
     opterr = 0;
-    while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         if (option == 'h') {
             print_help();
             return EXIT_OK;

@@ -271,7 +271,7 @@ int cmd_pack(int argc, char **argv) {
     }
     imgpack_pack_options_set_command(opts, command);
     opterr = 0;
-    while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         if (option == 'h') {
             print_help();
             code = EXIT_OK;

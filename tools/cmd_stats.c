@@ -157,7 +157,7 @@ int cmd_stats(int argc, char **argv) {
     struct timespec t0, t1;
 
     opterr = 0;
-    while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         switch (option) {
         case 'h':
             print_help();

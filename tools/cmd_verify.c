@@ -456,7 +456,7 @@ int cmd_verify(int argc, char **argv) {
     int option, code;
 
     opterr = 0;
-    while ((option = getopt_long(argc, argv, "", options, NULL)) != -1) {
+    while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
         if (option == 'h') {
             print_help();
             return EXIT_OK;

@@ -27,13 +27,19 @@ static const subcommand subcommands[] = {
 };
 
 static void print_help(void) {
-    printf("Usage: imgpack COMMAND [OPTIONS] ...\n\n"
+    printf("Usage: imgpack COMMAND [OPTIONS] ...\n"
+           "       imgpack help [COMMAND]\n"
+           "       imgpack --version\n\n"
            "Packs image datasets into LMDB stores for training, with the\n"
            "same pixels as torchvision's Resize(256) + CenterCrop(224).\n\n"
            "Commands:\n");
     for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
         printf("  %-8s %s\n", subcommands[i].name, subcommands[i].summary);
-    printf("\n'imgpack COMMAND --help' describes a command.\n\n"
+    printf("\n'imgpack help COMMAND' (or 'imgpack COMMAND --help', or -h)\n"
+           "describes a command.\n\n"
+           "Options:\n"
+           "  -h, --help  this text\n"
+           "  --version   print the version, as 'imgpack X.Y.Z'\n\n"
            "Exit status:\n"
            "  0  done\n"
            "  1  failed (an error message says why)\n"
@@ -55,6 +61,28 @@ static void tune_allocator(void) {
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
+static const subcommand *find_subcommand(const char *name) {
+    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
+        if (strcmp(name, subcommands[i].name) == 0)
+            return &subcommands[i];
+    return NULL;
+}
+
+/* `imgpack help [COMMAND]`: the same text as `imgpack [COMMAND] --help`. */
+static int run_help(int argc, char **argv) {
+    if (argc < 3) {
+        print_help();
+        return EXIT_OK;
+    }
+    if (argc > 3)
+        return cli_usage_error(NULL, "'help' takes one command");
+    const subcommand *command = find_subcommand(argv[2]);
+    if (!command)
+        return cli_usage_error(NULL, "unknown command '%s'", argv[2]);
+    char *help_argv[] = {argv[2], "--help", NULL};
+    return command->run(2, help_argv);
+}
+
 int main(int argc, char **argv) {
     tune_allocator();
     if (argc < 2)
@@ -67,8 +95,10 @@ int main(int argc, char **argv) {
         printf("imgpack %s\n", imgpack_version());
         return EXIT_OK;
     }
-    for (size_t i = 0; i < sizeof subcommands / sizeof *subcommands; i++)
-        if (strcmp(argv[1], subcommands[i].name) == 0)
-            return subcommands[i].run(argc - 1, argv + 1);
-    return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
+    if (strcmp(argv[1], "help") == 0)
+        return run_help(argc, argv);
+    const subcommand *command = find_subcommand(argv[1]);
+    if (!command)
+        return cli_usage_error(NULL, "unknown command '%s'", argv[1]);
+    return command->run(argc - 1, argv + 1);
 }
