@@ -30,10 +30,9 @@ extern "C" {
 #define IMGPACK_API
 #endif
 
-#define IMGPACK_VERSION_MAJOR 0
-#define IMGPACK_VERSION_MINOR 1
-#define IMGPACK_VERSION_PATCH 0
-#define IMGPACK_VERSION_STRING "0.1.0"
+/* IMGPACK_VERSION_MAJOR, _MINOR, _PATCH and IMGPACK_VERSION_STRING, made by
+   the build from the project's one version (cmake/version.h.in). */
+#include "imgpack/version.h"
 
 /*
  * The status codes, as one list: X(NAME, value, message). Values are
@@ -72,7 +71,9 @@ IMGPACK_API const char *imgpack_strerror(int status);
 /* The code's identifier without its prefix, e.g. "ERR_DECODE"; never NULL. */
 IMGPACK_API const char *imgpack_status_name(int status);
 
-/* The library's version as "MAJOR.MINOR.PATCH"; static text. */
+/* The library's version as "MAJOR.MINOR.PATCH"; static text, any thread.
+   A program (or a binding) checks with it that the library it loaded at
+   run time is the one it was built for: IMGPACK_VERSION_STRING. */
 IMGPACK_API const char *imgpack_version(void);
 
 /*
