@@ -1,8 +1,10 @@
 """imgpack: read imgpack stores at training time, from Python.
 
-A ctypes binding of libimgpack (no compiled extension): set
-IMGPACK_LIBRARY to the library's path, or build it in this checkout's
-``build/`` directory.
+A ctypes binding of libimgpack (no compiled extension): it loads the
+installed library, or in a source checkout the one in ``build/``, or the
+file ``IMGPACK_LIBRARY`` names (``_lib.py`` says exactly which, and why
+never a sanitizer build by itself); the library must be this package's
+version.
 
 - ``Dataset(path, transform=None)``: map-style, ``ds[i] -> (HWC uint8
   array, label)``; works as a torch Dataset, also in forked DataLoader
@@ -15,12 +17,10 @@ IMGPACK_LIBRARY to the library's path, or build it in this checkout's
   sampler alone.
 """
 
-from ._lib import ImgpackError, lib as _clib
+from ._lib import VERSION as __version__, ImgpackError
 from .loader import (IMAGENET_MEAN, IMAGENET_STD, Loader, epoch_indices,
                      stored_stats)
 from .reader import Dataset, Reader
-
-__version__ = _clib.imgpack_version().decode()
 
 __all__ = ["Dataset", "Loader", "Reader", "ImgpackError", "epoch_indices",
            "IMAGENET_MEAN", "IMAGENET_STD", "stored_stats", "__version__"]

@@ -1,52 +1,128 @@
 """Loading libimgpack and declaring the C functions the binding calls.
 
-The library is found, in this order, at the path in the environment
-variable IMGPACK_LIBRARY; in the build tree of this checkout (``build/``,
-then any other ``build*/`` directory, newest first); then wherever the
-system's loader finds ``libimgpack``. Signatures follow
-include/imgpack/imgpack.h and include/imgpack/reader.h one to one.
+The library is the first of:
+
+1. the file named by the environment variable ``IMGPACK_LIBRARY``, if set
+   (then nothing else is tried: it is also how to load a sanitizer build,
+   with the sanitizer's runtime preloaded into the interpreter);
+2. in a source checkout (this package at ``<checkout>/python/imgpack``),
+   the checkout's ``build/libimgpack.so``: exactly ``build/``, never
+   another build tree, and not when it is a sanitizer build, since
+   loading one into an interpreter that did not start with its runtime
+   aborts the interpreter;
+3. ``libimgpack.so.<major>`` through the system's loader: an installed
+   library (the .deb's, one in /usr/local/lib once ``ldconfig`` has run,
+   or one in a directory of ``LD_LIBRARY_PATH``).
+
+It must be the version this package was made for (``VERSION``, beside
+this file: the project's one version, which the C build reads too).
+ImportError says what to do when there is no library or the wrong one.
+Signatures follow include/imgpack/imgpack.h and include/imgpack/reader.h
+one to one.
 """
 
 import ctypes
-import ctypes.util
 import os
 import pathlib
+import struct
 
-_REPO = pathlib.Path(__file__).resolve().parents[2]
-_NAME = "libimgpack.so"
+VERSION = pathlib.Path(__file__).with_name("VERSION").read_text().strip()
+# The shared library's SONAME, as CMakeLists.txt sets it (SOVERSION).
+_SONAME = "libimgpack.so." + VERSION.split(".")[0]
+_PACKAGE = pathlib.Path(__file__).resolve().parent
+_HOW_TO_GET_ONE = (
+    "install it (the .deb, or 'cmake --install build' and then 'ldconfig'), "
+    "put its directory in LD_LIBRARY_PATH, or set IMGPACK_LIBRARY to the "
+    "file; in a source checkout, build it into build/ ('cmake -S . -B "
+    "build && cmake --build build')")
 
 
-def _candidates():
-    env = os.environ.get("IMGPACK_LIBRARY")
-    if env:
-        yield env
-        return
-    main = _REPO / "build" / _NAME
-    if main.exists():
-        yield str(main)
-    others = sorted(
-        (p for p in _REPO.glob("build*/" + _NAME) if p != main),
-        key=lambda p: p.stat().st_mtime,
-        reverse=True,
-    )
-    for path in others:
-        yield str(path)
-    found = ctypes.util.find_library("imgpack")
-    if found:
-        yield found
+def _checkout_library():
+    """build/libimgpack.so of the source checkout this package lies in,
+    or None when it is not in one or nothing is built there."""
+    root = _PACKAGE.parent.parent
+    if (_PACKAGE.parent.name != "python"
+            or not (root / "include" / "imgpack" / "imgpack.h").is_file()):
+        return None
+    path = root / "build" / "libimgpack.so"
+    return path if path.is_file() else None
+
+
+def _dynstr(data):
+    """The .dynstr section of an ELF file's bytes (the names of the
+    symbols and libraries it links dynamically), or b"" if none."""
+    if data[:4] != b"\x7fELF":
+        return b""
+    order = "<" if data[5] == 1 else ">"
+    if data[4] == 2:  # ELFCLASS64
+        (shoff,) = struct.unpack_from(order + "Q", data, 0x28)
+        entsize, count, names = struct.unpack_from(order + "HHH", data, 0x3A)
+        where, fields = 0x18, order + "QQ"
+    else:
+        (shoff,) = struct.unpack_from(order + "I", data, 0x20)
+        entsize, count, names = struct.unpack_from(order + "HHH", data, 0x2E)
+        where, fields = 0x10, order + "II"
+
+    def section(index):
+        base = shoff + index * entsize
+        (name,) = struct.unpack_from(order + "I", data, base)
+        return (name,) + struct.unpack_from(fields, data, base + where)
+
+    _, names_at, _ = section(names)
+    for index in range(count):
+        name, offset, size = section(index)
+        start = names_at + name
+        if data[start:data.index(b"\0", start)] == b".dynstr":
+            return data[offset:offset + size]
+    return b""
+
+
+def _sanitizer(path):
+    """The sanitizer `path` was built with ("asan", "tsan", ...), read from
+    the runtime it links (gcc) or the runtime symbols it imports (clang),
+    or None for an ordinary build."""
+    names = _dynstr(pathlib.Path(path).read_bytes())
+    for sanitizer in (b"asan", b"hwasan", b"tsan", b"msan", b"ubsan"):
+        if b"lib%s.so" % sanitizer in names or b"__%s_" % sanitizer in names:
+            return sanitizer.decode()
+    return None
+
+
+def _open(path, how):
+    """The library at `path` (found by `how`), checked for its version."""
+    try:
+        found = ctypes.CDLL(path)
+    except OSError as exc:
+        raise ImportError("imgpack: cannot load libimgpack %s (%s): %s; %s"
+                          % (how, path, exc, _HOW_TO_GET_ONE)) from None
+    found.imgpack_version.restype = ctypes.c_char_p
+    version = found.imgpack_version().decode()
+    if version != VERSION:
+        raise ImportError(
+            "imgpack: the library %s (%s) is version %s, but this imgpack "
+            "package is %s; use the library and the package of the same "
+            "sources: rebuild the one or reinstall the other"
+            % (how, path, version, VERSION))
+    return found
 
 
 def _load():
-    tried = []
-    for path in _candidates():
-        try:
-            return ctypes.CDLL(path)
-        except OSError as exc:
-            tried.append("%s (%s)" % (path, exc))
-    raise ImportError(
-        "imgpack: cannot find libimgpack; build it (cmake -S . -B build && "
-        "cmake --build build) or set IMGPACK_LIBRARY. Tried: "
-        + ("; ".join(tried) or "nothing found"))
+    override = os.environ.get("IMGPACK_LIBRARY")
+    if override:
+        return _open(override, "named by IMGPACK_LIBRARY")
+    skipped = ""
+    checkout = _checkout_library()
+    if checkout is not None:
+        sanitizer = _sanitizer(checkout)
+        if sanitizer is None:
+            return _open(str(checkout), "of this checkout")
+        skipped = ("; %s was built with %s, which only loads with its runtime "
+                   "preloaded: set IMGPACK_LIBRARY to it and LD_PRELOAD to "
+                   "the runtime to use it" % (checkout, sanitizer))
+    try:
+        return _open(_SONAME, "from the system's loader")
+    except ImportError as exc:
+        raise ImportError(str(exc) + skipped) from None
 
 
 lib = _load()
