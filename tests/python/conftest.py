@@ -77,3 +77,19 @@ def sample_pack(tmp_path_factory):
 def copy_tree(src, dst):
     shutil.copytree(src, dst)
     return dst
+
+
+@pytest.fixture(scope="module")
+def sample_store(tmp_path_factory):
+    """examples/sample packed with default options, once per module."""
+    out = tmp_path_factory.mktemp("repo-sample") / "store"
+    pack(REPO_SAMPLE, out, "--jobs", "2")
+    return out
+
+
+@pytest.fixture(scope="module")
+def install_prefix(tmp_path_factory):
+    """The build installed (cmake --install) into a fresh prefix, once
+    per module (installed.py)."""
+    from installed import install
+    return install(tmp_path_factory.mktemp("prefix"))
