@@ -13,6 +13,11 @@ if [[ "${1:-}" == "--test" ]]; then
     packages+=(python3 python3-numpy python3-pil python3-lmdb python3-pytest
                python3-torch python3-torchvision clang libclang-rt-14-dev
                openmpi-bin)
+    # The install tests: pip into a venv offline (--no-build-isolation
+    # builds with Debian's setuptools and wheel), the .deb's Depends
+    # (dpkg-shlibdeps), the man page's check (groff).
+    packages+=(python3-venv python3-setuptools python3-wheel dpkg-dev
+               groff-base)
 fi
 
 missing=()
