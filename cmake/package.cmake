@@ -14,6 +14,12 @@ set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME imgpack)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
+set(CPACK_DEBIAN_PACKAGE_DESCRIPTION "\
+The imgpack command packs image datasets (ImageFolder trees, archives,
+list files, MNIST-style files) into LMDB stores with a SQLite catalog,
+with the pixels of torchvision's Resize(256) + CenterCrop(224). The C
+library reads them at training time; its headers, pkg-config file and
+CMake package (imgpack::imgpack) are included.")
 set(CPACK_PACKAGE_CONTACT "${IMGPACK_PACKAGE_CONTACT}")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
