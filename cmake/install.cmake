@@ -12,8 +12,9 @@
 include(CMakePackageConfigHelpers)
 
 # The installed command finds the library through a path relative to
-# itself, unless the library goes where the linker looks anyway (Debian
-# packages carry no RPATH).
+# itself, unless the library goes where the loader looks anyway (as with
+# -DCMAKE_INSTALL_PREFIX=/usr, for the .deb: Debian packages carry no
+# RPATH).
 file(RELATIVE_PATH imgpack_bin_to_lib ${CMAKE_INSTALL_FULL_BINDIR}
      ${CMAKE_INSTALL_FULL_LIBDIR})
 if(NOT CMAKE_INSTALL_FULL_LIBDIR IN_LIST CMAKE_C_IMPLICIT_LINK_DIRECTORIES)
@@ -36,12 +37,12 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/include/imgpack
 file(RELATIVE_PATH IMGPACK_PC_TO_PREFIX
      ${CMAKE_INSTALL_FULL_LIBDIR}/pkgconfig ${CMAKE_INSTALL_PREFIX})
 string(REGEX REPLACE "/$" "" IMGPACK_PC_TO_PREFIX ${IMGPACK_PC_TO_PREFIX})
-set(libs ${LMDB_LIBRARIES} ${JPEG_LIBRARIES} ${PNG_LIBRARIES} ${WEBP_LIBRARIES}
-         ${SQLITE_LIBRARIES} ${NETTLE_LIBRARIES} ${ZLIB_LIBRARIES} m
-         ${CMAKE_DL_LIBS})
-list(TRANSFORM libs PREPEND -l)
-list(APPEND libs ${CMAKE_THREAD_LIBS_INIT})
-list(JOIN libs " " IMGPACK_PC_PRIVATE_LIBS)
+set(imgpack_pc_libs ${LMDB_LIBRARIES} ${JPEG_LIBRARIES} ${PNG_LIBRARIES}
+    ${WEBP_LIBRARIES} ${SQLITE_LIBRARIES} ${NETTLE_LIBRARIES} ${ZLIB_LIBRARIES}
+    m ${CMAKE_DL_LIBS})
+list(TRANSFORM imgpack_pc_libs PREPEND -l)
+list(APPEND imgpack_pc_libs ${CMAKE_THREAD_LIBS_INIT})
+list(JOIN imgpack_pc_libs " " IMGPACK_PC_PRIVATE_LIBS)
 configure_file(${PROJECT_SOURCE_DIR}/cmake/imgpack.pc.in
                ${PROJECT_BINARY_DIR}/imgpack.pc @ONLY)
 install(FILES ${PROJECT_BINARY_DIR}/imgpack.pc
