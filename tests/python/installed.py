@@ -51,6 +51,16 @@ def clean_env(**extra):
     return env
 
 
+def command_env(command, libdir):
+    """The environment to run an installed `command` in: a clean one when
+    it finds its library by its RUNPATH (relative to itself), which it
+    has unless the build was configured for a prefix the loader searches
+    anyway (/usr); then LD_LIBRARY_PATH=libdir."""
+    if "(RUNPATH)" in run("readelf", "-d", command):
+        return clean_env()
+    return clean_env(LD_LIBRARY_PATH=str(libdir))
+
+
 def install(prefix):
     run("cmake", "--install", BUILD, "--prefix", prefix)
     return prefix

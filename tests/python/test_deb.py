@@ -10,7 +10,8 @@ import subprocess
 
 import pytest
 
-from installed import BUILD, CONSUMER, check_read_record, clean_env, run
+from installed import (BUILD, CONSUMER, check_read_record, clean_env,
+                       command_env, run)
 
 
 @pytest.fixture(scope="module")
@@ -88,9 +89,10 @@ def test_the_unpacked_package_works(deb, sample_store, tmp_path):
     root = tmp_path / "root"
     run("dpkg-deb", "-x", deb, root)
     usr = root / "usr"
-    assert run(usr / "bin" / "imgpack", "--version",
-               env=clean_env()).startswith("imgpack ")
     (pc,) = usr.glob("lib/**/pkgconfig/imgpack.pc")
+    command = usr / "bin" / "imgpack"
+    assert run(command, "--version", env=command_env(
+        command, pc.parent.parent)).startswith("imgpack ")
     env = clean_env(PKG_CONFIG_PATH=str(pc.parent))
     flags = run("pkg-config", "--cflags", "--libs", "imgpack", env=env).split()
     program = tmp_path / "read_record"

@@ -2,8 +2,8 @@
 built against it: with pkg-config (shared and static) and with
 find_package(imgpack). Each reads a record of a packed store, compared
 with python-lmdb's reading of it."""
-from installed import (BUILD, CONSUMER, LIBDIR, SOURCE, VERSION,
-                       check_read_record, clean_env, run)
+from installed import (BUILD, CONSUMER, LIBDIR, SOURCE, VERSION, cache,
+                       check_read_record, clean_env, command_env, run)
 
 
 def test_the_install_rules_lay_out_the_files(install_prefix):
@@ -38,8 +38,10 @@ def test_the_install_rules_lay_out_the_files(install_prefix):
 
 def test_the_installed_command_finds_its_library(install_prefix):
     command = install_prefix / "bin" / "imgpack"
-    assert run(command, "--version", env=clean_env()) \
-        == f"imgpack {VERSION}\n"
+    if cache("CMAKE_INSTALL_PREFIX") != "/usr":
+        assert "(RUNPATH)" in run("readelf", "-d", command)
+    env = command_env(command, install_prefix / LIBDIR)
+    assert run(command, "--version", env=env) == f"imgpack {VERSION}\n"
 
 
 def pkg_config(prefix, *args):
