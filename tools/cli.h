@@ -36,13 +36,17 @@ void cli_json_string(const char *text);
 /* Parses "K/N" (0 <= K < N); returns 0 on success. */
 int cli_shard_parse(const char *text, uint32_t *index, uint32_t *count);
 
+/* Room for cli_shard_from_env's reason. */
+#define CLI_SHARD_WHY_SIZE 256
+
 /* The shard from the launchers' environment (Open MPI, MPICH/Hydra PMI,
-   Slurm arrays, Slurm tasks, Kubernetes JOB_COMPLETION_INDEX with `shards`),
-   in that order; `shards` (0 if not given) overrides the launcher's count.
-   *origin names the variable used, NULL when none was set (then shard 0 of
-   `shards`, or of 1). Returns -1 when the variables are inconsistent. */
+   Slurm arrays, with a step too, Slurm tasks, Kubernetes
+   JOB_COMPLETION_INDEX with `shards`), in that order; `shards` (0 if not
+   given) overrides the launcher's count. *origin names the variable used,
+   NULL when none was set (then shard 0 of `shards`, or of 1). Returns -1
+   when the variables are inconsistent, saying why in `why`. */
 int cli_shard_from_env(uint32_t shards, uint32_t *index, uint32_t *count,
-                       const char **origin);
+                       const char **origin, char why[CLI_SHARD_WHY_SIZE]);
 
 int cmd_pack(int argc, char **argv);
 int cmd_combine(int argc, char **argv);

@@ -263,6 +263,7 @@ int cmd_pack(int argc, char **argv) {
     uint32_t shard = 0, shards = 0, count;
     uint64_t n;
     const char *origin = "--shard";
+    char why[CLI_SHARD_WHY_SIZE];
     char *command = command_line(argc, argv);
 
     if (imgpack_pack_options_create(&opts) != IMGPACK_OK || !command) {
@@ -325,9 +326,9 @@ int cmd_pack(int argc, char **argv) {
     if (list)
         imgpack_pack_options_set_list(opts, list, sort);
     if (!shard_given &&
-        cli_shard_from_env(shards, &shard, &count, &origin) != 0) {
+        cli_shard_from_env(shards, &shard, &count, &origin, why) != 0) {
         code = cli_usage_error("pack", "no consistent shard index in the "
-                                       "environment: pass --shard K/N");
+                                       "environment: %s", why);
         goto out;
     }
     if (imgpack_pack_options_set_shard(opts, shard, count) != IMGPACK_OK) {
