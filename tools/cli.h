@@ -29,8 +29,11 @@ int cli_usage_error(const char *command, const char *format, ...)
 /* Parses a whole decimal number in [min, max]; returns 0 on success. */
 int cli_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out);
 
-/* Writes `text` as a JSON string literal, quotes included. Bytes that are
-   not valid UTF-8 become U+FFFD, so the output always parses. */
+/* Writes `text` as a JSON string literal, quotes included: the one JSON
+   escaper of every --json output. A byte that is not part of well-formed
+   UTF-8 becomes the escape \udcXY (XY its hex value), as Python's
+   surrogateescape decodes it: the output always parses, and
+   os.fsencode(json.loads(...)) gives the original bytes back. */
 void cli_json_string(const char *text);
 
 /* Parses "K/N" (0 <= K < N); returns 0 on success. */
