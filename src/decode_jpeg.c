@@ -37,9 +37,10 @@
  * between header markers, unknown JFIF revision, bad ICC marker, odd
  * progression order) are ignored, as Pillow ignores them.
  *
- * With a window, the rows below the window's last row are never used: they
- * go through the entropy decoder only (jpeg_skip_scanlines), so the end of
- * the data is checked exactly as a full decode checks it (decode_to_end()).
+ * With a window, the rows above and below it are never used: they go
+ * through the entropy decoder only (jpeg_skip_scanlines), so damage there
+ * and the end of the data are checked exactly as a full decode checks them
+ * (decode_to_end()).
  */
 #include <setjmp.h>
 #include <stdint.h>
@@ -80,7 +81,7 @@ typedef struct jpeg_job {
     size_t size;
     uint64_t max_pixels;
     const imgpack__window *window;
-    JDIMENSION end_row; /* rows before this one are read into pixels */
+    JDIMENSION start_row, end_row; /* the rows read into pixels */
     imgpack__pixels *out;
 } jpeg_job;
 
@@ -269,13 +270,17 @@ done:
 
 /*
  * Narrows decoding to the caller's window, when that saves work, and
- * returns the first decoded column. jpeg_crop_scanline skips the inverse
- * DCT, upsampling and colour conversion of the other iMCU columns (entropy
- * decoding cannot be skipped). Its fancy upsampler treats the crop's edges
+ * returns the first decoded column; sets the rows to decode.
+ * jpeg_crop_scanline skips the inverse DCT, upsampling and colour
+ * conversion of the other iMCU columns (entropy decoding cannot be
+ * skipped). Its fancy upsampler treats the crop's edges
  * as image edges, so the outermost decoded columns may differ from a full
  * decode: the window is widened by one iMCU on each side to keep them out.
  * Rows need no margin: libjpeg hands out a row only once it is final, so
- * stopping after the window's last row changes none before it.
+ * stopping after the window's last row changes none before it, and
+ * jpeg_skip_scanlines keeps the context rows its upsampler needs, so the
+ * rows after a skip are those of a full decode (tests/test_decode.c checks
+ * both at every row).
  */
 static JDIMENSION crop_to_window(jpeg_job *job) {
     j_decompress_ptr cinfo = &job->cinfo;
@@ -287,8 +292,11 @@ static JDIMENSION crop_to_window(jpeg_job *job) {
 
     job->window->region(job->window->user, width, cinfo->output_height,
                         &region);
-    if (region.y1 > region.y0 && region.y1 < job->end_row) {
-        job->end_row = region.y1;
+    if (region.y1 > region.y0 && region.y0 < job->end_row) {
+        job->start_row = region.y0;
+        if (region.y1 < job->end_row) {
+            job->end_row = region.y1;
+        }
     }
     first = region.x0 > margin ? region.x0 - margin : 0;
     end = region.x1 + margin < width ? region.x1 + margin : width;
@@ -388,6 +396,10 @@ static imgpack_status run(jpeg_job *job) {
         first_column = crop_to_window(job);
     }
     origin = job->pixels->data + (size_t)first_column * channels;
+    /* The rows above the window cost entropy decoding only. */
+    if (job->start_row > 0) {
+        jpeg_skip_scanlines(cinfo, job->start_row);
+    }
     if (cmyk) {
         status = read_cmyk(job, origin, stride);
     } else {

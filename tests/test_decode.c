@@ -350,7 +350,8 @@ static int window_matches(const imgpack__pixels *px,
 }
 
 /* A window decodes its pixels exactly as a full decode does, for every
-   chroma layout, progressive files and gray, at any columns and last row. */
+   chroma layout, progressive files and gray, at any columns, first row and
+   last row. */
 static void test_jpeg_window(imgpack__decoder *dec, imgpack__decoder *full) {
     static const jpeg_layout layouts[] = {
         {2, 2, 0}, {2, 1, 0}, {1, 1, 0}, {1, 2, 0}, {2, 2, 1}, {4, 1, 0}};
@@ -376,6 +377,21 @@ static void test_jpeg_window(imgpack__decoder *dec, imgpack__decoder *full) {
                     CHECK_EQ(px.height, height);
                     CHECK_EQ(px.stride, want.stride);
                     window_region(&request, width, height, &request);
+                    CHECK(window_matches(&px, &want, &request));
+                }
+            }
+        }
+        /* Windows starting below the first row (rows above are skipped),
+           across iMCU row boundaries, full width and narrow. */
+        for (uint32_t top = 1; top < height; top += 3) {
+            for (uint32_t bottom = top + 1; bottom <= height; bottom += 11) {
+                for (uint32_t narrow = 0; narrow < 2; narrow++) {
+                    imgpack__region request = {narrow ? 37 : 0,
+                                               narrow ? 120 : width, top,
+                                               bottom};
+                    imgpack__window window = {window_region, &request};
+                    CHECK_OK(imgpack__decode_window(dec, b.data, b.size, 0,
+                                                    &window, &px, reason));
                     CHECK(window_matches(&px, &want, &request));
                 }
             }
