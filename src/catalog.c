@@ -8,8 +8,11 @@
  */
 #include "catalog.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 extern const char imgpack__catalog_schema[];
 
@@ -275,4 +278,18 @@ void imgpack__catalog_close(imgpack__catalog *c) {
     sqlite3_close(c->db);
     free(c->path);
     memset(c, 0, sizeof *c);
+}
+
+imgpack_status imgpack__catalog_remove(const char *path, imgpack__error *err) {
+    /* The main file last: while it exists, the others may be its. */
+    static const char *const suffixes[] = {"-wal", "-shm", "-journal", ""};
+    char file[4096];
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        snprintf(file, sizeof file, "%s%s", path, suffixes[i]);
+        if (unlink(file) != 0 && errno != ENOENT)
+            return imgpack__error_set(err, imgpack__status_from_errno(errno),
+                                      "%s: cannot remove: %s", file,
+                                      strerror(errno));
+    }
+    return IMGPACK_OK;
 }
