@@ -605,6 +605,15 @@ static void update_progress(imgpack_packer *p) {
     p->progress.seconds = seconds_since(&p->started);
 }
 
+/* After a failure: the counters of what was committed, the store's
+   content, not of what was handled. */
+static void committed_progress(imgpack_packer *p) {
+    imgpack__writer_committed(&p->writer, &p->progress.packed,
+                              &p->progress.rejected, &p->progress.bytes);
+    p->progress.done = p->progress.packed + p->progress.rejected;
+    p->progress.seconds = seconds_since(&p->started);
+}
+
 /* Takes results in order and writes them; returns the first failure. */
 static imgpack_status write_results(imgpack_packer *p, imgpack__queue *q) {
     imgpack_status status = IMGPACK_OK;
@@ -691,7 +700,10 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
                                     "a worker could not allocate its buffers");
     if (status == IMGPACK_OK)
         status = imgpack__writer_finish(&p->writer, &p->error);
-    update_progress(p);
+    if (status == IMGPACK_OK)
+        update_progress(p);
+    else
+        committed_progress(p);
     return status;
 }
 

@@ -34,9 +34,16 @@
 imgpack_status imgpack__store_fail(imgpack__error *err, int rc,
                                    const char *dir, const char *what) {
     imgpack_status code = IMGPACK_ERR_STORE;
-    if (rc == ENOSPC || rc == EDQUOT || rc == EFBIG)
-        code = IMGPACK_ERR_NO_SPACE;
-    else if (rc == ENOMEM)
+    if (rc == ENOSPC || rc == EDQUOT)
+        return imgpack__error_set(err, IMGPACK_ERR_NO_SPACE,
+                                  "%s: no space left on the device (%s: %s)",
+                                  dir, what, mdb_strerror(rc));
+    if (rc == EFBIG)
+        return imgpack__error_set(err, IMGPACK_ERR_NO_SPACE,
+                                  "%s: the file size limit (ulimit -f) is "
+                                  "reached (%s: %s)",
+                                  dir, what, mdb_strerror(rc));
+    if (rc == ENOMEM)
         code = IMGPACK_ERR_NOMEM;
     else if (rc == EACCES || rc == EROFS || rc == EIO)
         code = IMGPACK_ERR_IO;

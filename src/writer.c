@@ -464,6 +464,16 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
     return status;
 }
 
+void imgpack__writer_committed(const imgpack__writer *w, uint64_t *packed,
+                               uint64_t *rejected, uint64_t *bytes) {
+    uint32_t batch_packed = 0;
+    for (uint32_t i = 0; i < w->batch_count; i++)
+        batch_packed += w->batch[i].status == IMGPACK_OK;
+    *packed = w->packed - batch_packed;
+    *rejected = w->rejected - (w->batch_count - batch_packed);
+    *bytes = w->bytes - w->batch_bytes;
+}
+
 imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err) {
     return w->batch_count ? commit_batch(w, 0, err) : IMGPACK_OK;
 }

@@ -96,6 +96,11 @@ imgpack_status imgpack__writer_discard_unstarted(const char *out_dir,
 imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
                                    imgpack__result *r, imgpack__error *err);
 
+/* The counts of what LMDB holds, without the batch in progress: after a
+   failure, what the pack really got done. */
+void imgpack__writer_committed(const imgpack__writer *w, uint64_t *packed,
+                               uint64_t *rejected, uint64_t *bytes);
+
 /* Commits the current batch, if any. */
 imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err);
 

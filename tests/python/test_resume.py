@@ -8,8 +8,11 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import (IMGPACK, REPO_SAMPLE, SAMPLE, catalog, pack,
                       run_imgpack)
+from storefile import Store
 
 # Bounded: at most this many kills, each within the first KILL_WINDOW s
 # of a run (a whole pack of the sample takes about half a second).
@@ -204,6 +207,94 @@ def test_full_disk_is_a_clear_error_and_resume_finishes(tmp_path,
     pack(SAMPLE, out, "--resume")
     assert open_store(out).values() == open_store(sample_pack).values()
     assert catalog_rows(out) == catalog_rows(sample_pack)
+
+
+def packed_in_summary(stdout):
+    """N of the summary line 'packed N, rejected R, ...'."""
+    line = next(l for l in stdout.splitlines() if l.startswith("packed "))
+    return int(line.split()[1].rstrip(","))
+
+
+def check_stopped_for_room(done, out, message):
+    """A pack that ran out of room: exit 1, the documented message, and a
+    summary that counts the records the store holds, not those handled."""
+    assert done.returncode == 1, done.stderr
+    assert message in done.stderr, done.stderr
+    assert "database or disk is full" not in done.stderr.replace(
+        "(COMMIT: database or disk is full)", "")
+    info = run_imgpack("info", "--json", out)
+    import json
+    count = json.loads(info.stdout)["count"] if info.returncode in (0, 4) \
+        else 0
+    assert packed_in_summary(done.stdout) == count, (done.stdout, count)
+
+
+def store_values(path):
+    store = Store(str(path))
+    try:
+        return store.values()
+    finally:
+        store.close()
+
+
+def room_sweep_then_resume(tmp_path, limits, run_limited):
+    """Packs the bundled photos with each limit, which stops them at
+    different places (creating LMDB, the catalog, a first or a later
+    batch), then resumes without it: the result is an uninterrupted
+    pack's."""
+    whole = tmp_path / "whole"
+    pack(REPO_SAMPLE, whole)
+    for limit in limits:
+        out = run_limited(limit)
+        run_imgpack("pack", "--resume", REPO_SAMPLE, out, check=0)
+        assert store_values(out) == store_values(whole), limit
+        assert catalog_rows(out) == catalog_rows(whole)
+
+
+def test_full_disk_at_every_stage(tmp_path):
+    """A small tmpfs as the whole disk. SQLite's own 'database or disk is
+    full' becomes the documented message too."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    tried = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k",
+                            "tmpfs", str(mount)], capture_output=True)
+    if tried.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + tried.stderr.decode())
+    subprocess.run(["umount", str(mount)], check=True)
+
+    def run_limited(size):
+        if os.path.ismount(mount):  # the last size's, resumed and checked
+            # Lazily: a catalog connection may not be collected yet.
+            subprocess.run(["umount", "-l", str(mount)], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}",
+                        "tmpfs", str(mount)], check=True)
+        out = mount / "out"
+        done = subprocess.run([IMGPACK, "pack", "--jobs", "2",
+                               str(REPO_SAMPLE), str(out)],
+                              capture_output=True, text=True)
+        check_stopped_for_room(done, out, "no space left on the device")
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mount)],
+                       check=True)
+        return out
+    try:
+        room_sweep_then_resume(tmp_path, ("48k", "200k", "1m", "3m"),
+                               run_limited)
+    finally:
+        while os.path.ismount(mount):
+            subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_file_size_limit_at_every_stage(tmp_path):
+    def run_limited(limit):
+        out = tmp_path / f"limit_{limit}"
+        done = subprocess.run([IMGPACK, "pack", "--jobs", "2",
+                               str(REPO_SAMPLE), str(out)],
+                              capture_output=True, text=True,
+                              preexec_fn=limit_file_size(limit))
+        check_stopped_for_room(done, out, "the file size limit (ulimit -f)")
+        return out
+    room_sweep_then_resume(tmp_path, (4 << 10, 16 << 10, 64 << 10,
+                                      200 << 10, 3 << 20), run_limited)
 
 
 READER = r"""
