@@ -713,7 +713,7 @@ void imgpack_packer_progress(const imgpack_packer *p,
 }
 
 const char *imgpack_packer_notice(const imgpack_packer *p) {
-    return p->notice;
+    return p ? p->notice : NULL;
 }
 
 const char *imgpack_packer_errmsg(const imgpack_packer *p) {

@@ -254,7 +254,8 @@ IMGPACK_API void imgpack_packer_progress(const imgpack_packer *packer,
 
 /* What a resume found instead of an interrupted pack, as a sentence for
    the user ("OUT_DIR: no pack to resume: starting a new pack"); NULL when
-   no resume was asked or one was reopened. Owned by the packer. */
+   no resume was asked or one was reopened, and for a NULL packer. Owned
+   by the packer. */
 IMGPACK_API const char *imgpack_packer_notice(const imgpack_packer *packer);
 
 /* The last failure: file and reason. Owned by the packer, valid until its
