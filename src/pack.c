@@ -261,7 +261,12 @@ static imgpack_status scan_source(imgpack_packer *p, const char *src,
     if (stat(src, &st) != 0)
         return imgpack__error_set(&p->error, imgpack__status_from_errno(errno),
                                   "%s: %s", src, strerror(errno));
-    if (S_ISDIR(st.st_mode))
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+        status = imgpack__error_set(&p->error, IMGPACK_ERR_INVALID_ARG,
+                                    "%s: neither a directory nor a regular "
+                                    "file",
+                                    src);
+    else if (S_ISDIR(st.st_mode))
         status = opts->list ? imgpack__source_scan_list(src, opts->list,
                                                         opts->sort_list, s,
                                                         &p->error)

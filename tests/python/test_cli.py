@@ -127,3 +127,18 @@ def test_option_files_that_are_not_regular_files_are_refused(tmp_path):
     done = pack(REPO_SAMPLE, tmp_path / "out", "--synsets", tmp_path,
                 check=1)
     assert "not a regular file but a directory" in done.stderr
+    # A FIFO that a sums file lists, or given as SRC, holds nothing up either.
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text("0" * 64 + "  fifo\n")
+    done = subprocess.run([IMGPACK, "pack", "--sha256", str(sums),
+                           str(REPO_SAMPLE), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"{fifo}: listed in {sums}, but not a regular file" in done.stderr
+    csv = tmp_path / "digits.csv"
+    os.mkfifo(csv)
+    done = subprocess.run([IMGPACK, "pack", str(csv), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"{csv}: neither a directory nor a regular file" in done.stderr
+    assert not (tmp_path / "out").exists()
