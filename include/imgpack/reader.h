@@ -528,6 +528,35 @@ IMGPACK_API imgpack_status imgpack_sampler_indices(
     uint64_t n, uint64_t seed, uint64_t epoch, int32_t shuffle, uint32_t rank,
     uint32_t world_size, int32_t drop_last, uint64_t *out, uint64_t capacity);
 
+/*
+ * imgpack_sampler_indices in an order for devices with poor random reads
+ * (disks, network file systems): with `shuffle`, the records are cut into
+ * windows of `window` consecutive indices ([0, W), [W, 2W), ...; the last
+ * may be shorter), the windows come in a seeded random order, and each
+ * window's records in a seeded random order within it; all from (seed,
+ * epoch). Then DistributedSampler's padding and partition, as
+ * imgpack_sampler_indices. `window` 0 or 1, or at least n, gives exactly
+ * imgpack_sampler_indices' order; without `shuffle`, window is ignored.
+ *
+ * What it does to randomness: every record is still seen once per epoch
+ * (ranks partitioned as before), but records that are neighbours in the
+ * store arrive close together: a stretch of W positions of the order
+ * holds at most two windows. Stores keep their packing order, so with an
+ * ImageFolder source a window is mostly one class (ImageNet's classes
+ * hold about 1,300 images), and a batch smaller than W is then mostly of
+ * one or two classes, which hurts batch-norm statistics and SGD as a
+ * class-sorted order does. Choose W well below a class's size (or pack
+ * from a shuffled --list), large enough that a window is worth one long
+ * read: with world_size ranks each rank reads every world_size-th record
+ * of a window, so W / world_size records of ~150 KB per window per rank.
+ *
+ * Returns as imgpack_sampler_indices.
+ */
+IMGPACK_API imgpack_status imgpack_sampler_indices_windowed(
+    uint64_t n, uint64_t seed, uint64_t epoch, int32_t shuffle,
+    uint64_t window, uint32_t rank, uint32_t world_size, int32_t drop_last,
+    uint64_t *out, uint64_t capacity);
+
 #ifdef __cplusplus
 }
 #endif

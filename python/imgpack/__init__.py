@@ -13,14 +13,19 @@ IMGPACK_LIBRARY to the library's path, or build it in this checkout's
   stats`` stored, else ImageNet's (``stored_stats(path)``).
 - ``Reader``: the store handle beneath both; ``epoch_indices``: the
   sampler alone.
+- ``EpochSampler`` and ``PrefetchBatchSampler``: the same order for a
+  torch DataLoader over a Dataset, with each batch read ahead for its
+  worker.
 """
 
 from ._lib import ImgpackError, lib as _clib
 from .loader import (IMAGENET_MEAN, IMAGENET_STD, Loader, epoch_indices,
                      stored_stats)
 from .reader import Dataset, Reader
+from .sampler import EpochSampler, PrefetchBatchSampler
 
 __version__ = _clib.imgpack_version().decode()
 
 __all__ = ["Dataset", "Loader", "Reader", "ImgpackError", "epoch_indices",
+           "EpochSampler", "PrefetchBatchSampler",
            "IMAGENET_MEAN", "IMAGENET_STD", "stored_stats", "__version__"]

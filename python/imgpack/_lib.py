@@ -143,6 +143,10 @@ _declare("imgpack_sampler_count", ctypes.c_uint64, ctypes.c_uint64,
 _declare("imgpack_sampler_indices", _S, ctypes.c_uint64, ctypes.c_uint64,
          ctypes.c_uint64, ctypes.c_int32, ctypes.c_uint32, ctypes.c_uint32,
          ctypes.c_int32, u64_p, ctypes.c_uint64)
+_declare("imgpack_sampler_indices_windowed", _S, ctypes.c_uint64,
+         ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int32, ctypes.c_uint64,
+         ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int32, u64_p,
+         ctypes.c_uint64)
 
 # Constants of include/imgpack/reader.h and imgpack.h, which ctypes cannot
 # read from the header.

@@ -225,6 +225,12 @@ class Dataset:
             image = self.transform(image)
         return image, label
 
+    def prefetch(self, indices):
+        """Reads records ``indices`` ahead into the page cache
+        (Reader.prefetch), for this process and any forked from it; see
+        imgpack.PrefetchBatchSampler for DataLoader workers."""
+        self._reader.prefetch(indices)
+
     @property
     def classes(self):
         return self._reader.classes
