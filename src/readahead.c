@@ -24,6 +24,10 @@
  * the source of every read path; docs/BENCHMARKS.md ("Larger than
  * memory") has the measurements.
  *
+ * Warm cache. A round whose probed records are all in the page cache is
+ * not requested at all (PROBES below), so a store that fits in memory
+ * pays a few microseconds per batch once it is cached.
+ *
  * Bounds. One call reads ahead at most the reader's prefetch limit
  * (IMGPACK_PREFETCH_DEFAULT_LIMIT unless set), counted in whole pages;
  * indices past it are left to be faulted in as before. What is read ahead
@@ -44,6 +48,27 @@
    goes out in one round (16 bytes each, on the stack). */
 #define SPANS_PER_ROUND 512
 
+/*
+ * Records whose first page is checked (mincore) before a round is
+ * requested. When the store is in the page cache, madvise would cost
+ * about 3.5 us per 150 KB record to find every page present (most of it
+ * the kernel's per-page lookups; a batch of 256 then pays 0.9 ms, a tenth
+ * of the batch's own time), while 16 probes cost about 25 us. The price:
+ * when a fraction f of the store is cached, a round is skipped with
+ * probability f^16 (f = 0.9: 19%), and its uncached records come in by
+ * page faults as before.
+ */
+#define PROBES 16
+
+/*
+ * Rounds found cached after the last one that was not, before reads stop
+ * re-asking for each record's missing pages (imgpack__reader_rearm). The
+ * Loader asks for each batch twice (ahead, and when it runs), the second
+ * time often cached even when the store is not; a store that fits in
+ * memory stops re-asking a few batches into its second epoch.
+ */
+#define REARM_ROUNDS 8
+
 typedef struct span {
     uintptr_t begin, end; /* page-aligned addresses in a shard's map */
 } span;
@@ -53,9 +78,34 @@ static int by_begin(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
-/* Sorts, merges and requests spans[0..n-1]. A failed madvise (the kernel
-   may refuse when memory is short) only loses the hint. */
-static void request(span *spans, size_t n) {
+/* 1 if every probed record starts on a page already in the page cache:
+   then, most likely, the whole round is cached. */
+static int cached(const span *spans, size_t n) {
+    size_t probes = n < PROBES ? n : PROBES;
+    for (size_t p = 0; p < probes; p++) {
+        unsigned char resident = 0;
+        const span *sp = &spans[p * n / probes];
+        if (mincore((void *)sp->begin, 1, &resident) != 0 || !(resident & 1))
+            return 0;
+    }
+    return 1;
+}
+
+/* Sorts, merges and requests spans[0..n-1], unless the probes say they are
+   cached. A failed madvise (the kernel may refuse when memory is short)
+   only loses the hint. */
+static void request(imgpack_reader *r, span *spans, size_t n) {
+    if (n == 0)
+        return;
+    /* A race between threads only misjudges a round or two; relaxed. */
+    int left = atomic_load_explicit(&r->uncached, memory_order_relaxed);
+    if (cached(spans, n)) {
+        if (left > 0)
+            atomic_store_explicit(&r->uncached, left - 1,
+                                  memory_order_relaxed);
+        return;
+    }
+    atomic_store_explicit(&r->uncached, REARM_ROUNDS, memory_order_relaxed);
     qsort(spans, n, sizeof *spans, by_begin);
     for (size_t i = 0; i < n;) {
         span merged = spans[i++];
@@ -94,11 +144,11 @@ static imgpack_status read_ahead(imgpack_reader *r, imgpack__read_slot *s,
         budget -= sp.end - sp.begin;
         spans[count++] = sp;
         if (count == SPANS_PER_ROUND) {
-            request(spans, count);
+            request(r, spans, count);
             count = 0;
         }
     }
-    request(spans, count);
+    request(r, spans, count);
     return status;
 }
 
@@ -133,4 +183,15 @@ imgpack_status imgpack_reader_set_prefetch_limit(imgpack_reader *r,
         return IMGPACK_ERR_INVALID_ARG;
     atomic_store_explicit(&r->prefetch_limit, bytes, memory_order_relaxed);
     return IMGPACK_OK;
+}
+
+void imgpack__reader_rearm(imgpack_reader *r, const uint8_t *data,
+                           size_t size) {
+    if (!atomic_load_explicit(&r->uncached, memory_order_relaxed) ||
+        atomic_load_explicit(&r->prefetch_limit, memory_order_relaxed) == 0)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t begin = (uintptr_t)data & ~(page - 1);
+    uintptr_t end = ((uintptr_t)data + size + page - 1) & ~(page - 1);
+    (void)madvise((void *)begin, end - begin, MADV_WILLNEED);
 }

@@ -507,6 +507,7 @@ imgpack_status imgpack__reader_pixels(imgpack_reader *r,
     imgpack_status status = fetch(r, s, index, h, &payload);
     if (status)
         return status;
+    imgpack__reader_rearm(r, payload, h->payload_size);
     if (h->format == IMGPACK_FORMAT_RAW) {
         *px = (imgpack__pixels){payload, h->width, h->height, h->channels,
                                 (size_t)h->width * h->channels};

@@ -65,6 +65,16 @@ imgpack_status imgpack__reader_locate(imgpack_reader *r,
 void imgpack__reader_readahead(imgpack_reader *r, const uint64_t *indices,
                                uint64_t n);
 
+/*
+ * Just before a record's pixels are read: when the last read-ahead found
+ * the store not in the page cache, asks again for the pages of `data`
+ * that are missing (read ahead earlier but dropped under memory
+ * pressure), as one request instead of a fault per page. Otherwise
+ * nothing.
+ */
+void imgpack__reader_rearm(imgpack_reader *r, const uint8_t *data,
+                           size_t size);
+
 /* The message of the calling thread's last failure on `r` ("" if none). */
 const char *imgpack__reader_message(const imgpack_reader *r);
 
