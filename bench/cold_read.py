@@ -15,6 +15,7 @@ interleaved rounds, each after `sync; echo 3 > /proc/sys/vm/drop_caches`:
   pread          every record's whole value read by one pread(2) at its
                  offset in data.mdb, in a random order, 2 threads: what the
                  disk gives random whole-record reads
+  pread16        the same with 16 threads: the disk with a deep queue
   seq            data.mdb read front to back in 1 MiB preads: the disk's
                  sequential rate (MB/s)
 
@@ -203,6 +204,7 @@ def main():
         cases = {"loader": ["_loader", store, limit, 1],
                  "loader_nora": ["_loader", store, 0, 1],
                  "pread": ["_pread", store, 2],
+                 "pread16": ["_pread", store, 16],
                  "seq": ["_seq", store]}
         rates = {k: [] for k in cases}
         for r in range(a.rounds):
@@ -214,8 +216,9 @@ def main():
         med = {k: statistics.median(v) for k, v in rates.items()}
         print("\ncold, medians of %d rounds (records/s; seq in MB/s):"
               % a.rounds)
-        print("  loader %.0f   loader_nora %.0f   pread %.0f   seq %.0f MB/s"
-              % (med["loader"], med["loader_nora"], med["pread"], med["seq"]))
+        print("  loader %.0f   loader_nora %.0f   pread %.0f   pread16 %.0f"
+              "   seq %.0f MB/s" % (med["loader"], med["loader_nora"],
+                                    med["pread"], med["pread16"], med["seq"]))
         print("  pread moves %.0f MB/s" % (med["pread"] * size / n / 1e6))
         print("  loader / pread = %.2f   (floor 0.80)"
               % (med["loader"] / med["pread"]))

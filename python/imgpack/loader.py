@@ -7,6 +7,7 @@ import json
 import os
 import sqlite3
 import sys
+import threading
 
 import numpy as np
 
@@ -177,6 +178,7 @@ class Loader:
                 "threads")
 
     def close(self):
+        self._join_read_ahead()
         if self._batcher:
             lib.imgpack_batcher_destroy(self._batcher)
             self._batcher = None
@@ -252,7 +254,23 @@ class Loader:
             chunk = order[number * self.batch_size:
                           (number + 1) * self.batch_size]
             images, labels = self.batch(chunk, self._batch_seed(number))
-            # The next batch's reads run while the caller uses this one.
-            self._reader.prefetch(order[(number + 1) * self.batch_size:
-                                        (number + 2) * self.batch_size])
+            self._read_ahead(order[(number + 1) * self.batch_size:
+                                   (number + 2) * self.batch_size])
             yield images, labels
+
+    def _read_ahead(self, indices):
+        """Asks for the next batch's records on a thread of its own, while
+        the caller uses this batch: under a memory limit the kernel frees
+        page cache for them inside the call, which takes as long as
+        converting the batch (ctypes lets the GIL go meanwhile)."""
+        self._join_read_ahead()
+        if len(indices):
+            self._ahead = threading.Thread(
+                target=self._reader.prefetch, args=(indices,),
+                name="imgpack-readahead", daemon=True)
+            self._ahead.start()
+
+    def _join_read_ahead(self):
+        if getattr(self, "_ahead", None) is not None:
+            self._ahead.join()
+            self._ahead = None
