@@ -12,6 +12,7 @@ interleaved rounds, each after `sync; echo 3 > /proc/sys/vm/drop_caches`:
                  threads, shuffled: the read-ahead of each batch on
   loader_nora    the same with read-ahead off (prefetch limit 0): the page
                  fault per 4 KiB that the reader did before
+  loader_w256    loader in the windowed order, windows of 256 records
   pread          every record's whole value read by one pread(2) at its
                  offset in data.mdb, in a random order, 2 threads: what the
                  disk gives random whole-record reads
@@ -114,11 +115,12 @@ def child_seq(store):
     os.close(fd)
 
 
-def child_loader(store, limit, epochs):
+def child_loader(store, limit, epochs, window=0):
     """Loader epochs; prints records/s of each."""
     sys.path.insert(0, os.path.join(ROOT, "python"))
     import imgpack
-    loader = imgpack.Loader(store, BATCH, dtype="uint8", threads=2, seed=1)
+    loader = imgpack.Loader(store, BATCH, dtype="uint8", threads=2, seed=1,
+                            order_window=window)
     loader._reader.set_prefetch_limit(limit)
     rates = []
     for epoch in range(epochs):
@@ -203,6 +205,7 @@ def main():
         limit = 64 << 20
         cases = {"loader": ["_loader", store, limit, 1],
                  "loader_nora": ["_loader", store, 0, 1],
+                 "loader_w256": ["_loader", store, limit, 1, 256],
                  "pread": ["_pread", store, 2],
                  "pread16": ["_pread", store, 16],
                  "seq": ["_seq", store]}
@@ -222,8 +225,9 @@ def main():
         print("  pread moves %.0f MB/s" % (med["pread"] * size / n / 1e6))
         print("  loader / pread = %.2f   (floor 0.80)"
               % (med["loader"] / med["pread"]))
-        print("  loader / loader_nora = %.1f"
-              % (med["loader"] / med["loader_nora"]))
+        print("  loader / loader_nora = %.1f   loader_w256 / loader = %.2f"
+              % (med["loader"] / med["loader_nora"],
+                 med["loader_w256"] / med["loader"]))
 
         cap = a.cap or size // 2
         procs, path, peak = make_cgroup(cap)
@@ -251,7 +255,8 @@ def main():
 
 if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_loader":
-        child_loader(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
+        child_loader(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]),
+                     int(sys.argv[5]) if len(sys.argv) > 5 else 0)
     elif len(sys.argv) > 1 and sys.argv[1] == "_pread":
         child_pread(sys.argv[2], int(sys.argv[3]))
     elif len(sys.argv) > 1 and sys.argv[1] == "_seq":

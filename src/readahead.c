@@ -28,6 +28,16 @@
  * not requested at all (PROBES below), so a store that fits in memory
  * pays a few microseconds per batch once it is cached.
  *
+ * Pages dropped before use. Under a memory limit the kernel may drop
+ * read-ahead pages before they are read, or read fewer than asked (its
+ * read-ahead gives up when memory is short), and with MDB_NORDAHEAD each
+ * missing page would again be a synchronous fault. So while recent rounds
+ * found records uncached, imgpack__reader_pixels asks once more for each
+ * record's range just before converting it (imgpack__reader_rearm): pages
+ * present cost a lookup, missing ones come as one request. Measured: 50
+ * to 100 major faults per 3,000-record epoch under a cap of half the
+ * store, from 600 to 1,600.
+ *
  * Bounds. One call reads ahead at most the reader's prefetch limit
  * (IMGPACK_PREFETCH_DEFAULT_LIMIT unless set), counted in whole pages;
  * indices past it are left to be faulted in as before. What is read ahead
@@ -55,8 +65,8 @@
  * the kernel's per-page lookups; a batch of 256 then pays 0.9 ms, a tenth
  * of the batch's own time), while 16 probes cost about 25 us. The price:
  * when a fraction f of the store is cached, a round is skipped with
- * probability f^16 (f = 0.9: 19%), and its uncached records come in by
- * page faults as before.
+ * probability f^16 (f = 0.9: 19%), and its uncached records come in
+ * through imgpack__reader_rearm or page faults.
  */
 #define PROBES 16
 
