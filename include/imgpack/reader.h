@@ -244,9 +244,9 @@ IMGPACK_API imgpack_status imgpack_reader_labels(imgpack_reader *r,
  *
  * The view belongs to the reader and is valid until the calling thread's
  * next call of get, decode, label(s), meta, prefetch or release on this
- * reader, or until close; it is read-only memory. (In a complete store nothing ever
- * rewrites a record, so in practice the bytes stay as they are until
- * close; the guarantee is the shorter one.)
+ * reader, or until close; it is read-only memory. (In a complete store
+ * nothing ever rewrites a record, so in practice the bytes stay as they
+ * are until close; the guarantee is the shorter one.)
  *
  * Returns IMGPACK_OK, IMGPACK_ERR_RANGE (index >= count),
  * IMGPACK_ERR_CORRUPT, IMGPACK_ERR_VERSION_MISMATCH, IMGPACK_ERR_STORE,
