@@ -15,12 +15,17 @@ version.
   stats`` stored, else ImageNet's (``stored_stats(path)``).
 - ``Reader``: the store handle beneath both; ``epoch_indices``: the
   sampler alone.
+- ``EpochSampler`` and ``PrefetchBatchSampler``: the same order for a
+  torch DataLoader over a Dataset, with each batch read ahead for its
+  worker.
 """
 
 from ._lib import VERSION as __version__, ImgpackError
 from .loader import (IMAGENET_MEAN, IMAGENET_STD, Loader, epoch_indices,
                      stored_stats)
 from .reader import Dataset, Reader
+from .sampler import EpochSampler, PrefetchBatchSampler
 
 __all__ = ["Dataset", "Loader", "Reader", "ImgpackError", "epoch_indices",
+           "EpochSampler", "PrefetchBatchSampler",
            "IMAGENET_MEAN", "IMAGENET_STD", "stored_stats", "__version__"]
