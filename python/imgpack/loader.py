@@ -82,7 +82,7 @@ class Loader:
     ``crop``: None (the record size; required for stores packed with
     --crop 0), an int or (height, width); ``crop_mode`` 'center' or
     'random'. ``flip``: random horizontal flips. Crops and flips depend on
-    (seed, epoch, rank, batch) only. ``threads``: C threads filling a
+    (seed, epoch, record index) only. ``threads``: C threads filling a
     batch, the calling thread included; 0 = all online cores.
     """
 
@@ -201,11 +201,6 @@ class Loader:
                              self.shuffle, self.rank, self.world_size,
                              self.drop_last)
 
-    def _batch_seed(self, number):
-        x = (self.seed * 0x9E3779B97F4A7C15 + self.epoch * 0xBF58476D1CE4E5B9
-             + self.rank * 0x94D049BB133111EB + number) & _MASK
-        return x
-
     # References to a spare array nobody else holds: the list's, the loop
     # variable's and getrefcount's own argument.
     _UNREFERENCED = 3
@@ -227,7 +222,8 @@ class Loader:
         labels = np.empty(n, np.int64)
         status = lib.imgpack_batcher_run(
             self._batcher, indices.ctypes.data_as(_lib.u64_p), n,
-            seed & _MASK, images.ctypes.data, images.nbytes,
+            seed & _MASK, self.epoch & _MASK, images.ctypes.data,
+            images.nbytes,
             labels.ctypes.data_as(_lib.i64_p))
         if status != _lib.OK:
             raise ImgpackError(status, lib.imgpack_batcher_errmsg(
@@ -239,4 +235,4 @@ class Loader:
         for number in range(len(self)):
             chunk = order[number * self.batch_size:
                           (number + 1) * self.batch_size]
-            yield self.batch(chunk, self._batch_seed(number))
+            yield self.batch(chunk, self.seed)
