@@ -224,9 +224,9 @@ class Loader:
             lib.imgpack_batcher_destroy(self._batcher)
             self._batcher = None
         getattr(self, "_inflight", collections.deque()).clear()
-        if self._output:
+        if self._output is not None:
             self._output.close()
-        if self._reader:
+        if self._reader is not None:
             self._reader.close()
 
     def __del__(self):
