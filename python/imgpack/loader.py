@@ -304,7 +304,8 @@ class Loader:
 
     def batch(self, indices):
         """Fills one batch of the given record indices, with the crops and
-        flips of the current epoch: (images, labels)."""
+        flips of the current epoch: (images, labels). Stops an iteration
+        in progress (its prefetched batches are waited out)."""
         self._stop()
         return self._run(np.ascontiguousarray(indices, np.uint64),
                          self.epoch)
