@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""Trains a torchvision ResNet on imgpack stores: the ImageNet recipe
+r"""Trains a torchvision ResNet on imgpack stores: the ImageNet recipe
 (RandomResizedCrop + RandomHorizontalFlip, SGD with momentum, cosine
 learning rate) with batches made by imgpack.Loader.
 
     # the stores: train whole images, val center crops (README, "Training
     # with PyTorch")
-    imgpack pack --crop 0 --format jpeg --quality 90 imagenet/train train.imgpack
-    imgpack pack imagenet/val-folders val.imgpack
+    imgpack pack --crop 0 --format jpeg --quality 90 \
+        imagenet/train train.imgpack
+    imgpack pack --classes-from train.imgpack imagenet/val val.imgpack
     # one process (GPU if there is one)
     python3 examples/train.py train.imgpack val.imgpack --amp
     # DistributedDataParallel, one process per GPU
-    torchrun --nproc_per_node 8 examples/train.py train.imgpack val.imgpack --amp
+    torchrun --nproc_per_node 8 examples/train.py train.imgpack \
+        val.imgpack --amp
 
 Each rank reads its own share of every epoch (the Loader's rank and
 world_size come from torch.distributed when it is initialised; torchrun's

@@ -17,9 +17,11 @@ live on as long as the caller holds them).
 
 Pinned memory (torch, CUDA present) comes from torch's caching host
 allocator instead, one tensor per batch: it already reuses pinned blocks
-without faulting them again, and it knows when an asynchronous copy to
+without pinning them again, and it knows when an asynchronous copy to
 the GPU (``.to("cuda", non_blocking=True)``) has finished reading a block,
-which a ring of our own could not tell.
+which a ring of our own could not tell. The Loader asks it for
+``prefetch + 2`` batches up front and hands them back, so the cache holds
+them before the first epoch.
 """
 
 import sys
@@ -92,6 +94,11 @@ class Output:
         self.batch_size = batch_size
         self._ring = [] if pinned else [self._allocate(batch_size)
                                         for _ in range(slots)]
+        if pinned:
+            # Pinning is slow (cudaHostAlloc); do it now for as many
+            # batches as the ring would hold, all at once so that they are
+            # distinct blocks, and let the cache keep them.
+            [self.batch(batch_size) for _ in range(slots)]
 
     def _allocate(self, n):
         owner = np.empty(max(n, 1) * self.image_bytes, np.uint8)
