@@ -177,12 +177,11 @@ static imgpack_status resize_box(imgpack_batcher *b, thread_scratch *ts,
                                  const imgpack__pixels *px, const sample *s,
                                  imgpack__pixels *resized) {
     const placement *p = &s->pl;
-    if (!ts->resizer) {
-        size_t size = (size_t)b->width * b->height * b->channels;
-        if (imgpack__resizer_create(&ts->resizer) != IMGPACK_OK ||
-            !(ts->pixels = malloc(size)))
-            return IMGPACK_ERR_NOMEM;
-    }
+    if ((!ts->resizer &&
+         imgpack__resizer_create(&ts->resizer) != IMGPACK_OK) ||
+        (!ts->pixels &&
+         !(ts->pixels = malloc((size_t)b->width * b->height * b->channels))))
+        return IMGPACK_ERR_NOMEM;
     /* The box is an image of its own, as torchvision's crop makes it. */
     imgpack__pixels box = {px->data + (size_t)p->top * px->stride +
                                (size_t)p->left * px->channels,
