@@ -39,25 +39,11 @@
 
 #include "augment.h"
 #include "batch_convert.h"
+#include "batch_options.h"
 #include "batch_queue.h"
-#include "imgpack/pack.h"
 #include "pool.h"
 #include "reader_internal.h"
 #include "resize.h"
-
-struct imgpack_batch_options {
-    int32_t layout;
-    int32_t dtype;
-    float mean[IMGPACK__CONVERT_MAX_CHANNELS];
-    float std[IMGPACK__CONVERT_MAX_CHANNELS];
-    uint32_t n_norm; /* values given in mean/std: 1 or the channel count */
-    uint32_t crop_width, crop_height;
-    int32_t crop_mode;
-    imgpack__rrc_ranges rrc;
-    int32_t flip;
-    uint32_t threads;
-    uint32_t prefetch;
-};
 
 /* One thread's reusable state for RandomResizedCrop, made by that thread
    on its first box. */
@@ -96,123 +82,6 @@ struct imgpack_batcher {
     char message[IMGPACK__ERRMSG_SIZE];
     imgpack__batch_queue *queue; /* prefetch; NULL without */
 };
-
-/* ---- Options ---------------------------------------------------------- */
-
-imgpack_status imgpack_batch_options_create(imgpack_batch_options **out) {
-    imgpack_status status = IMGPACK_OK;
-    imgpack_batch_options *o = NULL;
-    if (!out) {
-        status = IMGPACK_ERR_INVALID_ARG;
-        goto done;
-    }
-    *out = NULL;
-    if (!(o = calloc(1, sizeof *o))) {
-        status = IMGPACK_ERR_NOMEM;
-        goto done;
-    }
-    o->layout = IMGPACK_LAYOUT_NCHW;
-    o->dtype = IMGPACK_DTYPE_FLOAT32;
-    o->mean[0] = IMGPACK_IMAGENET_MEAN_R;
-    o->mean[1] = IMGPACK_IMAGENET_MEAN_G;
-    o->mean[2] = IMGPACK_IMAGENET_MEAN_B;
-    o->std[0] = IMGPACK_IMAGENET_STD_R;
-    o->std[1] = IMGPACK_IMAGENET_STD_G;
-    o->std[2] = IMGPACK_IMAGENET_STD_B;
-    o->n_norm = 3;
-    o->crop_mode = IMGPACK_CROP_CENTER;
-    o->rrc = (imgpack__rrc_ranges){IMGPACK_RRC_SCALE_MIN, IMGPACK_RRC_SCALE_MAX,
-                                   IMGPACK_RRC_RATIO_MIN,
-                                   IMGPACK_RRC_RATIO_MAX};
-    o->threads = 1;
-    *out = o;
-done:
-    return status;
-}
-
-void imgpack_batch_options_destroy(imgpack_batch_options *opts) {
-    free(opts);
-}
-
-imgpack_status imgpack_batch_options_set_layout(imgpack_batch_options *opts,
-                                                int32_t layout) {
-    if (!opts ||
-        (layout != IMGPACK_LAYOUT_NHWC && layout != IMGPACK_LAYOUT_NCHW))
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->layout = layout;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_batch_options_set_dtype(imgpack_batch_options *opts,
-                                               int32_t dtype) {
-    if (!opts || dtype < IMGPACK_DTYPE_UINT8 || dtype > IMGPACK_DTYPE_BFLOAT16)
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->dtype = dtype;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_batch_options_set_normalize(imgpack_batch_options *opts,
-                                                   const float *mean,
-                                                   const float *std,
-                                                   uint32_t n) {
-    if (!opts || !mean || !std || n == 0 || n > IMGPACK__CONVERT_MAX_CHANNELS)
-        return IMGPACK_ERR_INVALID_ARG;
-    for (uint32_t c = 0; c < n; c++)
-        if (std[c] == 0.0f || std[c] != std[c] || mean[c] != mean[c])
-            return IMGPACK_ERR_INVALID_ARG;
-    memcpy(opts->mean, mean, n * sizeof *mean);
-    memcpy(opts->std, std, n * sizeof *std);
-    opts->n_norm = n;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_batch_options_set_crop(imgpack_batch_options *opts,
-                                              uint32_t width, uint32_t height,
-                                              int32_t mode) {
-    if (!opts || (width == 0) != (height == 0) || width > IMGPACK_MAX_SIDE ||
-        height > IMGPACK_MAX_SIDE || mode < IMGPACK_CROP_CENTER ||
-        mode > IMGPACK_CROP_RANDOM_RESIZED ||
-        (mode == IMGPACK_CROP_RANDOM_RESIZED && width == 0))
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->crop_width = width;
-    opts->crop_height = height;
-    opts->crop_mode = mode;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_batch_options_set_random_resized(
-    imgpack_batch_options *opts, double scale_min, double scale_max,
-    double ratio_min, double ratio_max) {
-    imgpack__rrc_ranges r = {scale_min, scale_max, ratio_min, ratio_max};
-    if (!opts || !imgpack__rrc_ranges_valid(&r))
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->rrc = r;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_batch_options_set_flip(imgpack_batch_options *opts,
-                                              int32_t flip) {
-    if (!opts)
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->flip = flip != 0;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_batch_options_set_threads(imgpack_batch_options *opts,
-                                                 uint32_t threads) {
-    if (!opts || threads > IMGPACK__MAX_THREADS)
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->threads = threads;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_batch_options_set_prefetch(imgpack_batch_options *opts,
-                                                  uint32_t depth) {
-    if (!opts || depth > IMGPACK_MAX_PREFETCH)
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->prefetch = depth;
-    return IMGPACK_OK;
-}
 
 /* ---- Placement -------------------------------------------------------- */
 
@@ -308,12 +177,11 @@ static imgpack_status resize_box(imgpack_batcher *b, thread_scratch *ts,
                                  const imgpack__pixels *px, const sample *s,
                                  imgpack__pixels *resized) {
     const placement *p = &s->pl;
-    if (!ts->resizer) {
-        size_t size = (size_t)b->width * b->height * b->channels;
-        if (imgpack__resizer_create(&ts->resizer) != IMGPACK_OK ||
-            !(ts->pixels = malloc(size)))
-            return IMGPACK_ERR_NOMEM;
-    }
+    if ((!ts->resizer &&
+         imgpack__resizer_create(&ts->resizer) != IMGPACK_OK) ||
+        (!ts->pixels &&
+         !(ts->pixels = malloc((size_t)b->width * b->height * b->channels))))
+        return IMGPACK_ERR_NOMEM;
     /* The box is an image of its own, as torchvision's crop makes it. */
     imgpack__pixels box = {px->data + (size_t)p->top * px->stride +
                                (size_t)p->left * px->channels,
