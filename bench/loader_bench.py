@@ -6,14 +6,18 @@ hiding the batch time behind a training step.
 
 Without --store it builds one: the shared sample (300 JPEGs) linked ten
 times over into a 3,000-image tree, packed raw 224x224 (about 450 MB, in
-/tmp). The page cache is warm (the pack just wrote the store, and each
-case reads it once before timing).
+/tmp). Each round reads the store's files first, so the page cache is
+warm.
 
 1. First epoch on a warm cache, in a new process each time: Loader(...)
    construction (which allocates and touches the output buffers), the
-   first epoch, then the median of three more; uint8 NHWC and float32
-   NCHW, batch 256, 2 threads. Issue 12's floor: first epoch >= 0.8 x
-   later ones. Rounds alternate the two dtypes.
+   first epoch, then the median of three more, and the process's minor
+   page faults in the first epoch and in later ones; uint8 NHWC and
+   float32 NCHW, batch 256, 2 threads. Issue 12's floor: first epoch >=
+   0.8 x later ones. Then the same with the store's map faulted in
+   before the first epoch ("(map)": every record read once through the
+   Loader's reader), which leaves the output buffers as the only thing
+   new in the first epoch. Rounds alternate the four cases.
 2. Prefetch: float32 batches with a time.sleep standing in for a
    training step 1.5 x as long as a batch; seconds per step with
    prefetch 0 and 2, against the sleep alone.
@@ -33,20 +37,28 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 SAMPLE = REPO.parent / "shared/data/imagenet-sample"
 
 CHILD = r"""
-import json, sys, time
+import json, resource, sys, time
 import imgpack
-store, dtype, layout = sys.argv[1:4]
+def faults():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+store, dtype, layout, touch = sys.argv[1:5]
 began = time.perf_counter()
 loader = imgpack.Loader(store, 256, dtype=dtype, layout=layout, threads=2)
 made = time.perf_counter() - began
-times = []
+if touch == "map":
+    # Fault the store's map in first (each record read once through the
+    # Loader's own reader), to see what is left of the first epoch's gap.
+    for i in range(len(loader._reader)):
+        loader._reader.get(i)
+times, faulted = [], []
 for epoch in range(4):
     loader.set_epoch(epoch)
-    began = time.perf_counter()
+    began, before = time.perf_counter(), faults()
     for images, labels in loader:
         pass
     times.append(time.perf_counter() - began)
-print(json.dumps({"construct": made, "epochs": times,
+    faulted.append(faults() - before)
+print(json.dumps({"construct": made, "epochs": times, "faults": faulted,
                   "records": loader.num_samples}))
 """
 
@@ -66,21 +78,33 @@ def build_store(root):
     return store
 
 
+def warm(store):
+    """Reads the store's files, so that the page cache holds them (other
+    work on the machine may have dropped it since the last round)."""
+    for path in pathlib.Path(store).rglob("*.mdb"):
+        with open(path, "rb") as f:
+            while f.read(1 << 24):
+                pass
+
+
 def first_epoch(store, rounds):
     env = dict(os.environ, PYTHONPATH=str(REPO / "python"))
-    results = {"uint8": [], "float32": []}
+    cases = [(dtype, layout, touch) for touch in ("-", "map")
+             for dtype, layout in (("uint8", "NHWC"), ("float32", "NCHW"))]
+    results = {case: [] for case in cases}
     for _ in range(rounds):
-        for dtype, layout in (("uint8", "NHWC"), ("float32", "NCHW")):
+        for case in cases:
+            warm(store)
             done = subprocess.run(
-                [sys.executable, "-c", CHILD, str(store), dtype, layout],
+                [sys.executable, "-c", CHILD, str(store), *case],
                 env=env, capture_output=True, text=True, check=True)
-            results[dtype].append(json.loads(done.stdout))
+            results[case].append(json.loads(done.stdout))
     print("first epoch on a warm page cache, new process, batch 256, "
           "2 threads (medians of %d rounds)" % rounds)
-    print("%-8s %10s %12s %12s %10s %14s" % (
+    print("%-14s %10s %12s %12s %10s %14s %14s" % (
         "dtype", "construct", "first img/s", "later img/s", "ratio",
-        "incl. construct"))
-    for dtype, runs in results.items():
+        "incl. construct", "minor faults"))
+    for (dtype, _, touch), runs in results.items():
         n = runs[0]["records"]
         construct = statistics.median(r["construct"] for r in runs)
         first = statistics.median(r["epochs"][0] for r in runs)
@@ -88,9 +112,13 @@ def first_epoch(store, rounds):
                                   for r in runs)
         with_construct = statistics.median(r["construct"] + r["epochs"][0]
                                            for r in runs)
-        print("%-8s %9.3fs %12.0f %12.0f %9.2fx %13.2fx" % (
-            dtype, construct, n / first, n / later, later / first,
-            later / with_construct))
+        faults = "%d / %d" % (
+            statistics.median(r["faults"][0] for r in runs),
+            statistics.median(statistics.median(r["faults"][1:])
+                              for r in runs))
+        print("%-14s %9.3fs %12.0f %12.0f %9.2fx %13.2fx %14s" % (
+            dtype + (" (map)" if touch == "map" else ""), construct, n / first, n / later, later / first,
+            later / with_construct, faults))
 
 
 def prefetch(store, rounds):
