@@ -17,7 +17,7 @@ learning rate) with batches made by imgpack.Loader.
 Each rank reads its own share of every epoch (the Loader's rank and
 world_size come from torch.distributed when it is initialised; torchrun's
 environment initialises it here). A checkpoint holds the model, the
-optimizer, the AMP scaler and the train Loader's state_dict, so
+optimizer, the AMP scaler and every rank's train Loader state_dict, so
 ``--resume`` continues mid-epoch with exactly the batches an uninterrupted
 run would have seen. Needs PYTHONPATH to include imgpack's python/
 directory (or an installed imgpack) and torchvision; no pretrained
@@ -162,16 +162,24 @@ def main(argv=None):
         bare.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scaler.load_state_dict(state["scaler"])
-        train.load_state_dict(state["loader"])
+        if len(state["loaders"]) != world:
+            raise SystemExit("train.py: the checkpoint is of %d ranks, not "
+                             "%d" % (len(state["loaders"]), world))
+        train.load_state_dict(state["loaders"][rank])
         start_epoch, step = state["epoch"], state["step"]
 
     def save(epoch):
+        # Every rank's Loader state: each rank reads its own order.
+        loaders = [train.state_dict()]
+        if world > 1:
+            loaders = [None] * world
+            dist.all_gather_object(loaders, train.state_dict())
         if rank == 0:
             bare = model.module if world > 1 else model
             torch.save({"model": bare.state_dict(),
                         "optimizer": optimizer.state_dict(),
                         "scaler": scaler.state_dict(),
-                        "loader": train.state_dict(),
+                        "loaders": loaders,
                         "epoch": epoch, "step": step,
                         "args": vars(args)}, args.checkpoint)
 

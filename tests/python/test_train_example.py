@@ -37,10 +37,11 @@ def test_two_steps_then_resume(tmp_path):
     state = torch.load(checkpoint)
     assert state["step"] == 2 and state["epoch"] == 0
     # 24 records, 8 per batch: two batches in, 16 samples of epoch 0.
-    assert state["loader"]["epoch"] == 0
-    assert state["loader"]["position"] == 16
+    assert len(state["loaders"]) == 1
+    assert state["loaders"][0]["epoch"] == 0
+    assert state["loaders"][0]["position"] == 16
     assert "fc.weight" in state["model"]
     out = train(*common, "--max-steps", "3", "--resume")
     assert "step 3 loss" in out
     state = torch.load(checkpoint)
-    assert state["step"] == 3 and state["loader"]["position"] == 24
+    assert state["step"] == 3 and state["loaders"][0]["position"] == 24
