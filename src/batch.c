@@ -338,18 +338,9 @@ static void stop_workers(imgpack_batcher *b) {
     b->started = 0;
 }
 
-/*
- * Fills one batch on the calling thread and the workers; on failure
- * copies the message naming the record into `message`. The batch starts
- * here: whatever should happen once per batch before its images are
- * claimed belongs at the top. Also the prefetch driver's fill function.
- */
-static imgpack_status fill(void *context, const imgpack__batch_job *job,
-                           char *message) {
-    imgpack_batcher *b = context;
-    imgpack_status status;
-    if (job->n == 0)
-        return IMGPACK_OK;
+/* Publishes `job` to the workers: where a batch begins, so whatever
+   should happen once per batch before its images are claimed goes here. */
+static void start_batch(imgpack_batcher *b, const imgpack__batch_job *job) {
     pthread_mutex_lock(&b->lock);
     b->job = *job;
     atomic_store(&b->next, 0);
@@ -359,7 +350,20 @@ static imgpack_status fill(void *context, const imgpack__batch_job *job,
     b->job_id++;
     pthread_cond_broadcast(&b->wake);
     pthread_mutex_unlock(&b->lock);
+}
 
+/*
+ * Fills one batch on the calling thread and the workers; on failure
+ * copies the message naming the record into `message`. Also the prefetch
+ * driver's fill function.
+ */
+static imgpack_status fill(void *context, const imgpack__batch_job *job,
+                           char *message) {
+    imgpack_batcher *b = context;
+    imgpack_status status;
+    if (job->n == 0)
+        return IMGPACK_OK;
+    start_batch(b, job);
     work(b, &b->scratch[b->threads - 1]);
 
     pthread_mutex_lock(&b->lock);

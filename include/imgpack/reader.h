@@ -394,11 +394,14 @@ typedef struct imgpack_augment {
  * torchvision would fail). The numbers come from imgpack's own generator,
  * not torch's, so the boxes have torchvision's distribution, not its
  * values: splitmix64 (Steele, Lea, Flood 2014) over a counter, keyed by
- * k = mix(mix(mix(seed) ^ epoch) ^ index), mix being splitmix64's
- * finalizer; the box draws come from one stream of k, the flip from
- * another (so the box does not depend on `flip`); doubles take the top 53
- * bits of a draw, integers in a range are drawn without modulo bias. `flip`
- * nonzero: out->flip is 1 with probability 1/2; 0: never.
+ * k = mix(mix(mix(seed) ^ epoch) ^ index), mix(x) being splitmix64's
+ * output for state x (x + 0x9e3779b97f4a7c15, then its finalizer); the
+ * box draws come from one stream of k, the flip from another (so the box
+ * does not depend on `flip`); doubles take the top 53 bits of a draw,
+ * integers in a range are drawn without modulo bias. (exp and log come
+ * from the C library: one that rounds their last bit differently could,
+ * in very rare cases, move a box by one pixel.) `flip` nonzero: out->flip
+ * is 1 with probability 1/2; 0: never.
  *
  * Returns IMGPACK_OK, or IMGPACK_ERR_INVALID_ARG (out NULL, width or
  * height 0, scale or ratio not finite with 0 < min <= max).
@@ -503,7 +506,9 @@ imgpack_batch_options_set_prefetch(imgpack_batch_options *opts,
  * Randomness is keyed by sample: the crop, box and flip of record i in
  * epoch e depend on (seed, e, i, the record's size, the options) alone,
  * never on the batch, the position in it, the thread count, the rank or
- * the world size. So the images of an epoch are the same however it is
+ * the world size. In every crop mode the flip is the one
+ * imgpack_augment_params reports; RandomCrop draws its top, then its left
+ * offset from the stream the box would use. So the images of an epoch are the same however it is
  * split into batches, and an interrupted epoch resumes exactly. (An index
  * given twice in an epoch, as DistributedSampler's padding does, gets the
  * same augmentation twice.)
