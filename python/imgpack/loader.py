@@ -123,6 +123,9 @@ class Loader:
     the caller got; loading it in a new process (even with other threads,
     prefetch or batch size) makes the next ``iter()`` give exactly the rest
     of that epoch.
+
+    One thread at a time may use a Loader (its batcher's rule); one
+    iterator at a time runs: a new ``iter()`` stops the previous one.
     """
 
     def __init__(self, path, batch_size, shuffle=True, seed=0, epoch=0,
