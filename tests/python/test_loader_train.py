@@ -239,6 +239,7 @@ def reference_epoch(store, **options):
 def test_prefetch_stops_on_break_and_del(stores):
     store = stores / "raw"
     want = reference_epoch(store, batch_size=20)
+    gc.collect()
     before = imgpack_threads()
     loader = imgpack.Loader(store, 20, prefetch=3, threads=2, **SMALL)
     for number, (images, _) in enumerate(loader):
