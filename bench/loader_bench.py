@@ -117,8 +117,9 @@ def first_epoch(store, rounds):
             statistics.median(r["faults"][0] for r in runs),
             statistics.median(statistics.median(r["faults"][1:])
                               for r in runs))
+        name = dtype + (" (map)" if touch == "map" else "")
         print("%-14s %9.3fs %12.0f %12.0f %9.2fx %13.2fx %14s" % (
-            dtype + (" (map)" if touch == "map" else ""), construct, n / first, n / later, later / first,
+            name, construct, n / first, n / later, later / first,
             later / with_construct, faults))
 
 
