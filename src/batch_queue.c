@@ -185,7 +185,8 @@ imgpack_status imgpack__batch_queue_submit(imgpack__batch_queue *q,
         s->indices = grown;
         s->capacity = job->n;
     }
-    memcpy(s->indices, job->indices, job->n * sizeof *s->indices);
+    if (job->n > 0)
+        memcpy(s->indices, job->indices, job->n * sizeof *s->indices);
     s->job = *job;
     s->job.indices = s->indices;
     pthread_mutex_lock(&q->lock);
