@@ -5,7 +5,7 @@ float32 NCHW, ImageNet mean/std, side by side with torchvision.
 
 Copies SAMPLE_DIR (default ../shared/data/imagenet-sample) to /dev/shm
 and packs it there with --crop 0, raw and jpeg q90, then runs ROUNDS rounds (env, default 3) of every case,
-each for SECONDS (env, default 3), interleaved, and prints the median
+each for SECONDS_PER_CASE (env, default 3), interleaved, and prints the median
 records/s per case and the ratios the issue's floors are stated in. Beside
 each single-process figure it prints records per CPU second of the
 process (children's for bench_decode): on a machine other work keeps busy,
@@ -40,7 +40,7 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 SAMPLE = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
     HERE, "..", "..", "shared", "data", "imagenet-sample")
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
-SECONDS = float(os.environ.get("SECONDS", "3"))
+SECONDS = float(os.environ.get("SECONDS_PER_CASE", "3"))
 BATCH = 256
 os.environ.setdefault("IMGPACK_LIBRARY", os.path.join(BUILD, "libimgpack.so"))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))
