@@ -7,10 +7,10 @@ Copies SAMPLE_DIR (default ../shared/data/imagenet-sample) to /dev/shm
 and packs it there with --crop 0, raw and jpeg q90, then runs ROUNDS
 rounds (env, default 3) of every case, each for SECONDS_PER_CASE (env,
 default 3), interleaved, and prints the median records/s per case and the
-ratios the issue's floors are stated in. Beside
-each single-process figure it prints records per CPU second of the
-process (children's for bench_decode): on a machine other work keeps busy,
-the one-thread ratios are steadier by CPU time than by the clock.
+ratios the issue's floors are stated in. Beside each single-process
+figure it prints records per CPU second of the process (children's for
+bench_decode): on a machine other work keeps busy, the one-thread ratios
+are steadier by CPU time than by the clock.
 
   imgpack_{raw,jpeg}_t{1,2}  imgpack_batcher_run, 256 per batch, 1/2 threads
   torchvision_1proc          the original JPEGs: open, convert('RGB'),
