@@ -4,12 +4,13 @@ float32 NCHW, ImageNet mean/std, side by side with torchvision.
   bench_train.py [BUILD_DIR [SAMPLE_DIR]]
 
 Copies SAMPLE_DIR (default ../shared/data/imagenet-sample) to /dev/shm
-and packs it there with --crop 0, raw and jpeg q90, then runs ROUNDS rounds (env, default 3) of every case,
-each for SECONDS (env, default 3), interleaved, and prints the median
-records/s per case and the ratios the issue's floors are stated in. Beside
-each single-process figure it prints records per CPU second of the
-process (children's for bench_decode): on a machine other work keeps busy,
-the one-thread ratios are steadier by CPU time than by the clock.
+and packs it there with --crop 0, raw and jpeg q90, then runs ROUNDS
+rounds (env, default 3) of every case, each for SECONDS_PER_CASE (env,
+default 3), interleaved, and prints the median records/s per case and the
+ratios the issue's floors are stated in. Beside each single-process
+figure it prints records per CPU second of the process (children's for
+bench_decode): on a machine other work keeps busy, the one-thread ratios
+are steadier by CPU time than by the clock.
 
   imgpack_{raw,jpeg}_t{1,2}  imgpack_batcher_run, 256 per batch, 1/2 threads
   torchvision_1proc          the original JPEGs: open, convert('RGB'),
@@ -40,7 +41,7 @@ BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
 SAMPLE = sys.argv[2] if len(sys.argv) > 2 else os.path.join(
     HERE, "..", "..", "shared", "data", "imagenet-sample")
 ROUNDS = int(os.environ.get("ROUNDS", "3"))
-SECONDS = float(os.environ.get("SECONDS", "3"))
+SECONDS = float(os.environ.get("SECONDS_PER_CASE", "3"))
 BATCH = 256
 os.environ.setdefault("IMGPACK_LIBRARY", os.path.join(BUILD, "libimgpack.so"))
 sys.path.insert(0, os.path.join(HERE, "..", "python"))

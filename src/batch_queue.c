@@ -115,14 +115,18 @@ static void *driver_main(void *arg) {
 
 /* In a forked child: the parent's driver is gone and its lock may have
    been held at the fork. The slots' index copies are still ours. */
-static void restart_after_fork(imgpack__batch_queue *q) {
+static imgpack_status restart_after_fork(imgpack__batch_queue *q,
+                                         imgpack__error *err) {
     if (q->generation == imgpack__fork_generation())
-        return;
-    init_sync(q);
+        return IMGPACK_OK;
+    if (init_sync(q) != 0)
+        return imgpack__error_set(err, IMGPACK_ERR_THREAD,
+                                  "cannot make the prefetch locks after fork");
     q->submitted = q->taken = q->finished = q->collected = 0;
     q->stopping = 0;
     q->running = 0;
     q->generation = imgpack__fork_generation();
+    return IMGPACK_OK;
 }
 
 void imgpack__batch_queue_destroy(imgpack__batch_queue *q) {
@@ -147,7 +151,9 @@ void imgpack__batch_queue_destroy(imgpack__batch_queue *q) {
 imgpack_status imgpack__batch_queue_submit(imgpack__batch_queue *q,
                                            const imgpack__batch_job *job,
                                            imgpack__error *err) {
-    restart_after_fork(q);
+    imgpack_status status = restart_after_fork(q, err);
+    if (status)
+        return status;
     /* Only this thread submits or collects, so the count read here cannot
        grow before the bump below, and the slot stays free. */
     pthread_mutex_lock(&q->lock);
@@ -179,7 +185,8 @@ imgpack_status imgpack__batch_queue_submit(imgpack__batch_queue *q,
         s->indices = grown;
         s->capacity = job->n;
     }
-    memcpy(s->indices, job->indices, job->n * sizeof *s->indices);
+    if (job->n > 0)
+        memcpy(s->indices, job->indices, job->n * sizeof *s->indices);
     s->job = *job;
     s->job.indices = s->indices;
     pthread_mutex_lock(&q->lock);
@@ -191,8 +198,9 @@ imgpack_status imgpack__batch_queue_submit(imgpack__batch_queue *q,
 
 imgpack_status imgpack__batch_queue_wait(imgpack__batch_queue *q,
                                          imgpack__error *err) {
-    imgpack_status status;
-    restart_after_fork(q);
+    imgpack_status status = restart_after_fork(q, err);
+    if (status)
+        return status;
     pthread_mutex_lock(&q->lock);
     if (q->collected == q->submitted) {
         pthread_mutex_unlock(&q->lock);

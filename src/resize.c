@@ -259,7 +259,6 @@ static imgpack_status axis_build(axis *a, uint32_t in_size, uint32_t out_size,
     size = (size_t)(out_size * per_index);
     if (size > block_size) {
         free(block);
-        block_size = 0;
         if ((block = malloc(size)) == NULL) {
             st = IMGPACK_ERR_NOMEM;
             goto done;

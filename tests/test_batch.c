@@ -2,9 +2,10 @@
  * Tests of the batcher's training features on stores written with LMDB
  * directly (teststore.c): augmentation keyed by sample (the same images
  * whatever the batch split, order or thread count), imgpack_augment_params
- * (validation, determinism, the fallback), the 16-bit output types, and
- * prefetch (FIFO order, a full queue, errors naming the record, mixing
- * with run, destroy with batches in flight, fork). The pixels of
+ * (validation, determinism, the fallback, its flips in every crop mode),
+ * the 16-bit output types, and prefetch (FIFO order, a full queue, errors
+ * naming the record, mixing with run, destroy with batches in flight,
+ * fork). The pixels of
  * RandomResizedCrop against torchvision are tests/python's
  * test_augment_exact.py; the box distribution is
  * test_augment_distribution.py.
@@ -115,6 +116,43 @@ static void test_augment_params(void) {
     /* scale 1, ratio 1 on a square: always the whole image. */
     CHECK_OK(imgpack_augment_params(9, 9, 9, 64, 64, 1, 1, 1, 1, 0, &a));
     CHECK(a.width == 64 && a.height == 64 && a.top == 0 && a.left == 0);
+}
+
+/* In every crop mode the flip is augment_params': here, center crops of
+   whole 7x5 records. */
+static void test_flip_is_augment_params(void) {
+    store_spec spec = {30, 7, 5, 0, IMGPACK_FORMAT_RAW, 1, NULL};
+    imgpack_reader *r;
+    imgpack_batch_options *o;
+    imgpack_batcher *b;
+    uint64_t idx[30];
+    uint8_t out[30 * 7 * 5 * 3];
+    imgpack_augment a;
+    int flips = 0;
+    for (int i = 0; i < 30; i++)
+        idx[i] = (uint64_t)(29 - i);
+    CHECK_OK(imgpack_reader_open(&r, make_store("flip", &spec), 0));
+    CHECK_OK(imgpack_batch_options_create(&o));
+    CHECK_OK(imgpack_batch_options_set_layout(o, IMGPACK_LAYOUT_NHWC));
+    CHECK_OK(imgpack_batch_options_set_dtype(o, IMGPACK_DTYPE_UINT8));
+    CHECK_OK(imgpack_batch_options_set_flip(o, 1));
+    CHECK_OK(imgpack_batcher_create(&b, r, o));
+    imgpack_batch_options_destroy(o);
+    CHECK_OK(imgpack_batcher_run(b, idx, 30, 77, 5, out, sizeof out, NULL));
+    for (int k = 0; k < 30; k++) {
+        const uint8_t *img = out + k * 105;
+        CHECK_OK(imgpack_augment_params(77, 5, idx[k], 7, 5, 0.08, 1, 0.75,
+                                        4.0 / 3, 1, &a));
+        for (uint32_t y = 0; y < 5; y++)
+            for (uint32_t x = 0; x < 7; x++)
+                for (uint32_t c = 0; c < 3; c++)
+                    CHECK_EQ(img[(y * 7 + x) * 3 + c],
+                             pixel(idx[k], y, a.flip ? 6 - x : x, c));
+        flips += a.flip;
+    }
+    CHECK(flips > 5 && flips < 25);
+    imgpack_batcher_destroy(b);
+    imgpack_reader_close(r);
 }
 
 /* Images of records `order` filled in batches of `batch` by a batcher of
@@ -390,6 +428,7 @@ int main(void) {
     teststore_init("test_batch");
     test_options();
     test_augment_params();
+    test_flip_is_augment_params();
     CHECK_OK(imgpack_reader_open(&r, make_store("vary", &spec), 0));
     CHECK_OK(imgpack_reader_open(&rj, make_store("jpeg", &jpeg), 0));
     test_keyed_by_sample(r);

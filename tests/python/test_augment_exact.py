@@ -38,13 +38,15 @@ def stores(tmp_path_factory):
 
 
 def make_batcher(reader, dtype=_lib.DTYPE_UINT8, layout=_lib.LAYOUT_NHWC,
-                 threads=2, mean=None, std=None, scale=SCALE, ratio=RATIO):
+                 threads=2, mean=None, std=None, scale=SCALE, ratio=RATIO,
+                 size=(SIDE, SIDE)):
+    """A RandomResizedCrop batcher with flips; size is (height, width)."""
     opts = _lib.c_opts_p()
     _lib.check(lib.imgpack_batch_options_create(ctypes.byref(opts)),
                lambda: "out of memory")
     try:
         assert lib.imgpack_batch_options_set_crop(
-            opts, SIDE, SIDE, _lib.CROP_RANDOM_RESIZED) == _lib.OK
+            opts, size[1], size[0], _lib.CROP_RANDOM_RESIZED) == _lib.OK
         assert lib.imgpack_batch_options_set_random_resized(
             opts, *scale, *ratio) == _lib.OK
         assert lib.imgpack_batch_options_set_dtype(opts, dtype) == _lib.OK
@@ -94,11 +96,11 @@ def pil_image(reader, index):
     return Image.open(io.BytesIO(payload)).convert("RGB"), rec
 
 
-def expected(reader, index, scale=SCALE, ratio=RATIO):
+def expected(reader, index, scale=SCALE, ratio=RATIO, size=(SIDE, SIDE)):
     image, rec = pil_image(reader, index)
     a = params(index, rec.width, rec.height, scale, ratio)
     out = F.resized_crop(image, a.top, a.left, a.height, a.width,
-                         [SIDE, SIDE], InterpolationMode.BILINEAR)
+                         list(size), InterpolationMode.BILINEAR)
     if a.flip:
         out = F.hflip(out)
     return np.array(out), a, rec
@@ -181,19 +183,21 @@ def test_16_bit_rounding_at_the_edges(stores, mean, std):
         assert np.array_equal(out, want), dtype
 
 
-def test_other_ranges_equal_torchvision(stores):
+def test_other_ranges_and_sizes_equal_torchvision(stores):
     """scale and ratio other than the defaults, on the JPEG store: boxes
     past the image (scale up to 2) are drawn again, extreme ratios fall
-    back to the clamped centre crop."""
+    back to the clamped centre crop; outputs that are not square."""
     reader = imgpack.Reader(stores / "jpeg")
-    for scale, ratio in (((0.5, 2.0), (0.9, 1.1)), ((0.01, 0.05), (3.0, 5.0))):
-        b = make_batcher(reader, scale=scale, ratio=ratio)
+    for scale, ratio, size in (((0.5, 2.0), (0.9, 1.1), (SIDE, SIDE)),
+                               ((0.01, 0.05), (3.0, 5.0), (SIDE, SIDE)),
+                               (SCALE, RATIO, (150, 200))):
+        b = make_batcher(reader, scale=scale, ratio=ratio, size=size)
         indices = np.arange(100, 130)
-        out = np.empty((len(indices), SIDE, SIDE, 3), np.uint8)
+        out = np.empty((len(indices),) + size + (3,), np.uint8)
         try:
             run(b, indices, out)
         finally:
             lib.imgpack_batcher_destroy(b)
         for k, index in enumerate(indices):
-            want, a, _ = expected(reader, int(index), scale, ratio)
-            assert np.array_equal(out[k], want), (scale, ratio, index)
+            want, a, _ = expected(reader, int(index), scale, ratio, size)
+            assert np.array_equal(out[k], want), (scale, ratio, size, index)
