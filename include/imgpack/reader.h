@@ -532,8 +532,8 @@ imgpack_batch_options_set_prefetch(imgpack_batch_options *opts,
  *         imgpack_batcher_submit(b, order + k * batch, batch, seed, epoch,
  *                                out[k % 2], size, labels[k % 2]);
  *     for (k = 0; k < batches; k++) {
- *         imgpack_batcher_wait(b);        batch k is in out[k % 2]
- *         ... train on out[k % 2], labels[k % 2] ...
+ *         imgpack_batcher_wait(b);
+ *         ... batch k is in out[k % 2]: train on it ...
  *         if (k + 2 < batches)
  *             imgpack_batcher_submit(b, order + (k + 2) * batch, batch,
  *                                    seed, epoch, out[k % 2], size,
