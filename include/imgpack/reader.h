@@ -575,6 +575,28 @@ imgpack_batch_options_set_prefetch(imgpack_batch_options *opts,
  * before its first batch; batches the parent had submitted stay the
  * parent's (the child's copy has none in flight). A child may keep using
  * the copy or make its own batcher.
+ *
+ * A training epoch with RandomResizedCrop(224) and flips, two batches
+ * prepared ahead while the caller trains on the one before (order: this
+ * rank's indices from imgpack_sampler_indices; out[k] hold `batch` images
+ * each; error handling left out):
+ *
+ *     imgpack_batch_options_set_crop(o, 224, 224,
+ *                                    IMGPACK_CROP_RANDOM_RESIZED);
+ *     imgpack_batch_options_set_flip(o, 1);
+ *     imgpack_batch_options_set_prefetch(o, 2);
+ *     imgpack_batcher_create(&b, reader, o);
+ *     for (k = 0; k < 2 && k < batches; k++)
+ *         imgpack_batcher_submit(b, order + k * batch, batch, seed, epoch,
+ *                                out[k % 2], size, labels[k % 2]);
+ *     for (k = 0; k < batches; k++) {
+ *         imgpack_batcher_wait(b);
+ *         ... batch k is in out[k % 2]: train on it ...
+ *         if (k + 2 < batches)
+ *             imgpack_batcher_submit(b, order + (k + 2) * batch, batch,
+ *                                    seed, epoch, out[k % 2], size,
+ *                                    labels[k % 2]);
+ *     }
  */
 typedef struct imgpack_batcher imgpack_batcher;
 
