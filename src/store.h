@@ -1,7 +1,8 @@
 /*
  * The LMDB side of a store being written: one environment in OUT_DIR with
  * two named databases, "records" (8-byte big-endian index -> record) and
- * "meta" (ASCII key -> value; docs/FORMAT.md lists the keys).
+ * "meta" (ASCII key -> value; docs/FORMAT.md lists the keys). Every
+ * metadata value is stored with its checksum (meta_sum.h).
  *
  * Only the writer thread uses a store handle; every write is one batch in
  * one transaction, so a crash leaves whole batches or nothing.
@@ -93,6 +94,15 @@ imgpack_status imgpack__store_commit(imgpack__store *s,
 
 /* Drops the open batch, if any. */
 void imgpack__store_abort(imgpack__store *s);
+
+/*
+ * The payload CRC of records 0..count-1, as little-endian u32s into `out`
+ * (4 * count bytes), read back from their headers inside the open batch:
+ * the `payload_crcs` metadata, which ties each index to its content.
+ * IMGPACK_ERR_CORRUPT if a record is missing or its header is bad.
+ */
+imgpack_status imgpack__store_payload_crcs(imgpack__store *s, uint64_t count,
+                                           uint8_t *out, imgpack__error *err);
 
 /* Sets metadata entries in a transaction of their own. */
 imgpack_status imgpack__store_set_meta(imgpack__store *s,

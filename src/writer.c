@@ -386,11 +386,12 @@ static uint8_t *labels_blob(const imgpack__writer *w) {
     return blob;
 }
 
-/* Metadata entries a batch ends with (count, next_position; labels and
-   state when it completes the pack), and a bound on their bytes. */
-#define BATCH_META_ENTRIES 4
+/* Metadata entries a batch ends with (count, next_position; labels,
+   payload_crcs and state when it completes the pack), and a bound on
+   their bytes. */
+#define BATCH_META_ENTRIES 5
 static size_t batch_meta_bytes(const imgpack__writer *w) {
-    return 4 * (w->packed + w->batch_limit) + 64;
+    return 8 * (w->packed + w->batch_limit) + 64;
 }
 
 /* Begins the LMDB half of a batch, with room for a full batch, for one
@@ -412,7 +413,7 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
     uint32_t n = 0;
     imgpack_status status = IMGPACK_OK;
     text_meta numbers[2];
-    uint8_t *labels = NULL;
+    uint8_t *labels = NULL, *crcs = NULL;
 
     for (uint32_t i = 0; i < w->batch_count; i++)
         n += w->batch[i].status == IMGPACK_OK;
@@ -433,6 +434,15 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
     }
     if (!w->store.txn)
         status = begin_batch(w, 0, err);
+    /* Read back from the records, so a resumed pack needs no copy. */
+    if (!status && complete) {
+        if (!(crcs = malloc(w->packed * 4 + 1)))
+            status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+        else if (!(status = imgpack__store_payload_crcs(&w->store, w->packed,
+                                                        crcs, err)))
+            meta[n_meta++] =
+                (imgpack__meta_entry){"payload_crcs", crcs, w->packed * 4};
+    }
     if (!status && !(status = catalog_batch(w, first_index, complete, err)) &&
         !(status = imgpack__store_commit(&w->store, meta, n_meta, err))) {
         for (uint32_t i = 0; i < w->batch_count; i++)
@@ -442,6 +452,7 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
         w->committed_positions = next_position;
     }
     free(labels);
+    free(crcs);
     return status;
 }
 

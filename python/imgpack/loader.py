@@ -79,6 +79,10 @@ class Loader:
     ``drop_last``: drop the sampler's uneven tail instead of padding, and
     the last partial batch too, so every batch is full.
 
+    ``verify``: as for Reader (by default each record is checked in full,
+    payload CRC included, the first time it is read; ``False`` skips the
+    payload CRC).
+
     ``crop``: None (the record size; required for stores packed with
     --crop 0), an int or (height, width); ``crop_mode`` 'center' or
     'random'. ``flip``: random horizontal flips. Crops and flips depend on
@@ -90,7 +94,7 @@ class Loader:
                  rank=0, world_size=1, drop_last=False, layout="NCHW",
                  dtype="float32", mean=None, std=None,
                  flip=False, crop=None, crop_mode="center", threads=0,
-                 verify=False):
+                 verify=True):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if not 0 <= rank < world_size:
