@@ -15,6 +15,7 @@
 #include <time.h>
 
 #include "imgpack/imgpack.h"
+#include "imgpack/verify.h"
 #include "resize.h"
 
 /* Meta keys for a class's name and description: a fixed width keeps them
@@ -189,6 +190,7 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
     memset(w, 0, sizeof *w);
     w->source = source;
     w->batch_limit = batch_limit(info->jobs);
+    w->catalog_digest_known = 1;
     if ((status = imgpack__store_create(&w->store, out_dir, err)))
         return status;
     snprintf(path, sizeof path, "%s/catalog.db", out_dir);
@@ -321,6 +323,13 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
         goto out;
     w->packed = count;
     w->committed_positions = *next_position;
+    /* Missing in a store packed before the digest existed: go on without
+       one rather than refuse the resume. */
+    w->catalog_digest_known =
+        imgpack__store_get_meta(&w->store, "catalog_digest", w->catalog_digest,
+                                sizeof w->catalog_digest, err) == IMGPACK_OK;
+    if (!w->catalog_digest_known)
+        imgpack__error_clear(err);
     /* A complete store has nothing left to pack: finishing it again is
        harmless and keeps one path for both cases. */
     if (strcmp(state, "complete") == 0)
@@ -386,12 +395,28 @@ static uint8_t *labels_blob(const imgpack__writer *w) {
     return blob;
 }
 
-/* Metadata entries a batch ends with (count, next_position; labels,
-   payload_crcs and state when it completes the pack), and a bound on
-   their bytes. */
-#define BATCH_META_ENTRIES 5
+/* Metadata entries a batch ends with (count, next_position,
+   catalog_digest; labels, payload_crcs and state when it completes the
+   pack), and a bound on their bytes. */
+#define BATCH_META_ENTRIES 6
 static size_t batch_meta_bytes(const imgpack__writer *w) {
-    return 8 * (w->packed + w->batch_limit) + 64;
+    return 8 * (w->packed + w->batch_limit) + 160;
+}
+
+/* The catalog digest after the batch's images rows, into `digest`. */
+static void advance_digest(const imgpack__writer *w, uint64_t first_index,
+                           char digest[IMGPACK_CATALOG_DIGEST_HEX]) {
+    uint64_t index = first_index;
+    memcpy(digest, w->catalog_digest, IMGPACK_CATALOG_DIGEST_HEX);
+    for (uint32_t i = 0; i < w->batch_count; i++) {
+        const imgpack__result *r = &w->batch[i];
+        const imgpack__source_item *item =
+            &w->source->items[w->batch_positions[i]];
+        if (r->status == IMGPACK_OK)
+            imgpack_catalog_digest_row(digest, index++, item->class_id,
+                                       item->path, strlen(item->path),
+                                       r->sha256);
+    }
 }
 
 /* Begins the LMDB half of a batch, with room for a full batch, for one
@@ -426,6 +451,12 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
         text_entry(&numbers[0], "count", first_index + n),
         text_entry(&numbers[1], "next_position", next_position)};
     size_t n_meta = 2;
+    char digest[IMGPACK_CATALOG_DIGEST_HEX];
+    if (w->catalog_digest_known) {
+        advance_digest(w, first_index, digest);
+        meta[n_meta++] = (imgpack__meta_entry){"catalog_digest", digest,
+                                               IMGPACK_CATALOG_DIGEST_HEX - 1};
+    }
     if (complete) {
         if (!(labels = labels_blob(w)))
             return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
@@ -450,6 +481,8 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
         w->batch_count = 0;
         w->batch_bytes = 0;
         w->committed_positions = next_position;
+        if (w->catalog_digest_known)
+            memcpy(w->catalog_digest, digest, sizeof digest);
     }
     free(labels);
     free(crcs);
