@@ -333,6 +333,64 @@ imgpack_status imgpack__store_payload_crcs(imgpack__store *s, uint64_t count,
     return status;
 }
 
+imgpack_status imgpack__store_add_checksums(imgpack__store *s,
+                                            imgpack__error *err) {
+    MDB_txn *txn = NULL;
+    MDB_cursor *cursor = NULL;
+    MDB_stat st;
+    MDB_val key, value;
+    char **keys = NULL;
+    size_t n = 0;
+    int present = 0;
+    imgpack_status status = IMGPACK_OK;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0)
+        rc = imgpack__meta_sum_present(txn, s->meta, &present);
+    if (rc == 0 && !present && (rc = mdb_stat(txn, s->meta, &st)) == 0 &&
+        !(keys = calloc(st.ms_entries + 1, sizeof *keys)))
+        rc = ENOMEM;
+    /* Keys first, puts after: a cursor must not walk what it changes. */
+    if (keys && (rc = mdb_cursor_open(txn, s->meta, &cursor)) == 0) {
+        for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+             rc == 0 && n < st.ms_entries;
+             rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+            if (!(keys[n] = strndup(key.mv_data, key.mv_size))) {
+                rc = ENOMEM;
+                break;
+            }
+            n++;
+        }
+        mdb_cursor_close(cursor);
+        rc = rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    if (txn)
+        mdb_txn_abort(txn);
+    if (rc != 0) {
+        status = imgpack__store_fail(err, rc, s->dir, "cannot read metadata");
+    } else if (keys &&
+               !(status = imgpack__store_begin(s, 16 * n, n, err))) {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            MDB_val k = {strlen(keys[i]), keys[i]};
+            if ((rc = mdb_get(s->txn, s->meta, &k, &value)) == 0)
+                rc = imgpack__meta_sum_put(s->txn, s->meta, keys[i],
+                                           value.mv_data, value.mv_size);
+            else if (rc == MDB_NOTFOUND)
+                rc = 0; /* a key with a NUL in it: not one of ours */
+        }
+        if (rc == 0)
+            rc = mdb_txn_commit(s->txn);
+        else
+            mdb_txn_abort(s->txn);
+        s->txn = NULL;
+        if (rc != 0)
+            status = write_failure(s, rc, 0, err);
+    }
+    for (size_t i = 0; keys && i < n; i++)
+        free(keys[i]);
+    free(keys);
+    return status;
+}
+
 imgpack_status imgpack__store_set_meta(imgpack__store *s,
                                        const imgpack__meta_entry *meta,
                                        size_t n_meta, imgpack__error *err) {

@@ -104,6 +104,15 @@ void imgpack__store_abort(imgpack__store *s);
 imgpack_status imgpack__store_payload_crcs(imgpack__store *s, uint64_t count,
                                            uint8_t *out, imgpack__error *err);
 
+/*
+ * Gives a store written before metadata checksums (no "crc/format_version")
+ * a checksum for every metadata value, in a transaction of its own, so
+ * that resuming it with this version leaves a store with all of them or
+ * none. Does nothing to a store that has them.
+ */
+imgpack_status imgpack__store_add_checksums(imgpack__store *s,
+                                            imgpack__error *err);
+
 /* Sets metadata entries in a transaction of their own. */
 imgpack_status imgpack__store_set_meta(imgpack__store *s,
                                        const imgpack__meta_entry *meta,

@@ -309,6 +309,7 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
     if (status != IMGPACK_OK)
         goto out;
     if ((status = check_same_pack(w, info, err)) ||
+        (status = imgpack__store_add_checksums(&w->store, err)) ||
         (status = meta_number(w, "count", &count, err)) ||
         (status = meta_number(w, "next_position", next_position, err)) ||
         (status = imgpack__store_get_meta(&w->store, "state", state,

@@ -6,6 +6,7 @@ before these checks existed still open and verify. The byte-flip sweep is
 test_flips.py."""
 import os
 import shutil
+import sqlite3
 import struct
 import zlib
 
@@ -136,9 +137,10 @@ def test_a_record_filed_under_another_index_is_refused(store):
     assert run_imgpack("verify", store).returncode == 4
 
 
-def test_stores_without_checksums_read_as_before(store):
-    # A store as imgpack wrote it before metadata checksums, payload_crcs
-    # and catalog_digest: none of those keys.
+def make_old(store, complete=True):
+    """The store as imgpack wrote it before metadata checksums,
+    payload_crcs and catalog_digest: none of those keys (and, with
+    `complete` false, stopped after its last batch)."""
     env = lmdb.open(str(store), max_dbs=2)
     with env.begin(write=True) as txn:
         db = env.open_db(b"meta", txn=txn, create=False)
@@ -147,7 +149,37 @@ def test_stores_without_checksums_read_as_before(store):
             if key.startswith(b"crc/") or key in (b"payload_crcs",
                                                   b"catalog_digest"):
                 txn.delete(key, db=db)
+        if not complete:
+            txn.delete(b"labels", db=db)
+            txn.put(b"state", b"packing", db=db)
     env.close()
+
+
+def test_resuming_an_old_store_checksums_all_of_it(store):
+    make_old(store, complete=False)
+    db = sqlite3.connect(store / "catalog.db")
+    with db:
+        db.execute("UPDATE dataset SET value = 'packing' WHERE key = 'state'")
+    db.close()
+    pack(REPO_SAMPLE, store, "--resume", "--jobs", "2")
+    names = {bytes(k) for k, _ in lmdb_items(store)}
+    assert b"crc/format_version" in names and b"crc/class/00000000" in names
+    assert b"payload_crcs" in names and b"catalog_digest" not in names
+    assert imgpack.Dataset(store)[3][1] == 3
+    run_imgpack("verify", store, check=0)
+
+
+def lmdb_items(store):
+    env = lmdb.open(str(store), readonly=True, lock=False, max_dbs=2)
+    with env.begin() as txn:
+        items = [(bytes(k), bytes(v)) for k, v in
+                 txn.cursor(db=env.open_db(b"meta", txn=txn, create=False))]
+    env.close()
+    return items
+
+
+def test_stores_without_checksums_read_as_before(store):
+    make_old(store)
     ref = Store(store)
     ds = imgpack.Dataset(store)
     for i in (0, 11, 23):
