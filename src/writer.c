@@ -52,13 +52,30 @@ static void settings_text(const imgpack__transform_settings *s,
              s->max_pixels, s->channels);
 }
 
+/* The digest of the catalog's dataset keys the store keeps no copy of
+   (imgpack/verify.h), as write_catalog_header sets them. */
+static void dataset_digest(const imgpack__writer *w,
+                           const imgpack__writer_info *info,
+                           const char *created,
+                           char digest[IMGPACK_CATALOG_DIGEST_HEX]) {
+    char skipped[32];
+    snprintf(skipped, sizeof skipped, "%" PRIu64, (uint64_t)w->source->skipped);
+    digest[0] = '\0';
+    imgpack_catalog_digest_text(digest, "source", w->source->root);
+    imgpack_catalog_digest_text(digest, "command",
+                                info->command ? info->command : "");
+    imgpack_catalog_digest_text(digest, "created", created);
+    imgpack_catalog_digest_text(digest, "skipped", skipped);
+}
+
 /* The store's static metadata and class table, in one first transaction. */
 static imgpack_status write_store_header(imgpack__writer *w,
                                          const imgpack__writer_info *info,
+                                         const char *created,
                                          imgpack__error *err) {
     const imgpack__transform_settings *s = info->settings;
     const imgpack__source *src = w->source;
-    char shard[32];
+    char shard[32], dataset[IMGPACK_CATALOG_DIGEST_HEX];
     /* Records share a size when cropped, or when the source's images all
        have one size (gray digit sets); otherwise width and height say 0. */
     imgpack__geometry g = {0};
@@ -66,7 +83,7 @@ static imgpack_status write_store_header(imgpack__writer *w,
         g.out_width = g.out_height = s->crop;
     else if (src->kind == IMGPACK__SOURCE_PIXELS)
         imgpack__geometry_plan(src->width, src->height, s->resize, 0, &g);
-    size_t n = 0, capacity = 16 + 2 * (size_t)src->num_classes;
+    size_t n = 0, capacity = 20 + 2 * (size_t)src->num_classes;
     imgpack__meta_entry *meta = calloc(capacity, sizeof *meta);
     text_meta *numbers = calloc(10, sizeof *numbers);
     char settings[SETTINGS_TEXT_SIZE], digest[65];
@@ -100,6 +117,8 @@ static imgpack_status write_store_header(imgpack__writer *w,
     imgpack__source_digest(src, digest);
     meta[n++] = string_entry("source_digest", digest);
     meta[n++] = string_entry("tool_version", IMGPACK_VERSION_STRING);
+    dataset_digest(w, info, created, dataset);
+    meta[n++] = string_entry("catalog_dataset_digest", dataset);
     for (uint32_t c = 0; c < src->num_classes; c++) {
         snprintf(keys[2 * c], sizeof keys[0], CLASS_KEY_FORMAT, c);
         meta[n++] = string_entry(keys[2 * c], src->class_names[c]);
@@ -132,13 +151,12 @@ static void utc_now(char out[32]) {
 
 static imgpack_status write_catalog_header(imgpack__writer *w,
                                            const imgpack__writer_info *info,
+                                           const char *created,
                                            imgpack__error *err) {
     const imgpack__transform_settings *s = info->settings;
     const imgpack__source *src = w->source;
     imgpack__catalog *c = &w->catalog;
     imgpack_status status;
-    char created[32];
-    utc_now(created);
     if ((status = imgpack__catalog_begin(c, err)))
         return status;
     for (uint32_t i = 0; i < src->num_classes && status == IMGPACK_OK; i++)
@@ -186,18 +204,19 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
                                     const imgpack__writer_info *info,
                                     imgpack__error *err) {
     imgpack_status status;
-    char path[4096];
+    char path[4096], created[32];
     memset(w, 0, sizeof *w);
     w->source = source;
     w->batch_limit = batch_limit(info->jobs);
     w->catalog_digest_known = 1;
+    utc_now(created);
     if ((status = imgpack__store_create(&w->store, out_dir, err)))
         return status;
     snprintf(path, sizeof path, "%s/catalog.db", out_dir);
     if ((status = imgpack__catalog_create(&w->catalog, path,
                                           shard_column(info), err)) ||
-        (status = write_catalog_header(w, info, err)) ||
-        (status = write_store_header(w, info, err)))
+        (status = write_catalog_header(w, info, created, err)) ||
+        (status = write_store_header(w, info, created, err)))
         imgpack__writer_close(w);
     return status;
 }

@@ -443,14 +443,43 @@ static void setting(const char *settings, const char *name, char *out,
     out[n] = '\0';
 }
 
+/* The dataset keys the store keeps no copy of, against its
+   catalog_dataset_digest (imgpack/verify.h). */
+static void check_dataset_digest(verify *v) {
+    static const char *const keys[] = {"source", "command", "created",
+                                       "skipped"};
+    char want[IMGPACK_CATALOG_DIGEST_HEX], got[IMGPACK_CATALOG_DIGEST_HEX] = "";
+    if (!store_meta(v, "catalog_dataset_digest", want, sizeof want))
+        return; /* packed before it existed */
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        sqlite3_stmt *stmt = prepare(
+            v, "SELECT CAST(value AS TEXT) FROM dataset WHERE key = ?");
+        if (!stmt)
+            return;
+        sqlite3_bind_text(stmt, 1, keys[i], -1, SQLITE_STATIC);
+        int found = sqlite3_step(stmt) == SQLITE_ROW;
+        if (found)
+            imgpack_catalog_digest_text(
+                got, keys[i], (const char *)sqlite3_column_text(stmt, 0));
+        sqlite3_finalize(stmt);
+        if (!found)
+            return; /* reported as missing already */
+    }
+    if (strcmp(got, want) != 0)
+        problem(v, "catalog: dataset source, command, created or skipped "
+                   "is not what was packed (the store's "
+                   "catalog_dataset_digest disagrees)");
+}
+
 /*
  * Every dataset key the writer sets must be in the catalog, and those the
  * store also knows must say the same: count, num_classes, format, resize,
  * crop, quality and max_pixels (from `settings`), state, tool_version,
- * shard and shards. An unfinished pack may have committed its last batch,
- * or its completion, to the catalog and not yet to LMDB (docs/FORMAT.md),
- * so there only "complete" for "packing" is expected, and count is not
- * compared.
+ * shard and shards; the others (source, command, created, skipped) must
+ * match the store's digest of them. An unfinished pack may have committed
+ * its last batch, or its completion, to the catalog and not yet to LMDB
+ * (docs/FORMAT.md), so there only "complete" for "packing" is expected,
+ * and count is not compared.
  */
 static void check_dataset(verify *v) {
     char settings[512] = "", shard[64] = "", state[32] = "";
@@ -514,6 +543,7 @@ static void check_dataset(verify *v) {
         }
         finish(v, stmt, rc);
     }
+    check_dataset_digest(v);
 }
 
 static void check_catalog(verify *v) {

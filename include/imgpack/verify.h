@@ -30,6 +30,17 @@ IMGPACK_API void imgpack_catalog_digest_row(
     const char *path, size_t path_size, const char *sha256);
 
 /*
+ * Advances the digest `digest` (as above; "" at first) over one dataset
+ * (key, value) pair of the catalog, both NUL-terminated text (NULL counts
+ * as ""). The meta key `catalog_dataset_digest` holds the digest over the
+ * catalog's dataset keys that the store has no copy of, in this order:
+ * source, command, created, skipped. Memory only; any thread.
+ */
+IMGPACK_API void imgpack_catalog_digest_text(
+    char digest[IMGPACK_CATALOG_DIGEST_HEX], const char *key,
+    const char *value);
+
+/*
  * Checks every metadata value of every shard against its checksum, and
  * that every checksum has its value (a damaged key name shows as both).
  * Calls `report(ctx, message)` once per problem, the message naming the

@@ -263,6 +263,12 @@ def test_duplicated_paths_are_named(store):
     ("count", None, "dataset has no count"),
     ("source", None, "dataset has no source"),
     ("max_pixels", None, "dataset has no max_pixels"),
+    ("created", "2001-01-01T00:00:00Z",
+     "dataset source, command, created or skipped is not what was packed "
+     "(the store's catalog_dataset_digest disagrees)"),
+    ("skipped", "7",
+     "dataset source, command, created or skipped is not what was packed "
+     "(the store's catalog_dataset_digest disagrees)"),
 ])
 def test_edited_or_deleted_dataset_keys_are_named(store, key, value, expect):
     if value is None:
