@@ -298,15 +298,20 @@ void imgpack__store_abort(imgpack__store *s) {
 }
 
 imgpack_status imgpack__store_payload_crcs(imgpack__store *s, uint64_t count,
-                                           uint8_t *out, imgpack__error *err) {
+                                           uint32_t *out, imgpack__error *err) {
+    MDB_txn *txn;
     MDB_cursor *cursor;
     MDB_val key, value;
     imgpack__record_header h;
     imgpack_status status = IMGPACK_OK;
     uint64_t i = 0;
-    int rc = mdb_cursor_open(s->txn, s->records, &cursor);
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0)
         return imgpack__store_fail(err, rc, s->dir, "cannot read records");
+    if ((rc = mdb_cursor_open(txn, s->records, &cursor)) != 0) {
+        mdb_txn_abort(txn);
+        return imgpack__store_fail(err, rc, s->dir, "cannot read records");
+    }
     /* Keys are big-endian indices: the walk meets them in index order. */
     for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
          rc == 0 && i < count; rc = mdb_cursor_get(cursor, &key, &value,
@@ -320,8 +325,7 @@ imgpack_status imgpack__store_payload_crcs(imgpack__store *s, uint64_t count,
                                         s->dir, (unsigned long long)i);
             break;
         }
-        for (int b = 0; b < 4; b++)
-            out[4 * i + b] = (uint8_t)(h.payload_crc >> (8 * b));
+        out[i] = h.payload_crc;
     }
     if (status == IMGPACK_OK && i < count)
         status = rc != 0 && rc != MDB_NOTFOUND
@@ -330,6 +334,7 @@ imgpack_status imgpack__store_payload_crcs(imgpack__store *s, uint64_t count,
                                           "%s: record %llu is missing", s->dir,
                                           (unsigned long long)i);
     mdb_cursor_close(cursor);
+    mdb_txn_abort(txn);
     return status;
 }
 

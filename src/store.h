@@ -96,13 +96,14 @@ imgpack_status imgpack__store_commit(imgpack__store *s,
 void imgpack__store_abort(imgpack__store *s);
 
 /*
- * The payload CRC of records 0..count-1, as little-endian u32s into `out`
- * (4 * count bytes), read back from their headers inside the open batch:
- * the `payload_crcs` metadata, which ties each index to its content.
- * IMGPACK_ERR_CORRUPT if a record is missing or its header is bad.
+ * The payload CRC of records 0..count-1 into `out`, read back from their
+ * headers in a read transaction (no batch may be open): what a resumed
+ * pack needs for the `payload_crcs` metadata, which ties each index to its
+ * content. One header read per record. IMGPACK_ERR_CORRUPT if a record is
+ * missing or its header is bad.
  */
 imgpack_status imgpack__store_payload_crcs(imgpack__store *s, uint64_t count,
-                                           uint8_t *out, imgpack__error *err);
+                                           uint32_t *out, imgpack__error *err);
 
 /*
  * Gives a store written before metadata checksums (no "crc/format_version")

@@ -16,6 +16,7 @@
 
 #include "imgpack/imgpack.h"
 #include "imgpack/verify.h"
+#include "record.h"
 #include "resize.h"
 
 /* Meta keys for a class's name and description: a fixed width keeps them
@@ -221,7 +222,7 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
     return status;
 }
 
-/* Makes room for at least `count` labels. */
+/* Makes room for at least `count` labels and payload CRCs. */
 static imgpack_status reserve_labels(imgpack__writer *w, uint64_t count,
                                      imgpack__error *err) {
     if (count > w->labels_capacity) {
@@ -229,19 +230,33 @@ static imgpack_status reserve_labels(imgpack__writer *w, uint64_t count,
         while (cap < count)
             cap *= 2;
         uint32_t *labels = realloc(w->labels, cap * sizeof *labels);
-        if (!labels)
+        if (labels)
+            w->labels = labels;
+        uint32_t *crcs = labels ? realloc(w->crcs, cap * sizeof *crcs) : NULL;
+        if (!crcs)
             return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
-        w->labels = labels;
+        w->crcs = crcs;
         w->labels_capacity = cap;
     }
     return IMGPACK_OK;
 }
 
-static imgpack_status remember_label(imgpack__writer *w, uint32_t label,
-                                     imgpack__error *err) {
+/* Keeps the label and payload CRC of the record `r` brings, for the
+   labels and payload_crcs entries. */
+static imgpack_status remember_record(imgpack__writer *w, uint32_t label,
+                                      const imgpack__result *r,
+                                      imgpack__error *err) {
+    imgpack__record_header h;
     imgpack_status status = reserve_labels(w, w->packed + 1, err);
-    if (status == IMGPACK_OK)
+    if (status == IMGPACK_OK &&
+        imgpack__record_parse(r->value, r->value_size, 0, &h) != IMGPACK_OK)
+        status = imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
+                                    "record %" PRIu64 " has a bad header",
+                                    w->packed);
+    if (status == IMGPACK_OK) {
         w->labels[w->packed] = label;
+        w->crcs[w->packed] = h.payload_crc;
+    }
     return status;
 }
 
@@ -338,6 +353,8 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
         (status = imgpack__catalog_rewind(&w->catalog, count, *next_position,
                                           err)) ||
         (status = reserve_labels(w, count, err)) ||
+        (status = imgpack__store_payload_crcs(&w->store, count, w->crcs,
+                                              err)) ||
         (status = imgpack__catalog_read_back(&w->catalog, count, w->labels,
                                              &w->rejected, &w->bytes, err)))
         goto out;
@@ -405,13 +422,14 @@ static imgpack_status catalog_batch(imgpack__writer *w, uint64_t first_index,
     return status;
 }
 
-/* Every record's label as little-endian u32s, for the "labels" entry: a
-   trainer gets all labels without touching a record. */
-static uint8_t *labels_blob(const imgpack__writer *w) {
+/* Every record's label (or payload CRC) as little-endian u32s, for the
+   "labels" ("payload_crcs") entry: a trainer gets all labels without
+   touching a record. */
+static uint8_t *u32_blob(const imgpack__writer *w, const uint32_t *values) {
     uint8_t *blob = malloc(w->packed * 4 + 1);
     for (uint64_t i = 0; blob && i < w->packed; i++)
         for (int b = 0; b < 4; b++)
-            blob[4 * i + b] = (uint8_t)(w->labels[i] >> (8 * b));
+            blob[4 * i + b] = (uint8_t)(values[i] >> (8 * b));
     return blob;
 }
 
@@ -478,22 +496,19 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
                                                IMGPACK_CATALOG_DIGEST_HEX - 1};
     }
     if (complete) {
-        if (!(labels = labels_blob(w)))
-            return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+        labels = u32_blob(w, w->labels);
+        crcs = u32_blob(w, w->crcs);
+        if (!labels || !crcs) {
+            status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+            goto out;
+        }
         meta[n_meta++] = (imgpack__meta_entry){"labels", labels, w->packed * 4};
+        meta[n_meta++] =
+            (imgpack__meta_entry){"payload_crcs", crcs, w->packed * 4};
         meta[n_meta++] = string_entry("state", "complete");
     }
     if (!w->store.txn)
         status = begin_batch(w, 0, err);
-    /* Read back from the records, so a resumed pack needs no copy. */
-    if (!status && complete) {
-        if (!(crcs = malloc(w->packed * 4 + 1)))
-            status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
-        else if (!(status = imgpack__store_payload_crcs(&w->store, w->packed,
-                                                        crcs, err)))
-            meta[n_meta++] =
-                (imgpack__meta_entry){"payload_crcs", crcs, w->packed * 4};
-    }
     if (!status && !(status = catalog_batch(w, first_index, complete, err)) &&
         !(status = imgpack__store_commit(&w->store, meta, n_meta, err))) {
         for (uint32_t i = 0; i < w->batch_count; i++)
@@ -504,6 +519,7 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
         if (w->catalog_digest_known)
             memcpy(w->catalog_digest, digest, sizeof digest);
     }
+out:
     free(labels);
     free(crcs);
     return status;
@@ -541,8 +557,8 @@ imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
                                    imgpack__result *r, imgpack__error *err) {
     imgpack_status status;
     if (r->status == IMGPACK_OK) {
-        if ((status = remember_label(
-                 w, w->source->items[position].class_id, err)) ||
+        if ((status = remember_record(
+                 w, w->source->items[position].class_id, r, err)) ||
             (status = put_record(w, r, err))) {
             imgpack__result_clear(r);
             return status;
@@ -578,5 +594,7 @@ void imgpack__writer_close(imgpack__writer *w) {
     imgpack__catalog_close(&w->catalog);
     imgpack__store_close(&w->store);
     free(w->labels);
+    free(w->crcs);
     w->labels = NULL;
+    w->crcs = NULL;
 }
