@@ -76,10 +76,11 @@ def named_dbs(data):
 def structure(data):
     """Byte offsets of LMDB's own structure in a data.mdb image, by kind:
     the meta pages' fields, page headers, node offset arrays, node headers
-    and keys, overflow page numbers, named databases' records. Flipping a
-    byte of these damages the B-trees rather than a value."""
+    and keys, overflow page numbers, named databases' records, and all of
+    that again for branch pages alone. Flipping a byte of these damages
+    the B-trees rather than a value."""
     kinds = {"meta": [], "header": [], "pointers": [], "node": [],
-             "overflow_pgno": [], "db_record": []}
+             "overflow_pgno": [], "db_record": [], "branch": []}
     for p in (0, 1):
         kinds["meta"] += range(p * PAGE + HEADER, p * PAGE + META_END)
     dbs, main_root = named_dbs(data)
@@ -97,8 +98,12 @@ def structure(data):
             kinds["pointers"] += range(base + HEADER, base + lower)
             for at, nflags, key, data_at, value in nodes(data, pgno):
                 kinds["node"] += range(at, at + 8 + len(key))
+                if flags & P_BRANCH:
+                    kinds["branch"] += range(at, at + 8 + len(key))
                 if data_at is not None and nflags & F_BIGDATA:
                     kinds["overflow_pgno"] += range(data_at, data_at + 8)
+            if flags & P_BRANCH:
+                kinds["branch"] += range(base, base + lower)
     return kinds
 
 

@@ -1,7 +1,9 @@
 """One flipped byte of data.mdb at a time, at random and aimed at LMDB's
 own structure (meta pages, page headers, node offsets, node headers and
-keys, overflow page numbers, named database records; lmdbpages.py finds
-them), in a raw and a jpeg store of the bundled sample.
+keys, overflow page numbers, named database records, branch pages;
+lmdbpages.py finds them), in stores of the bundled sample: raw 224x224
+and jpeg records (in overflow pages), and raw 16x16 ones (800-byte values
+inside leaf pages, so the records' tree has a branch level).
 
 After each flip, tests/tools/flip_read reads the store as a trainer does
 (open with the default checks, labels, every record, one batch) and
@@ -14,7 +16,7 @@ After each flip, tests/tools/flip_read reads the store as a trainer does
 - verify exits 0, 1 or 4, never by a signal, and not 0 when flip_read saw
   anything differ.
 
-IMGPACK_FLIPS sets the flips per store (default 160, half random, half
+IMGPACK_FLIPS sets the flips per store (default 120, half random, half
 aimed; a quarter of that under AddressSanitizer, which is slower);
 IMGPACK_FLIP_SEED the seed (default: a fixed one, so a failure repeats).
 """
@@ -30,7 +32,7 @@ from lmdbpages import structure
 
 TOOLS = os.environ.get("IMGPACK_TEST_TOOLS", "build/tests")
 ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
-FLIPS = int(os.environ.get("IMGPACK_FLIPS", "0")) or (40 if ASAN else 160)
+FLIPS = int(os.environ.get("IMGPACK_FLIPS", "0")) or (30 if ASAN else 120)
 SEED = int(os.environ.get("IMGPACK_FLIP_SEED", "14"))
 CRASH_EXIT = 70
 
@@ -76,10 +78,14 @@ def targets(data, rng, n):
     return out
 
 
-@pytest.mark.parametrize("fmt", ["raw", "jpeg"])
+STORES = {"raw": ["--format", "raw"], "jpeg": ["--format", "jpeg"],
+          "tiny": ["--resize", "16", "--crop", "16"]}
+
+
+@pytest.mark.parametrize("fmt", sorted(STORES))
 def test_flipped_bytes(tmp_path, fmt):
     store = tmp_path / fmt
-    pack(REPO_SAMPLE, store, "--format", fmt)
+    pack(REPO_SAMPLE, store, *STORES[fmt])
     rc, pristine, crash, _ = read_all(store)
     assert rc == 0 and crash is None
     assert all(status == "0" for status, *_ in pristine.values()), pristine
