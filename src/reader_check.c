@@ -8,6 +8,7 @@
 #include <inttypes.h>
 #include <lmdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "imgpack/verify.h"
@@ -17,10 +18,12 @@
 /* Room for a message: a shard's directory, a quoted key, a reason. */
 #define MESSAGE_SIZE (IMGPACK__ERRMSG_SIZE + IMGPACK__META_KEY_MAX + 64)
 
+/* The problems found, kept until the walk ends: `report` runs after the
+   reader call is over, never under its lock. */
 typedef struct walk {
-    void (*report)(void *ctx, const char *message);
-    void *ctx;
-    uint64_t problems;
+    char **messages;
+    uint64_t problems, capacity;
+    int out_of_memory;
 } walk;
 
 static void found(walk *w, const imgpack__shard *sh, const MDB_val *key,
@@ -30,7 +33,20 @@ static void found(walk *w, const imgpack__shard *sh, const MDB_val *key,
                                                  : (int)key->mv_size;
     snprintf(message, sizeof message, "%s: metadata \"%.*s\" %s", sh->dir, n,
              (const char *)key->mv_data, reason);
-    w->report(w->ctx, message);
+    if (w->problems == w->capacity) {
+        uint64_t capacity = w->capacity ? 2 * w->capacity : 16;
+        char **more = realloc(w->messages, capacity * sizeof *more);
+        if (!more) {
+            w->out_of_memory = 1;
+            return;
+        }
+        w->messages = more;
+        w->capacity = capacity;
+    }
+    if (!(w->messages[w->problems] = strdup(message))) {
+        w->out_of_memory = 1;
+        return;
+    }
     w->problems++;
 }
 
@@ -103,7 +119,7 @@ imgpack_status imgpack_reader_check_meta(imgpack_reader *r,
                                          void *ctx, uint64_t *problems,
                                          int32_t *checked) {
     imgpack__read_slot *s;
-    walk w = {report, ctx, 0};
+    walk w = {NULL, 0, 0, 0};
     int any = 0;
     /* begin reopens the store in a forked child, as every call does. */
     imgpack_status status = imgpack__reader_begin(r, &s);
@@ -114,7 +130,15 @@ imgpack_status imgpack_reader_check_meta(imgpack_reader *r,
             any = 1;
             status = check_shard(&w, r, &r->shards[k]);
         }
+    if (status == IMGPACK_OK && w.out_of_memory)
+        status = imgpack__error_set(&s->err, IMGPACK_ERR_NOMEM,
+                                    "%s: out of memory", r->dir);
     imgpack__reader_end(r, s);
+    for (uint64_t i = 0; i < w.problems; i++) {
+        report(ctx, w.messages[i]);
+        free(w.messages[i]);
+    }
+    free(w.messages);
     *problems = w.problems;
     *checked = any;
     return status;

@@ -48,7 +48,9 @@ IMGPACK_API void imgpack_catalog_digest_text(
  * packed before metadata had checksums has nothing to check: *problems is
  * 0 and *checked 0 (else 1). Returns IMGPACK_OK whatever was found, or
  * IMGPACK_ERR_STORE, IMGPACK_ERR_NOMEM when the walk itself failed.
- * Threads as imgpack_reader_get; `report` runs on the calling thread.
+ * Threads as imgpack_reader_get; `report` runs on the calling thread,
+ * after the walk, so it may call the reader; `message` is valid during
+ * the call only.
  */
 IMGPACK_API imgpack_status imgpack_reader_check_meta(
     imgpack_reader *r, void (*report)(void *ctx, const char *message),
