@@ -110,6 +110,10 @@ class Loader:
     ``drop_last``: drop the sampler's uneven tail instead of padding, and
     the last partial batch too, so every batch is full.
 
+    ``verify``: as for Reader (by default each record is checked in full,
+    payload CRC included, the first time it is read; ``False`` skips the
+    payload CRC).
+
     ``crop``: None (the record size; required for stores packed with
     --crop 0), an int or (height, width): the output size. ``crop_mode``
     'center' (CenterCrop), 'random' (RandomCrop) or 'random_resized'
@@ -145,7 +149,7 @@ class Loader:
                  dtype="float32", mean=None, std=None, flip=False, crop=None,
                  crop_mode="center", scale=SCALE, ratio=RATIO, threads=0,
                  prefetch=0, indices=None, output="numpy", pin_memory=False,
-                 verify=False, order_window=0):
+                 verify=True, order_window=0):
         self._batcher = None
         self._output = None
         self._reader = None
