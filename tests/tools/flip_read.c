@@ -106,7 +106,7 @@ int main(int argc, char **argv) {
         int64_t *batch_labels = malloc(count * sizeof *batch_labels);
         for (uint64_t i = 0; i < count; i++)
             indices[i] = i;
-        status = imgpack_batcher_run(b, indices, count, 0, out, bytes,
+        status = imgpack_batcher_run(b, indices, count, 0, 0, out, bytes,
                                      batch_labels);
         uint64_t h = 14695981039346656037ull;
         if (status == IMGPACK_OK)
