@@ -15,12 +15,20 @@ version.
   stats`` stored, else ImageNet's (``stored_stats(path)``).
 - ``Reader``: the store handle beneath both; ``epoch_indices``: the
   sampler alone.
+- ``select(path, where, params)``: the indices of a subset, by a SQL
+  WHERE clause on the catalog, for ``indices=`` of Dataset and Loader;
+  ``load_indices``: an ``imgpack select -o`` file.
+- ``weighted_indices``, ``balanced_weights``: weighted sampling with
+  replacement (the Loader's ``sampling="balanced"`` / ``weights=``).
 """
 
 from ._lib import VERSION as __version__, ImgpackError
 from .loader import (IMAGENET_MEAN, IMAGENET_STD, Loader, epoch_indices,
                      stored_stats)
 from .reader import Dataset, Reader
+from .sampling import balanced_weights, weighted_indices
+from .select import load_indices, select
 
 __all__ = ["Dataset", "Loader", "Reader", "ImgpackError", "epoch_indices",
-           "IMAGENET_MEAN", "IMAGENET_STD", "stored_stats", "__version__"]
+           "IMAGENET_MEAN", "IMAGENET_STD", "stored_stats", "__version__",
+           "select", "load_indices", "weighted_indices", "balanced_weights"]

@@ -13,6 +13,8 @@ import numpy as np
 from . import _lib
 from ._lib import ImgpackError, lib
 from .reader import Reader
+from .sampling import balanced_weights, weighted_indices
+from .subset import Subset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -79,6 +81,19 @@ class Loader:
     ``drop_last``: drop the sampler's uneven tail instead of padding, and
     the last partial batch too, so every batch is full.
 
+    Subsets: ``indices`` (e.g. from ``imgpack.select``) restricts the
+    Loader to those records; ``len``, epochs, shuffling and rank partitions
+    are over positions in the subset. Labels stay the store's class ids
+    unless ``relabel``: then the subset's classes are renumbered 0..k-1 in
+    store order, and ``classes`` lists the kept names in that order.
+
+    Weighted sampling: ``sampling="balanced"`` (every class equally likely
+    per draw) or ``weights`` (one value >= 0 per record, or per position of
+    ``indices``) draws ``num_samples`` records per epoch (default: as many
+    as there are) with replacement, seeded by (seed, epoch), ``num_samples``
+    rounded up to a multiple of ``world_size`` and dealt out to the ranks
+    (imgpack_sampler_weighted); ``shuffle`` does not apply.
+
     ``crop``: None (the record size; required for stores packed with
     --crop 0), an int or (height, width); ``crop_mode`` 'center' or
     'random'. ``flip``: random horizontal flips. Crops and flips depend on
@@ -90,9 +105,17 @@ class Loader:
                  rank=0, world_size=1, drop_last=False, layout="NCHW",
                  dtype="float32", mean=None, std=None,
                  flip=False, crop=None, crop_mode="center", threads=0,
-                 verify=False):
+                 verify=False, indices=None, relabel=False, sampling=None,
+                 weights=None, num_samples=None):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if sampling not in (None, "balanced") or (sampling and weights
+                                                  is not None):
+            raise ValueError("sampling is None or 'balanced'; weights "
+                             "replace it, not join it")
+        if num_samples is not None and sampling is None and weights is None:
+            raise ValueError("num_samples needs sampling='balanced' or "
+                             "weights")
         if not 0 <= rank < world_size:
             raise ValueError("rank must be in [0, world_size)")
         layouts = {"NCHW": _lib.LAYOUT_NCHW, "NHWC": _lib.LAYOUT_NHWC}
@@ -118,6 +141,10 @@ class Loader:
         self.dtype = np.dtype(dtype)
         self._reader = Reader(path, verify=verify)
         self._batcher = None
+        self._subset = Subset(self._reader, indices, relabel)
+        self._weights = self._sampling_weights(sampling, weights)
+        self.epoch_samples = len(self._subset) if num_samples is None \
+            else int(num_samples)
         self._spare = []  # earlier batches, refilled once unreferenced
         opts = _lib.c_opts_p()
         _lib.check(lib.imgpack_batch_options_create(ctypes.byref(opts)),
@@ -139,6 +166,18 @@ class Loader:
         h, w, c = (lib.imgpack_batcher_height(b), lib.imgpack_batcher_width(b),
                    lib.imgpack_batcher_channels(b))
         self.image_shape = (c, h, w) if layout == "NCHW" else (h, w, c)
+
+    def _sampling_weights(self, sampling, weights):
+        """The per-position weights of weighted sampling, or None."""
+        if sampling == "balanced":
+            return balanced_weights(self._subset.store_labels())
+        if weights is None:
+            return None
+        weights = np.ascontiguousarray(weights, np.float64).ravel()
+        if weights.size != len(self._subset):
+            raise ValueError("weights has %d values for %d records"
+                             % (weights.size, len(self._subset)))
+        return weights
 
     @staticmethod
     def _configure(opts, layout, dtype, mean, std, flip, crop, mode,
@@ -179,7 +218,11 @@ class Loader:
 
     @property
     def num_samples(self):
-        return lib.imgpack_sampler_count(len(self._reader), self.world_size,
+        """Records this rank reads per epoch."""
+        if self._weights is not None:
+            return lib.imgpack_sampler_count(self.epoch_samples,
+                                             self.world_size, 0)
+        return lib.imgpack_sampler_count(len(self._subset), self.world_size,
                                          int(self.drop_last))
 
     def __len__(self):
@@ -189,7 +232,7 @@ class Loader:
 
     @property
     def classes(self):
-        return self._reader.classes
+        return self._subset.classes
 
     @property
     def info(self):
@@ -197,9 +240,15 @@ class Loader:
 
     def indices(self):
         """This rank's record indices for the current epoch, in order."""
-        return epoch_indices(len(self._reader), self.epoch, self.seed,
-                             self.shuffle, self.rank, self.world_size,
-                             self.drop_last)
+        if self._weights is not None:
+            positions = weighted_indices(self._weights, self.epoch_samples,
+                                         self.epoch, self.seed, self.rank,
+                                         self.world_size)
+        else:
+            positions = epoch_indices(len(self._subset), self.epoch,
+                                      self.seed, self.shuffle, self.rank,
+                                      self.world_size, self.drop_last)
+        return self._subset.records(positions)
 
     def _batch_seed(self, number):
         x = (self.seed * 0x9E3779B97F4A7C15 + self.epoch * 0xBF58476D1CE4E5B9
@@ -232,7 +281,7 @@ class Loader:
         if status != _lib.OK:
             raise ImgpackError(status, lib.imgpack_batcher_errmsg(
                 self._batcher).decode(errors="replace"))
-        return images, labels
+        return images, self._subset.map_labels(labels)
 
     def __iter__(self):
         order = self.indices()

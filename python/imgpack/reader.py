@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _lib
 from ._lib import ImgpackError, lib
+from .subset import Subset
 
 
 class _View:
@@ -178,37 +179,45 @@ class Dataset:
     Reader.image). torch warns once when it wraps a read-only array
     (torch.from_numpy / ToTensor); pass ``copy=True`` to avoid that.
 
+    ``indices``: read only these records (e.g. ``imgpack.select(...)``):
+    ``ds[i]`` is record ``indices[i]``. Labels stay the store's class ids
+    unless ``relabel``: then the subset's classes are renumbered 0..k-1 in
+    store order and ``classes`` lists the kept ones.
+
     Properties: ``classes`` (names, by label), ``labels`` (int64 array of
-    every record's label, without reading records in a complete store),
+    every item's label, without reading records in a complete store),
     ``info`` (dict: count, format, geometry, ...).
     """
 
     def __init__(self, path, transform=None, copy=False, verify=False,
-                 incomplete=False):
+                 incomplete=False, indices=None, relabel=False):
         self.path = str(path)
         self.transform = transform
         self.copy = copy
         self._options = {"verify": verify, "incomplete": incomplete}
         self._reader = Reader(self.path, **self._options)
+        self._subset = Subset(self._reader, indices, relabel)
         self._labels = None
 
     def __len__(self):
-        return len(self._reader)
+        return len(self._subset)
 
     def __getitem__(self, index):
-        image, label = self._reader.image(int(index), copy=self.copy)
+        image, label = self._reader.image(self._subset.record(int(index)),
+                                          copy=self.copy)
+        label = int(self._subset.map_labels(label))
         if self.transform is not None:
             image = self.transform(image)
         return image, label
 
     @property
     def classes(self):
-        return self._reader.classes
+        return self._subset.classes
 
     @property
     def labels(self):
         if self._labels is None:
-            self._labels = self._reader.labels()
+            self._labels = self._subset.labels()
         return self._labels
 
     @property
@@ -223,8 +232,11 @@ class Dataset:
     # path. (With fork the object is inherited and the C side reopens.)
     def __getstate__(self):
         return {"path": self.path, "transform": self.transform,
-                "copy": self.copy, "options": self._options}
+                "copy": self.copy, "options": self._options,
+                "indices": self._subset.indices,
+                "relabel": self._subset.relabel}
 
     def __setstate__(self, state):
         self.__init__(state["path"], state["transform"], state["copy"],
+                      indices=state["indices"], relabel=state["relabel"],
                       **state["options"])
