@@ -21,8 +21,11 @@
  *    uint8 or normalized float32 images, optionally cropped and flipped, on
  *    a pool of threads it owns. One per training loop.
  *  - imgpack_sampler_*: plain functions giving the indices of an epoch for
- *    one rank, partitioned the way torch's DistributedSampler does.
- * And imgpack_reader_channel_stats: the Normalize mean/std of a store.
+ *    one rank, partitioned the way torch's DistributedSampler does, or
+ *    drawn with replacement by weight (imgpack_sampler_weighted).
+ * And imgpack_reader_channel_stats: the Normalize mean/std of a store,
+ * and imgpack_reader_select: the indices of a subset, chosen by a SQL
+ * WHERE clause on the store's catalog.
  *
  * How the reader uses LMDB. The environment is opened MDB_RDONLY |
  * MDB_NOTLS | MDB_NORDAHEAD: read-only, no OS readahead (random reads would
