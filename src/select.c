@@ -294,6 +294,7 @@ imgpack_status imgpack_reader_select(imgpack_reader *r, const char *where,
                                      uint64_t capacity, uint64_t *count) {
     select_job job = {.r = r};
     imgpack_status status = IMGPACK_OK;
+    imgpack__read_slot *slot = NULL;
     sqlite3 *db = NULL;
     char catalog[4096], *query = NULL;
     const char *problem;
@@ -304,6 +305,11 @@ imgpack_status imgpack_reader_select(imgpack_reader *r, const char *where,
                                         "select: NULL argument")
                  : IMGPACK_ERR_INVALID_ARG;
     *count = 0;
+    /* Beginning a read clears the thread's last error (and reopens the
+       store after a fork); the query itself needs no read transaction. */
+    if ((status = imgpack__reader_begin(r, &slot)) != IMGPACK_OK)
+        return status;
+    imgpack__reader_end(r, slot);
     snprintf(catalog, sizeof catalog, "%s/catalog.db", imgpack_reader_path(r));
     job.catalog = catalog;
     length = strlen(where);

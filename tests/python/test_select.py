@@ -68,6 +68,13 @@ def test_parameters_are_bound_not_spliced(store):
         imgpack.select(store, "idx > ? AND idx < ?", [3])
     with pytest.raises(imgpack.ImgpackError, match="0 parameter.*1 value"):
         imgpack.select(store, "idx > 3", [3])
+    # The message is the last call's: "" once a call succeeds.
+    reader = imgpack.Reader(store)
+    with pytest.raises(imgpack.ImgpackError):
+        imgpack.select(reader, "idx >", [])
+    assert imgpack.select(reader, "idx < ?", [2]).tolist() == [0, 1]
+    assert reader._errmsg() == ""
+    reader.close()
     done = run_imgpack("select", store, "idx < ?", check=1)
     assert "1 parameter(s) but 0 value(s)" in done.stderr
 
