@@ -23,7 +23,9 @@
  * rows past the count after a crash: docs/FORMAT.md), so only indices below
  * imgpack_reader_count() are returned, which also bounds the output.
  */
+#include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -201,20 +203,29 @@ static imgpack_status refused_or_failed(select_job *job, sqlite3 *db) {
 }
 
 /*
- * Binds value i (1-based) as an integer if it reads entirely as one, as a
- * real if it reads as a number, else as text, so that `src_width * 2 >= ?`
- * compares numbers; a column compared with the value applies its own
- * affinity either way.
+ * Binds value i (1-based) as a number when it is written exactly as printf
+ * writes one ("%lld"; "%.15g" or "%.17g" for a real), else as text: so
+ * `src_width * 2 >= ?` compares numbers, while "007", "1e3", "nan" or
+ * " 5" (class names, perhaps) stay text. A column compared with the value
+ * applies its own affinity either way.
  */
 static int bind_value(sqlite3_stmt *stmt, int i, const char *value) {
-    char *end;
-    if (*value && strspn(value, " \t\n") == 0) {
-        long long whole = strtoll(value, &end, 10);
-        if (*end == '\0' && end != value)
+    char canonical[64], *end;
+    errno = 0;
+    long long whole = strtoll(value, &end, 10);
+    if (*end == '\0' && errno == 0) {
+        snprintf(canonical, sizeof canonical, "%lld", whole);
+        if (strcmp(canonical, value) == 0)
             return sqlite3_bind_int64(stmt, i, whole);
-        double real = strtod(value, &end);
-        if (*end == '\0' && end != value)
-            return sqlite3_bind_double(stmt, i, real);
+    }
+    double real = strtod(value, &end);
+    /* Not NaN or infinity: SQLite would store NaN as NULL. */
+    if (*end == '\0' && end != value && isfinite(real)) {
+        for (int digits = 15; digits <= 17; digits += 2) {
+            snprintf(canonical, sizeof canonical, "%.*g", digits, real);
+            if (strcmp(canonical, value) == 0)
+                return sqlite3_bind_double(stmt, i, real);
+        }
     }
     return sqlite3_bind_text(stmt, i, value, -1, SQLITE_TRANSIENT);
 }

@@ -471,9 +471,11 @@ IMGPACK_API imgpack_status imgpack_batcher_run(imgpack_batcher *b,
  *
  * `params`: `n_params` NUL-terminated values for the clause's parameters
  * (?, ?NNN, :name, @name, $name, numbered as SQLite numbers them: in order
- * of first appearance); exactly as many as the clause has. A value that
- * reads entirely as a decimal integer is bound as an integer, one that
- * reads as a number as a real, anything else as text.
+ * of first appearance); exactly as many as the clause has. A value
+ * written exactly as printf writes an integer ("%lld") is bound as an
+ * integer, one written as printf writes a double ("%.15g" or "%.17g") as
+ * a real, anything else as text: "256" and "0.5" are numbers, "007",
+ * "1e3" and " 5" are text.
  *
  * Only indices below imgpack_reader_count(r) are given (the store, not the
  * catalog, says what was packed), so `capacity` = imgpack_reader_count(r)

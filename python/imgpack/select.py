@@ -14,8 +14,9 @@ from .reader import Reader
 
 
 def _text(value):
-    """A parameter as the C side binds it: text that reads as an integer
-    or a number is bound as one."""
+    """A parameter as text the C side binds back as the same value: ints
+    and floats as printf writes them (so they bind as numbers), str and
+    bytes as they are."""
     if isinstance(value, bool) or not isinstance(
             value, (str, bytes, numbers.Integral, numbers.Real)):
         raise TypeError("select parameters are str, bytes, int or float, "
@@ -23,7 +24,7 @@ def _text(value):
     if isinstance(value, numbers.Integral):
         return str(int(value)).encode()
     if isinstance(value, numbers.Real):
-        return repr(float(value)).encode()
+        return ("%.17g" % float(value)).encode()
     return value if isinstance(value, bytes) else value.encode()
 
 

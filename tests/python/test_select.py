@@ -75,6 +75,14 @@ def test_parameters_are_bound_not_spliced(store):
     assert imgpack.select(reader, "idx < ?", [2]).tolist() == [0, 1]
     assert reader._errmsg() == ""
     reader.close()
+    # Numbers bind as numbers where printf would write them so; the rest
+    # (leading zeros, exponents, spaces) stays text.
+    for value, kind in ((12, "integer"), ("12", "integer"), (0.1, "real"),
+                        (2.5, "real"), ("2.5", "real"), (3.0, "integer"),
+                        ("007", "text"), ("1e3", "text"), ("nan", "text"), ("inf", "text"),
+                        (" 5", "text"), ("n01440764", "text")):
+        got = imgpack.select(store, "typeof(?) = ?", [value, kind])
+        assert got.size == 24, (value, kind)
     done = run_imgpack("select", store, "idx < ?", check=1)
     assert "1 parameter(s) but 0 value(s)" in done.stderr
 
