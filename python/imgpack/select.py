@@ -3,6 +3,7 @@ catalog selects (imgpack_reader_select), and the index-list files
 ``imgpack select -o`` writes (docs/FORMAT.md, "Index lists"). Dataset and
 Loader take such indices as ``indices=`` (subset.py)."""
 
+import collections.abc
 import ctypes
 import numbers
 
@@ -37,6 +38,9 @@ def select(store, where, params=()):
     writes, ATTACH, PRAGMA or load_extension (ImgpackError says what was
     refused). ``params`` fill its ``?`` (or ``:name``) placeholders in
     order of appearance."""
+    if isinstance(params, (str, bytes, collections.abc.Mapping)):
+        raise TypeError("params is a sequence of values, in the order of "
+                        "the clause's placeholders (:name ones too)")
     reader = store if isinstance(store, Reader) else Reader(store)
     try:
         values = [_text(v) for v in params]

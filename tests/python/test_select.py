@@ -3,6 +3,7 @@ sqlite3 run directly on the catalog, the refusal of anything but one
 read-only expression, bound parameters, the index-list file, sharded
 packs, and Dataset/Loader over a subset (indices=, relabel=)."""
 import hashlib
+import pickle
 import re
 import shutil
 import sqlite3
@@ -68,6 +69,8 @@ def test_parameters_are_bound_not_spliced(store):
         imgpack.select(store, "idx > ? AND idx < ?", [3])
     with pytest.raises(imgpack.ImgpackError, match="0 parameter.*1 value"):
         imgpack.select(store, "idx > 3", [3])
+    with pytest.raises(TypeError, match="sequence"):
+        imgpack.select(store, "name = :n", {"n": "n01440764"})
     # The message is the last call's: "" once a call succeeds.
     reader = imgpack.Reader(store)
     with pytest.raises(imgpack.ImgpackError):
@@ -178,6 +181,8 @@ def test_dataset_and_loader_over_a_subset(store):
         assert np.array_equal(image, pixels) and label == expected
     with pytest.raises(IndexError):
         ds[len(keep)]
+    again = pickle.loads(pickle.dumps(ds))  # as DataLoader's spawn does
+    assert len(again) == len(ds) and again.labels.tolist() == ds.labels.tolist()
 
     for world in (1, 2):
         seen = []
