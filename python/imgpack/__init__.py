@@ -16,7 +16,8 @@ version.
 - ``Reader``: the store handle beneath both; ``epoch_indices``: the
   sampler alone.
 - ``select(path, where, params)``: the indices of a subset, by a SQL
-  WHERE clause on the catalog, for ``indices=`` of Dataset and Loader;
+  WHERE clause on the catalog, for Dataset's ``indices=`` and Loader's
+  ``subset=``;
   ``load_indices``: an ``imgpack select -o`` file.
 - ``weighted_indices``, ``balanced_weights``: weighted sampling with
   replacement (the Loader's ``sampling="balanced"`` / ``weights=``).

@@ -81,15 +81,16 @@ class Loader:
     ``drop_last``: drop the sampler's uneven tail instead of padding, and
     the last partial batch too, so every batch is full.
 
-    Subsets: ``indices`` (e.g. from ``imgpack.select``) restricts the
-    Loader to those records; ``len``, epochs, shuffling and rank partitions
-    are over positions in the subset. Labels stay the store's class ids
+    Subsets: ``subset`` (record indices, e.g. from ``imgpack.select``;
+    any order, repeats allowed) restricts the Loader to those records;
+    ``len``, epochs, shuffling and rank partitions are over positions in
+    the subset. Labels stay the store's class ids
     unless ``relabel``: then the subset's classes are renumbered 0..k-1 in
     store order, and ``classes`` lists the kept names in that order.
 
     Weighted sampling: ``sampling="balanced"`` (every class equally likely
     per draw) or ``weights`` (one value >= 0 per record, or per position of
-    ``indices``) draws ``num_samples`` records per epoch (default: as many
+    ``subset``) draws ``num_samples`` records per epoch (default: as many
     as there are) with replacement, seeded by (seed, epoch), ``num_samples``
     rounded up to a multiple of ``world_size`` and dealt out to the ranks
     (imgpack_sampler_weighted); ``shuffle`` does not apply.
@@ -105,7 +106,7 @@ class Loader:
                  rank=0, world_size=1, drop_last=False, layout="NCHW",
                  dtype="float32", mean=None, std=None,
                  flip=False, crop=None, crop_mode="center", threads=0,
-                 verify=False, indices=None, relabel=False, sampling=None,
+                 verify=False, subset=None, relabel=False, sampling=None,
                  weights=None, num_samples=None):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -141,7 +142,7 @@ class Loader:
         self.dtype = np.dtype(dtype)
         self._reader = Reader(path, verify=verify)
         self._batcher = None
-        self._subset = Subset(self._reader, indices, relabel)
+        self._subset = Subset(self._reader, subset, relabel)
         self._weights = self._sampling_weights(sampling, weights)
         self.epoch_samples = len(self._subset) if num_samples is None \
             else int(num_samples)

@@ -1,7 +1,7 @@
 """Subsets without repacking: the record indices a SQL WHERE clause on the
 catalog selects (imgpack_reader_select), and the index-list files
-``imgpack select -o`` writes (docs/FORMAT.md, "Index lists"). Dataset and
-Loader take such indices as ``indices=`` (subset.py)."""
+``imgpack select -o`` writes (docs/FORMAT.md, "Index lists"). Dataset
+takes such indices as ``indices=``, Loader as ``subset=`` (subset.py)."""
 
 import collections.abc
 import ctypes

@@ -1,7 +1,7 @@
 """The records a Dataset or Loader reads: the whole store or a subset of
-it by index (``indices=``, e.g. from select()), and the labels it gives:
-the store's class ids, or with ``relabel`` the subset's classes
-renumbered 0..k-1."""
+it by index (Dataset ``indices=``, Loader ``subset=``, e.g. from
+select()), and the labels it gives: the store's class ids, or with
+``relabel`` the subset's classes renumbered 0..k-1."""
 
 import numpy as np
 

@@ -99,12 +99,12 @@ def test_loader_balanced_over_an_imbalanced_subset(store):
     subset = np.repeat([0, 1, 2], [1, 4, 16])
     reader = imgpack.Reader(store)
     labels = reader.labels()
-    loader = imgpack.Loader(store, 64, indices=subset, sampling="balanced",
+    loader = imgpack.Loader(store, 64, subset=subset, sampling="balanced",
                             num_samples=6000, seed=2, epoch=1, dtype="uint8")
     assert loader.num_samples == 6000 and len(loader) == 94
     drawn = np.bincount(loader.indices().astype(np.int64), minlength=3)
     assert chi_square(drawn, [1 / 3] * 3) < 13.816  # df 2, p 0.001
-    small = imgpack.Loader(store, 5, indices=subset, sampling="balanced",
+    small = imgpack.Loader(store, 5, subset=subset, sampling="balanced",
                            num_samples=12, seed=2, dtype="uint8", world_size=2,
                            rank=1)
     order = small.indices()

@@ -1,7 +1,8 @@
 """Subsets without repacking: imgpack.select and `imgpack select` against
 sqlite3 run directly on the catalog, the refusal of anything but one
 read-only expression, bound parameters, the index-list file, sharded
-packs, and Dataset/Loader over a subset (indices=, relabel=)."""
+packs, and Dataset (indices=) and Loader (subset=) over a subset,
+relabel=."""
 import hashlib
 import pickle
 import re
@@ -187,7 +188,7 @@ def test_dataset_and_loader_over_a_subset(store):
     for world in (1, 2):
         seen = []
         for rank in range(world):
-            loader = imgpack.Loader(store, 2, indices=keep, seed=3, epoch=1,
+            loader = imgpack.Loader(store, 2, subset=keep, seed=3, epoch=1,
                                     rank=rank, world_size=world,
                                     dtype="uint8")
             assert loader.num_samples == -(-len(keep) // world)
@@ -201,10 +202,10 @@ def test_dataset_and_loader_over_a_subset(store):
             order = loader.indices()
             assert set(order.tolist()) <= set(keep.tolist())
         assert sorted(seen) == sorted(store_labels[keep].tolist())
-    loader = imgpack.Loader(store, 4, indices=keep, shuffle=True, seed=1)
+    loader = imgpack.Loader(store, 4, subset=keep, shuffle=True, seed=1)
     assert sorted(loader.indices().tolist()) == keep.tolist()
     with pytest.raises(imgpack.ImgpackError, match="past the store"):
-        imgpack.Loader(store, 4, indices=[24])
+        imgpack.Loader(store, 4, subset=[24])
     reader.close()
 
 
@@ -217,7 +218,7 @@ def test_relabel_renumbers_the_kept_classes(store):
     assert sorted(set(ds.labels.tolist())) == [0, 1, 2, 3]
     for i in range(len(ds)):
         assert ds.classes[ds[i][1]] == names[reader.image(int(keep[i]))[1]]
-    loader = imgpack.Loader(store, 3, indices=keep, relabel=True,
+    loader = imgpack.Loader(store, 3, subset=keep, relabel=True,
                             dtype="uint8", shuffle=False)
     assert loader.classes == ds.classes
     labels = np.concatenate([y for _, y in loader])
