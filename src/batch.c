@@ -697,6 +697,9 @@ imgpack_status imgpack_batcher_run(imgpack_batcher *b, const uint64_t *indices,
     if (b->generation != imgpack__fork_generation() &&
         (status = restart_after_fork(b)))
         goto done;
+    /* Every record's read queued before the first is converted: the
+       conversion's page faults then wait on reads already in flight. */
+    imgpack__reader_readahead(b->reader, indices, n);
     pthread_mutex_lock(&b->lock);
     b->job = (batch_job){indices, n, seed, out, labels};
     atomic_store(&b->next, 0);

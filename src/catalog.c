@@ -8,15 +8,68 @@
  */
 #include "catalog.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
 
 extern const char imgpack__catalog_schema[];
 
+/* Room a catalog write may want: a batch's rows and their WAL frames stay
+   well below it. */
+#define WRITE_MARGIN ((uint64_t)1 << 20)
+
+/* Whether a write to the catalog at `path` failing now is for want of
+   room: the filesystem has less than WRITE_MARGIN free (*limit 0), or the
+   catalog or its WAL is within WRITE_MARGIN of the file size limit
+   (*limit 1). SQLite does not always say: a short write to the WAL or a
+   checkpoint's comes back as a plain I/O error. */
+static int out_of_room(const char *path, int *limit) {
+    static const char *const suffixes[] = {"", "-wal"};
+    char file[4096];
+    struct statvfs fs;
+    struct rlimit rl;
+    struct stat st;
+    *limit = 1;
+    if (getrlimit(RLIMIT_FSIZE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+        for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+            snprintf(file, sizeof file, "%s%s", path, suffixes[i]);
+            if (stat(file, &st) == 0 &&
+                (uint64_t)st.st_size + WRITE_MARGIN > rl.rlim_cur)
+                return 1;
+        }
+    *limit = 0;
+    snprintf(file, sizeof file, "%s", path);
+    char *slash = strrchr(file, '/');
+    if (slash)
+        *slash = '\0';
+    return statvfs(slash ? file : ".", &fs) == 0 &&
+           (uint64_t)fs.f_bavail * fs.f_frsize < WRITE_MARGIN;
+}
+
+/*
+ * Says why SQLite failed. A full disk or a file size limit gets the
+ * store's words for it whichever database meets it first: SQLite reports
+ * it as SQLITE_FULL ("database or disk is full") or as an I/O error.
+ */
 static imgpack_status fail(imgpack__catalog *c, imgpack__error *err,
                            const char *what) {
+    const char *text = c->db ? sqlite3_errmsg(c->db) : "";
+    int code = c->db ? sqlite3_errcode(c->db) : SQLITE_OK, limit = 0;
+    if ((code == SQLITE_FULL || code == SQLITE_IOERR) &&
+        (out_of_room(c->path, &limit) || code == SQLITE_FULL))
+        return imgpack__error_set(err, IMGPACK_ERR_NO_SPACE,
+                                  limit ? "%s: the file size limit (ulimit "
+                                          "-f) is reached (%s: %s)"
+                                        : "%s: no space left on the device "
+                                          "(%s: %s)",
+                                  c->path, what, text);
     return imgpack__error_set(err, IMGPACK_ERR_CATALOG, "%s: %s: %s", c->path,
-                              what, c->db ? sqlite3_errmsg(c->db) : "");
+                              what, text);
 }
 
 static imgpack_status exec(imgpack__catalog *c, const char *sql,
@@ -275,4 +328,18 @@ void imgpack__catalog_close(imgpack__catalog *c) {
     sqlite3_close(c->db);
     free(c->path);
     memset(c, 0, sizeof *c);
+}
+
+imgpack_status imgpack__catalog_remove(const char *path, imgpack__error *err) {
+    /* The main file last: while it exists, the others may be its. */
+    static const char *const suffixes[] = {"-wal", "-shm", "-journal", ""};
+    char file[4096];
+    for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++) {
+        snprintf(file, sizeof file, "%s%s", path, suffixes[i]);
+        if (unlink(file) != 0 && errno != ENOENT)
+            return imgpack__error_set(err, imgpack__status_from_errno(errno),
+                                      "%s: cannot remove: %s", file,
+                                      strerror(errno));
+    }
+    return IMGPACK_OK;
 }

@@ -100,4 +100,8 @@ imgpack_status imgpack__catalog_finish(imgpack__catalog *c,
 
 void imgpack__catalog_close(imgpack__catalog *c);
 
+/* Removes the catalog file `path` and SQLite's files beside it (WAL,
+   shared memory, journal); a file already gone is no failure. */
+imgpack_status imgpack__catalog_remove(const char *path, imgpack__error *err);
+
 #endif

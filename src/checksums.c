@@ -7,10 +7,13 @@
 #include "checksums.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "digest.h"
 
@@ -18,12 +21,31 @@
    multi-gigabyte archives this is meant for. */
 #define HASH_CHUNK ((size_t)1 << 20)
 
+/* Hashes the file at `path`; -1 with errno set when it cannot be read,
+   -2 when it is not a regular file. Opened with O_NONBLOCK, so that a FIFO
+   listed cannot hold the pack. */
 static int hash_file(const char *path, unsigned char *buffer, char hex[65]) {
     size_t n;
-    FILE *f = fopen(path, "rb");
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    FILE *f;
     imgpack__sha256 *ctx;
-    if (!f)
+    if (fd < 0)
         return -1;
+    if (fstat(fd, &st) != 0) {
+        int failed = errno;
+        close(fd);
+        errno = failed;
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return -2;
+    }
+    if (!(f = fdopen(fd, "rb"))) {
+        close(fd);
+        return -1;
+    }
     if (!(ctx = imgpack__sha256_begin())) {
         fclose(f);
         errno = ENOMEM;
@@ -74,7 +96,13 @@ imgpack_status imgpack__verify_checksums(const char *sums_path,
         }
         snprintf(path, sizeof path, "%s%s", line[66] == '/' ? "" : dir,
                  line + 66);
-        if (hash_file(path, buffer, hex) != 0)
+        int hashed = hash_file(path, buffer, hex);
+        if (hashed == -2)
+            status = imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                                        "%s: listed in %s, but not a "
+                                        "regular file",
+                                        path, sums_path);
+        else if (hashed != 0)
             status = imgpack__error_set(err, imgpack__status_from_errno(errno),
                                         "%s: cannot read it to check its "
                                         "SHA-256: %s",

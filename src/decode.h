@@ -54,8 +54,9 @@ imgpack_status imgpack__decode(imgpack__decoder *dec, const uint8_t *data,
  * Which pixels the caller will read, asked once the decoder knows the
  * image's size: `region` fills them in. Pixels outside may be left
  * undecoded (their bytes are unspecified). JPEG then skips the inverse DCT,
- * upsampling and colour conversion of the columns outside, and stops after
- * the last row asked for; PNG and WebP decode everything.
+ * upsampling and colour conversion of the columns and rows outside (those
+ * rows still go through the entropy decoder, so damage there is found);
+ * PNG and WebP decode everything.
  */
 typedef struct imgpack__window {
     void (*region)(void *user, uint32_t width, uint32_t height,

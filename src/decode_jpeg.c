@@ -28,17 +28,19 @@
  * of data with a JWRN_JPEG_EOF warning instead of a suspension. The rule
  * here: a warning that means entropy-coded data is missing or unreadable
  * (premature end of file, premature end of a data segment, bad Huffman or
- * arithmetic code, lost restart marker) rejects the image as
- * IMGPACK_ERR_DECODE with libjpeg's own text, e.g. "truncated JPEG: Premature
- * end of JPEG file". For truncation this is Pillow's behaviour; for corrupt
- * but complete data it is stricter than Pillow, which keeps the made-up
- * pixels, as a training set is better off without them. Warnings that do not
- * touch pixel data (extraneous bytes between markers, unknown JFIF revision,
- * bad ICC marker, odd progression order) are ignored, as Pillow ignores them.
+ * arithmetic code, lost restart marker, entropy-coded bytes left over where
+ * a scan ends) rejects the image as IMGPACK_ERR_DECODE with libjpeg's own
+ * text, e.g. "truncated JPEG: Premature end of JPEG file". For truncation
+ * this is Pillow's behaviour; for corrupt but complete data it is stricter
+ * than Pillow, which keeps the made-up pixels, as a training set is better
+ * off without them. Warnings that do not touch pixel data (extraneous bytes
+ * between header markers, unknown JFIF revision, bad ICC marker, odd
+ * progression order) are ignored, as Pillow ignores them.
  *
- * With a window, decoding stops after the window's last row: the rows below
- * cost entropy decoding and are never used. Only the truncation check still
- * concerns them (finish_early()); damage there is not looked for.
+ * With a window, the rows above and below it are never used: they go
+ * through the entropy decoder only (jpeg_skip_scanlines), so damage there
+ * and the end of the data are checked exactly as a full decode checks them
+ * (decode_to_end()).
  */
 #include <setjmp.h>
 #include <stdint.h>
@@ -79,7 +81,7 @@ typedef struct jpeg_job {
     size_t size;
     uint64_t max_pixels;
     const imgpack__window *window;
-    JDIMENSION end_row; /* rows past this one are not decoded */
+    JDIMENSION start_row, end_row; /* the rows read into pixels */
     imgpack__pixels *out;
 } jpeg_job;
 
@@ -112,15 +114,26 @@ static void on_error(j_common_ptr cinfo) {
     longjmp(job->escape, 1);
 }
 
-/* Whether warning `code` means libjpeg is making up pixels. */
-static int loses_pixels(int code) {
-    switch (code) {
+/*
+ * Whether the current warning means libjpeg is making up pixels. Bytes
+ * skipped before a marker (JWRN_EXTRANEOUS_DATA) are junk between header
+ * markers before the first scan, and harmless. Once a scan has begun, they
+ * are entropy-coded data the decoder never consumed: damaged data made it
+ * lose its way, reading fewer bits than were coded, and it decoded
+ * something else than what was coded. A restart marker or the end of the
+ * scan is where that shows. (Decoding that reads more bits than were coded
+ * runs into the marker instead: JWRN_HIT_MARKER.)
+ */
+static int loses_pixels(j_common_ptr cinfo) {
+    switch (cinfo->err->msg_code) {
     case JWRN_JPEG_EOF:
     case JWRN_HIT_MARKER:
     case JWRN_HUFF_BAD_CODE:
     case JWRN_ARITH_BAD_CODE:
     case JWRN_MUST_RESYNC:
         return 1;
+    case JWRN_EXTRANEOUS_DATA:
+        return ((j_decompress_ptr)cinfo)->input_scan_number > 0;
     default:
         return 0;
     }
@@ -136,7 +149,7 @@ static void on_message(j_common_ptr cinfo, int msg_level) {
         return;
     }
     cinfo->err->num_warnings++;
-    if (!loses_pixels(cinfo->err->msg_code)) {
+    if (!loses_pixels(cinfo)) {
         return;
     }
     message_text(cinfo, text);
@@ -257,13 +270,17 @@ done:
 
 /*
  * Narrows decoding to the caller's window, when that saves work, and
- * returns the first decoded column. jpeg_crop_scanline skips the inverse
- * DCT, upsampling and colour conversion of the other iMCU columns (entropy
- * decoding cannot be skipped). Its fancy upsampler treats the crop's edges
+ * returns the first decoded column; sets the rows to decode.
+ * jpeg_crop_scanline skips the inverse DCT, upsampling and colour
+ * conversion of the other iMCU columns (entropy decoding cannot be
+ * skipped). Its fancy upsampler treats the crop's edges
  * as image edges, so the outermost decoded columns may differ from a full
  * decode: the window is widened by one iMCU on each side to keep them out.
  * Rows need no margin: libjpeg hands out a row only once it is final, so
- * stopping after the window's last row changes none before it.
+ * stopping after the window's last row changes none before it, and
+ * jpeg_skip_scanlines keeps the context rows its upsampler needs, so the
+ * rows after a skip are those of a full decode (tests/test_decode.c checks
+ * both at every row).
  */
 static JDIMENSION crop_to_window(jpeg_job *job) {
     j_decompress_ptr cinfo = &job->cinfo;
@@ -275,8 +292,11 @@ static JDIMENSION crop_to_window(jpeg_job *job) {
 
     job->window->region(job->window->user, width, cinfo->output_height,
                         &region);
-    if (region.y1 > region.y0 && region.y1 < job->end_row) {
-        job->end_row = region.y1;
+    if (region.y1 > region.y0 && region.y0 < job->end_row) {
+        job->start_row = region.y0;
+        if (region.y1 < job->end_row) {
+            job->end_row = region.y1;
+        }
     }
     first = region.x0 > margin ? region.x0 - margin : 0;
     end = region.x1 + margin < width ? region.x1 + margin : width;
@@ -289,29 +309,23 @@ static JDIMENSION crop_to_window(jpeg_job *job) {
 }
 
 /*
- * Ends a decode that stopped before the last row. Pillow decodes every row
- * and rejects a file whose data ends before the EOI marker; the rows not
- * decoded here are not checked for corrupt data (they are never used), but
- * that marker must still follow: entropy-coded data never holds the bytes
- * 0xFF 0xD9 (a 0xFF there is followed by 0x00 or a restart marker), so
- * their presence after what was read is exactly the EOI Pillow would reach.
- * The decoder may have read the marker itself already.
+ * Takes a decode that has the window's rows to the end of the data, as a
+ * full decode would get there, so the same damage rejects the file: the
+ * rows below the window go through the entropy decoder only, and the last
+ * row is decoded (into its place in the buffer) because libjpeg's skip to
+ * the very end reads no data at all. jpeg_finish_decompress then reads up
+ * to the EOI marker. What it costs is measured in docs/BENCHMARKS.md.
  */
-static void finish_early(jpeg_job *job) {
+static imgpack_status decode_to_end(jpeg_job *job, uint8_t *origin,
+                                    size_t stride, int cmyk) {
     j_decompress_ptr cinfo = &job->cinfo;
-    const uint8_t *read = cinfo->src->next_input_byte;
-    const uint8_t *at = job->data + job->size;
+    JDIMENSION last = cinfo->output_height - 1;
 
-    if (jpeg_input_complete(cinfo) || cinfo->unread_marker == JPEG_EOI)
-        return;
-    while (at - read >= 2) {
-        at--;
-        if (at[-1] == 0xFF && at[0] == JPEG_EOI)
-            return;
-    }
-    /* Reported as libjpeg reports data that ends early: a rejection with
-       its own text. */
-    WARNMS(cinfo, JWRN_JPEG_EOF);
+    if (cinfo->output_scanline < last)
+        jpeg_skip_scanlines(cinfo, last - cinfo->output_scanline);
+    job->end_row = cinfo->output_height;
+    return cmyk ? read_cmyk(job, origin, stride)
+                : read_direct(job, origin, stride);
 }
 
 /* Everything that may longjmp; called with job->escape set. */
@@ -382,21 +396,25 @@ static imgpack_status run(jpeg_job *job) {
         first_column = crop_to_window(job);
     }
     origin = job->pixels->data + (size_t)first_column * channels;
+    /* The rows above the window cost entropy decoding only. */
+    if (job->start_row > 0) {
+        jpeg_skip_scanlines(cinfo, job->start_row);
+    }
     if (cmyk) {
         status = read_cmyk(job, origin, stride);
     } else {
         status = read_direct(job, origin, stride);
     }
+    if (status == IMGPACK_OK && job->end_row < cinfo->output_height) {
+        status = decode_to_end(job, origin, stride, cmyk);
+    }
     if (status != IMGPACK_OK) {
         goto done;
     }
-    /* A full decode reads up to EOI as Pillow does, so a missing EOI or a
-       broken marker after the image data fails as it does there. */
-    if (job->end_row < cinfo->output_height) {
-        finish_early(job);
-    } else {
-        jpeg_finish_decompress(cinfo);
-    }
+    /* Reads up to EOI as Pillow does, so a missing EOI or a broken marker
+       after the image data fails as it does there, and so does data left
+       over at the end of the last scan. */
+    jpeg_finish_decompress(cinfo);
 
     job->out->data = job->pixels->data;
     job->out->width = width;

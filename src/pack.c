@@ -8,6 +8,7 @@
  */
 #include "imgpack/pack.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -54,6 +55,7 @@ struct imgpack_packer {
     imgpack__source source;
     imgpack__writer writer;
     int writer_open; /* reopened by a resume; else imgpack_packer_run opens it */
+    char *notice;    /* what a resume with nothing to resume did, or NULL */
     /* A new store is created by imgpack_packer_run, while the workers
        decode the first images; these say where and how. */
     char *store_dir;
@@ -259,7 +261,12 @@ static imgpack_status scan_source(imgpack_packer *p, const char *src,
     if (stat(src, &st) != 0)
         return imgpack__error_set(&p->error, imgpack__status_from_errno(errno),
                                   "%s: %s", src, strerror(errno));
-    if (S_ISDIR(st.st_mode))
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+        status = imgpack__error_set(&p->error, IMGPACK_ERR_INVALID_ARG,
+                                    "%s: neither a directory nor a regular "
+                                    "file",
+                                    src);
+    else if (S_ISDIR(st.st_mode))
         status = opts->list ? imgpack__source_scan_list(src, opts->list,
                                                         opts->sort_list, s,
                                                         &p->error)
@@ -304,15 +311,165 @@ static void shard_slice(uint64_t m, uint32_t k, uint32_t n, uint64_t *begin,
     *end = m * (k + 1) / n;
 }
 
-/* Creates `dir` if it does not exist yet (its parent must). */
-static imgpack_status make_out_dir(const char *dir, imgpack__error *err) {
+/* Creates `dir` if it does not exist yet (its parent must); *created says
+   whether it did. */
+static imgpack_status make_out_dir(const char *dir, int *created,
+                                   imgpack__error *err) {
     struct stat st;
-    if (mkdir(dir, 0755) == 0 || (errno == EEXIST && stat(dir, &st) == 0 &&
-                                  S_ISDIR(st.st_mode)))
+    *created = mkdir(dir, 0755) == 0;
+    if (*created ||
+        (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)))
         return IMGPACK_OK;
     return imgpack__error_set(err, imgpack__status_from_errno(errno),
                               "%s: cannot create the output directory: %s",
                               dir, strerror(errno == EEXIST ? ENOTDIR : errno));
+}
+
+/* Refuses a file option naming something other than a regular file: a
+   FIFO would hold the pack until something writes to it, perhaps forever.
+   A path that does not resolve is left to the code that opens it. */
+static imgpack_status check_input_file(const char *option, const char *path,
+                                       imgpack__error *err) {
+    struct stat st;
+    if (!path || stat(path, &st) != 0 || S_ISREG(st.st_mode))
+        return IMGPACK_OK;
+    return imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                              "%s %s: not a regular file but %s: save it to "
+                              "a file first",
+                              option, path,
+                              S_ISFIFO(st.st_mode)  ? "a FIFO"
+                              : S_ISDIR(st.st_mode) ? "a directory"
+                                                    : "a device or socket");
+}
+
+static imgpack_status check_input_files(const imgpack_pack_options *o,
+                                        imgpack__error *err) {
+    imgpack_status status;
+    if ((status = check_input_file("--list", o->list, err)) ||
+        (status = check_input_file("--synsets", o->synsets, err)) ||
+        (status = check_input_file("--sha256", o->checksums, err)) ||
+        (status = check_input_file("--labels", o->labels, err)))
+        return status;
+    return check_input_file("--class-names", o->class_names, err);
+}
+
+/* The absolute path without symbolic links that `path` names, or would
+   name once created (its parent must exist); NULL if it cannot be told.
+   The caller frees it. */
+static char *resolve(const char *path) {
+    char *full = realpath(path, NULL), *copy, *slash, *parent;
+    if (full || errno != ENOENT || !(copy = strdup(path)))
+        return full;
+    for (size_t n = strlen(copy); n > 1 && copy[n - 1] == '/'; n--)
+        copy[n - 1] = '\0';
+    slash = strrchr(copy, '/');
+    if (slash)
+        *slash = '\0';
+    parent = realpath(!slash ? "." : slash == copy ? "/" : copy, NULL);
+    if (parent &&
+        asprintf(&full, "%s/%s", strcmp(parent, "/") == 0 ? "" : parent,
+                 slash ? slash + 1 : copy) < 0)
+        full = NULL;
+    free(parent);
+    free(copy);
+    return full;
+}
+
+/* Refuses OUT_DIR at or below a directory SRC: the store would be listed
+   as a class of SRC, and every later resume would find the source
+   changed. */
+static imgpack_status check_out_outside_src(const char *src,
+                                            const char *out_dir,
+                                            imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    struct stat st;
+    if (stat(src, &st) != 0 || !S_ISDIR(st.st_mode))
+        return IMGPACK_OK;
+    char *from = realpath(src, NULL), *to = resolve(out_dir);
+    size_t n = from ? strlen(from) : 0;
+    if (from && to && strcmp(from, to) == 0)
+        status = imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                                    "%s: OUT_DIR is SRC itself: pack into a "
+                                    "directory outside SRC",
+                                    out_dir);
+    else if (from && to && strncmp(from, to, n) == 0 &&
+             (to[n] == '/' || from[n - 1] == '/'))
+        status = imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                                    "%s: OUT_DIR is inside SRC %s: the store "
+                                    "would become a class of it; pack into "
+                                    "a directory outside SRC",
+                                    out_dir, src);
+    free(from);
+    free(to);
+    return status;
+}
+
+/* A whole store and the shard folders of a sharded pack never share
+   OUT_DIR: readers could not tell which one it holds. */
+static imgpack_status check_layout(const char *out_dir, uint32_t shard_count,
+                                   imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    char path[4096], tail;
+    unsigned k, n;
+    struct stat st;
+    struct dirent *entry;
+    DIR *dir;
+    if (shard_count > 1) {
+        snprintf(path, sizeof path, "%s/data.mdb", out_dir);
+        if (stat(path, &st) == 0)
+            status = imgpack__error_set(
+                err, IMGPACK_ERR_EXISTS,
+                "%s: holds a whole store (data.mdb), not shards: pack the "
+                "shards into a directory of their own",
+                out_dir);
+        return status;
+    }
+    if (!(dir = opendir(out_dir)))
+        return IMGPACK_OK;
+    while (status == IMGPACK_OK && (entry = readdir(dir)))
+        if (sscanf(entry->d_name, "shard-%u-of-%u%c", &k, &n, &tail) == 2)
+            status = imgpack__error_set(
+                err, IMGPACK_ERR_EXISTS,
+                "%s: holds the shards of a sharded pack (%s): pack or resume "
+                "each with --shard K/N",
+                out_dir, entry->d_name);
+    closedir(dir);
+    return status;
+}
+
+/* Says what a resume with nothing to resume did instead. */
+static imgpack_status set_notice(imgpack_packer *p, const char *what) {
+    if (asprintf(&p->notice, "%s: %s: starting a new pack", p->store_dir,
+                 what) < 0) {
+        p->notice = NULL;
+        return imgpack__error_set(&p->error, IMGPACK_ERR_NOMEM,
+                                  "out of memory");
+    }
+    return IMGPACK_OK;
+}
+
+/*
+ * Reopens the interrupted pack in the store directory, or readies a new
+ * one where there is nothing to resume, so that one command line serves
+ * the first run and every retry: no store yet, or the store of a pack
+ * killed while starting, before LMDB held anything (then it is cleared).
+ */
+static imgpack_status resume_or_start(imgpack_packer *p) {
+    imgpack__error probe;
+    imgpack_status status;
+    imgpack__error_clear(&probe);
+    if (imgpack__store_check_new(p->store_dir, &probe) == IMGPACK_OK)
+        return set_notice(p, "no pack to resume");
+    status = imgpack__writer_resume(&p->writer, p->store_dir, &p->source,
+                                    &p->info, &p->start, &p->error);
+    p->writer_open = status == IMGPACK_OK;
+    if (status != IMGPACK_ERR_NOT_A_STORE)
+        return status;
+    imgpack__error_clear(&p->error);
+    if ((status = imgpack__writer_discard_unstarted(p->store_dir, &p->error)))
+        return status;
+    return set_notice(p, "the pack there stopped while starting, before it "
+                         "committed anything; cleared it");
 }
 
 /* Keeps what imgpack_packer_run needs to create the store once the options
@@ -337,6 +494,7 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                                    const imgpack_pack_options *opts) {
     imgpack_pack_options *defaults = NULL;
     imgpack_status status;
+    int created_out = 0, created_store = 0;
     imgpack_packer *p = calloc(1, sizeof *p);
     *out = p;
     if (!p)
@@ -362,6 +520,12 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                                    p->jobs};
     status = name_store(p, out_dir, opts);
     info->command = p->command;
+    if (!status)
+        status = check_input_files(opts, &p->error);
+    if (!status)
+        status = check_out_outside_src(src_dir, out_dir, &p->error);
+    if (!status)
+        status = check_layout(out_dir, opts->shard_count, &p->error);
     if (!status && opts->checksums)
         status = imgpack__verify_checksums(opts->checksums, &p->error);
     if (!status)
@@ -373,21 +537,22 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
         !(status = opts->synsets ? imgpack__source_load_synsets(
                                        &p->source, opts->synsets, &p->error)
                                  : IMGPACK_OK) &&
-        !(status = make_out_dir(out_dir, &p->error)) &&
-        !(status = make_out_dir(p->store_dir, &p->error))) {
+        !(status = make_out_dir(out_dir, &created_out, &p->error)) &&
+        !(status = make_out_dir(p->store_dir, &created_store, &p->error))) {
         shard_slice(p->source.num_items, opts->shard_index, opts->shard_count,
                     &info->begin, &info->end);
         p->start = info->begin;
         p->end = info->end;
-        if (opts->resume) {
-            status = imgpack__writer_resume(&p->writer, p->store_dir,
-                                            &p->source, info, &p->start,
-                                            &p->error);
-            p->writer_open = status == IMGPACK_OK;
-        } else {
-            status = imgpack__store_check_new(p->store_dir, &p->error);
-        }
+        status = opts->resume
+                     ? resume_or_start(p)
+                     : imgpack__store_check_new(p->store_dir, &p->error);
     }
+    /* A refusal leaves nothing behind. OUT_DIR is left to a sharded pack's
+       other shards, which may be creating their folders in it. */
+    if (status != IMGPACK_OK && created_store)
+        rmdir(p->store_dir);
+    if (status != IMGPACK_OK && created_out && opts->shard_count == 1)
+        rmdir(out_dir);
 
     imgpack_pack_options_destroy(defaults);
     p->progress.total = p->end - info->begin;
@@ -442,6 +607,15 @@ static void update_progress(imgpack_packer *p) {
     p->progress.rejected = p->writer.rejected;
     p->progress.done = p->writer.packed + p->writer.rejected;
     p->progress.bytes = p->writer.bytes;
+    p->progress.seconds = seconds_since(&p->started);
+}
+
+/* After a failure: the counters of what was committed, the store's
+   content, not of what was handled. */
+static void committed_progress(imgpack_packer *p) {
+    imgpack__writer_committed(&p->writer, &p->progress.packed,
+                              &p->progress.rejected, &p->progress.bytes);
+    p->progress.done = p->progress.packed + p->progress.rejected;
     p->progress.seconds = seconds_since(&p->started);
 }
 
@@ -531,13 +705,20 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
                                     "a worker could not allocate its buffers");
     if (status == IMGPACK_OK)
         status = imgpack__writer_finish(&p->writer, &p->error);
-    update_progress(p);
+    if (status == IMGPACK_OK)
+        update_progress(p);
+    else
+        committed_progress(p);
     return status;
 }
 
 void imgpack_packer_progress(const imgpack_packer *p,
                              imgpack_pack_progress *out) {
     *out = p->progress;
+}
+
+const char *imgpack_packer_notice(const imgpack_packer *p) {
+    return p ? p->notice : NULL;
 }
 
 const char *imgpack_packer_errmsg(const imgpack_packer *p) {
@@ -551,5 +732,6 @@ void imgpack_packer_close(imgpack_packer *p) {
     imgpack__source_free(&p->source);
     free(p->store_dir);
     free(p->command);
+    free(p->notice);
     free(p);
 }

@@ -390,13 +390,12 @@ static imgpack_status parse_verified(const uint8_t *value, size_t size,
                : IMGPACK_ERR_CORRUPT;
 }
 
-/* The checked value of record `index` (global): header fields and
-   payload. */
-static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
-                            uint64_t index, imgpack__record_header *h,
-                            const uint8_t **payload) {
+/* Finds the value of record `index` (global) and the shard holding it,
+   unchecked. */
+static imgpack_status lookup(imgpack_reader *r, imgpack__read_slot *s,
+                             uint64_t index, uint32_t *shard, MDB_val *value) {
     uint8_t key_bytes[IMGPACK__KEY_SIZE];
-    MDB_val key = {sizeof key_bytes, key_bytes}, value;
+    MDB_val key = {sizeof key_bytes, key_bytes};
     char at[WHERE_SIZE];
     if (index >= r->count)
         return imgpack__error_set(&s->err, IMGPACK_ERR_RANGE,
@@ -414,7 +413,7 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
     if (!txn)
         return s->err.code;
     imgpack__record_key(local, key_bytes);
-    int rc = mdb_get(txn, r->shards[k].records, &key, &value);
+    int rc = mdb_get(txn, r->shards[k].records, &key, value);
     if (rc == MDB_NOTFOUND)
         return imgpack__error_set(&s->err, IMGPACK_ERR_CORRUPT,
                                   "%s: record %" PRIu64 "%s is missing", r->dir,
@@ -422,6 +421,35 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
     if (rc != 0)
         return imgpack__store_fail(&s->err, rc, r->shards[k].dir,
                                    "cannot read a record");
+    *shard = k;
+    return IMGPACK_OK;
+}
+
+imgpack_status imgpack__reader_locate(imgpack_reader *r,
+                                      imgpack__read_slot *s, uint64_t index,
+                                      uint32_t *shard, const uint8_t **data,
+                                      size_t *size) {
+    MDB_val value;
+    imgpack_status status = lookup(r, s, index, shard, &value);
+    if (status == IMGPACK_OK) {
+        *data = value.mv_data;
+        *size = value.mv_size;
+    }
+    return status;
+}
+
+/* The checked value of record `index` (global): header fields and
+   payload. */
+static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
+                            uint64_t index, imgpack__record_header *h,
+                            const uint8_t **payload) {
+    MDB_val value;
+    char at[WHERE_SIZE];
+    uint32_t k;
+    imgpack_status found = lookup(r, s, index, &k, &value);
+    if (found)
+        return found;
+    uint64_t local = index - r->first[k];
     int verify = (r->flags & IMGPACK_OPEN_VERIFY) != 0;
     _Atomic uint64_t *word = r->verified ? &r->verified[index / 64] : NULL;
     uint64_t bit = (uint64_t)1 << (index % 64);
@@ -479,6 +507,7 @@ imgpack_status imgpack__reader_pixels(imgpack_reader *r,
     imgpack_status status = fetch(r, s, index, h, &payload);
     if (status)
         return status;
+    imgpack__reader_rearm(r, payload, h->payload_size);
     if (h->format == IMGPACK_FORMAT_RAW) {
         *px = (imgpack__pixels){payload, h->width, h->height, h->channels,
                                 (size_t)h->width * h->channels};

@@ -7,6 +7,7 @@
 #ifndef IMGPACK_SRC_READER_INTERNAL_H
 #define IMGPACK_SRC_READER_INTERNAL_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -42,6 +43,37 @@ imgpack_status imgpack__reader_pixels(imgpack_reader *r,
                                       imgpack__read_slot *slot, uint64_t index,
                                       imgpack__record_header *h,
                                       imgpack__pixels *px);
+
+/*
+ * Where record `index` lies, unchecked: its shard and its value in that
+ * shard's map. A bare mdb_get: for a value on overflow pages (every record
+ * over 2 KiB) LMDB computes the address from the page number without
+ * touching those pages (mdb.c: mdb_node_read, mdb_page_get in a read-only
+ * transaction), so this costs no I/O beyond the B-tree's own pages.
+ * Errors are set in the slot.
+ */
+imgpack_status imgpack__reader_locate(imgpack_reader *r,
+                                      imgpack__read_slot *s, uint64_t index,
+                                      uint32_t *shard, const uint8_t **data,
+                                      size_t *size);
+
+/*
+ * Starts reading records indices[0..n-1] into the page cache ahead of use
+ * (readahead.c; imgpack_reader_prefetch without its argument checks). A
+ * hint: failures are ignored, since the reads that follow report them.
+ */
+void imgpack__reader_readahead(imgpack_reader *r, const uint64_t *indices,
+                               uint64_t n);
+
+/*
+ * Just before a record's pixels are read: when the last read-ahead found
+ * the store not in the page cache, asks again for the pages of `data`
+ * that are missing (read ahead earlier but dropped under memory
+ * pressure), as one request instead of a fault per page. Otherwise
+ * nothing.
+ */
+void imgpack__reader_rearm(imgpack_reader *r, const uint8_t *data,
+                           size_t size);
 
 /* The message of the calling thread's last failure on `r` ("" if none). */
 const char *imgpack__reader_message(const imgpack_reader *r);

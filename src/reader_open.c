@@ -606,6 +606,7 @@ imgpack_status imgpack_reader_open(imgpack_reader **out, const char *dir,
     atomic_init(&r->generation, imgpack__fork_generation());
     r->id = imgpack__reader_new_id();
     r->flags = flags;
+    atomic_init(&r->prefetch_limit, IMGPACK_PREFETCH_DEFAULT_LIMIT);
     if (!dir || (flags & ~(IMGPACK_OPEN_INCOMPLETE | IMGPACK_OPEN_VERIFY))) {
         status = imgpack__error_set(&r->err, IMGPACK_ERR_INVALID_ARG,
                                     "reader_open: %s",

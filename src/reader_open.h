@@ -75,6 +75,11 @@ struct imgpack_reader {
     uint32_t *labels; /* all labels of a complete dataset; else NULL */
     /* Bit i: record i's header CRC passed. Only for complete datasets. */
     _Atomic uint64_t *verified;
+    /* Bytes one read-ahead may request (imgpack_reader_prefetch). */
+    _Atomic uint64_t prefetch_limit;
+    /* Read-ahead rounds to go, found cached, before reads stop re-asking
+       for their pages (readahead.c, REARM_ROUNDS). */
+    atomic_int uncached;
     /* Bumped by refresh: a transaction renewed before it may predate the
        count, so it is renewed again even in a complete dataset. */
     uint64_t snapshot;

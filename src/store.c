@@ -17,6 +17,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <unistd.h>
 
 #include "record.h"
 
@@ -33,9 +34,16 @@
 imgpack_status imgpack__store_fail(imgpack__error *err, int rc,
                                    const char *dir, const char *what) {
     imgpack_status code = IMGPACK_ERR_STORE;
-    if (rc == ENOSPC || rc == EDQUOT || rc == EFBIG)
-        code = IMGPACK_ERR_NO_SPACE;
-    else if (rc == ENOMEM)
+    if (rc == ENOSPC || rc == EDQUOT)
+        return imgpack__error_set(err, IMGPACK_ERR_NO_SPACE,
+                                  "%s: no space left on the device (%s: %s)",
+                                  dir, what, mdb_strerror(rc));
+    if (rc == EFBIG)
+        return imgpack__error_set(err, IMGPACK_ERR_NO_SPACE,
+                                  "%s: the file size limit (ulimit -f) is "
+                                  "reached (%s: %s)",
+                                  dir, what, mdb_strerror(rc));
+    if (rc == ENOMEM)
         code = IMGPACK_ERR_NOMEM;
     else if (rc == EACCES || rc == EROFS || rc == EIO)
         code = IMGPACK_ERR_IO;
@@ -109,6 +117,76 @@ static int holds_store(const char *dir) {
     struct stat st;
     snprintf(data_path, sizeof data_path, "%s/data.mdb", dir);
     return stat(data_path, &st) == 0;
+}
+
+/* Whether database `name` is absent or empty in the read transaction. */
+static int database_empty(MDB_txn *txn, const char *name) {
+    MDB_dbi dbi;
+    MDB_stat st;
+    int rc = mdb_dbi_open(txn, name, 0, &dbi);
+    return rc == MDB_NOTFOUND ||
+           (rc == 0 && mdb_stat(txn, dbi, &st) == 0 && st.ms_entries == 0);
+}
+
+int imgpack__store_is_unstarted(const char *dir) {
+    char data_path[4096];
+    struct stat st;
+    MDB_env *env = NULL;
+    MDB_txn *txn = NULL;
+    MDB_cursor *cursor = NULL;
+    MDB_dbi main_db;
+    MDB_val key, value;
+    int unstarted = 0, rc;
+
+    snprintf(data_path, sizeof data_path, "%s/data.mdb", dir);
+    if (stat(data_path, &st) != 0 || !S_ISREG(st.st_mode))
+        return 0;
+    if (st.st_size == 0)
+        return 1;
+    /* Read-only and without the lock file: this only looks. */
+    if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 2) != 0 ||
+        mdb_env_open(env, dir, MDB_RDONLY | MDB_NOLOCK, 0644) != 0 ||
+        mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0 ||
+        mdb_dbi_open(txn, NULL, 0, &main_db) != 0 ||
+        mdb_cursor_open(txn, main_db, &cursor) != 0)
+        goto out;
+    unstarted = 1;
+    while (unstarted &&
+           (rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) == 0) {
+        unstarted =
+            (key.mv_size == strlen(IMGPACK__STORE_RECORDS_DB) &&
+             memcmp(key.mv_data, IMGPACK__STORE_RECORDS_DB, key.mv_size) ==
+                 0) ||
+            (key.mv_size == strlen(IMGPACK__STORE_META_DB) &&
+             memcmp(key.mv_data, IMGPACK__STORE_META_DB, key.mv_size) == 0);
+    }
+    if (unstarted && rc != MDB_NOTFOUND)
+        unstarted = 0;
+    mdb_cursor_close(cursor);
+    cursor = NULL;
+    unstarted = unstarted && database_empty(txn, IMGPACK__STORE_RECORDS_DB) &&
+                database_empty(txn, IMGPACK__STORE_META_DB);
+out:
+    if (cursor)
+        mdb_cursor_close(cursor);
+    if (txn)
+        mdb_txn_abort(txn);
+    if (env)
+        mdb_env_close(env);
+    return unstarted;
+}
+
+imgpack_status imgpack__store_remove(const char *dir, imgpack__error *err) {
+    static const char *const files[] = {"lock.mdb", "data.mdb"};
+    char path[4096];
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (unlink(path) != 0 && errno != ENOENT)
+            return imgpack__error_set(err, imgpack__status_from_errno(errno),
+                                      "%s: cannot remove: %s", path,
+                                      strerror(errno));
+    }
+    return IMGPACK_OK;
 }
 
 imgpack_status imgpack__store_check_new(const char *dir,

@@ -59,6 +59,18 @@ imgpack_status imgpack__store_create(imgpack__store *s, const char *dir,
 imgpack_status imgpack__store_reopen(imgpack__store *s, const char *dir,
                                      imgpack__error *err);
 
+/*
+ * Whether `dir` holds what a pack killed while starting leaves: an empty
+ * data.mdb, or an environment whose only databases are an empty records
+ * and an empty meta (LMDB's first commits are the databases, then the
+ * header). Nothing else counts: another environment may be someone's data.
+ */
+int imgpack__store_is_unstarted(const char *dir);
+
+/* Removes `dir`'s data.mdb and lock.mdb (data.mdb last); a file already
+   gone is no failure. */
+imgpack_status imgpack__store_remove(const char *dir, imgpack__error *err);
+
 /* Copies metadata `key` into `value` as a NUL-terminated string.
    IMGPACK_ERR_NOT_A_STORE if it is missing or longer than capacity - 1. */
 imgpack_status imgpack__store_get_meta(imgpack__store *s, const char *key,

@@ -292,8 +292,8 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
     snprintf(path, sizeof path, "%s/catalog.db", out_dir);
     /* The environment's databases, then its header, are the first two LMDB
        commits: without either, the pack died while starting and nothing
-       was packed. The directory might also be some other LMDB environment,
-       so it is left for the user to clear. */
+       was packed (imgpack__writer_discard_unstarted clears such a store).
+       The directory might also be some other LMDB environment. */
     status = imgpack__store_reopen(&w->store, out_dir, err);
     if (status == IMGPACK_OK)
         status = imgpack__store_get_meta(&w->store, "format_version", state,
@@ -329,6 +329,25 @@ out:
     if (status != IMGPACK_OK)
         imgpack__writer_close(w);
     return status;
+}
+
+imgpack_status imgpack__writer_discard_unstarted(const char *out_dir,
+                                                imgpack__error *err) {
+    char path[4096];
+    imgpack_status status;
+    if (!imgpack__store_is_unstarted(out_dir))
+        return imgpack__error_set(
+            err, IMGPACK_ERR_NOT_A_STORE,
+            "%s: holds an LMDB environment without an imgpack header that "
+            "is not what a pack stopped while starting leaves: not an "
+            "imgpack store, left as it is",
+            out_dir);
+    /* The catalog first: a store killed while this runs is still one that
+       a resume clears, never a catalog without its store. */
+    snprintf(path, sizeof path, "%s/catalog.db", out_dir);
+    if ((status = imgpack__catalog_remove(path, err)))
+        return status;
+    return imgpack__store_remove(out_dir, err);
 }
 
 /* The catalog half of a batch: rows for every result, class counts, and
@@ -443,6 +462,16 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
     }
     free(labels);
     return status;
+}
+
+void imgpack__writer_committed(const imgpack__writer *w, uint64_t *packed,
+                               uint64_t *rejected, uint64_t *bytes) {
+    uint32_t batch_packed = 0;
+    for (uint32_t i = 0; i < w->batch_count; i++)
+        batch_packed += w->batch[i].status == IMGPACK_OK;
+    *packed = w->packed - batch_packed;
+    *rejected = w->rejected - (w->batch_count - batch_packed);
+    *bytes = w->bytes - w->batch_bytes;
 }
 
 imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err) {

@@ -81,11 +81,25 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
                                       uint64_t *next_position,
                                       imgpack__error *err);
 
+/*
+ * Removes the store and catalog in `out_dir` when their pack was killed
+ * while starting (imgpack__store_is_unstarted: nothing was committed), so
+ * that a new pack can begin there; IMGPACK_ERR_NOT_A_STORE, naming the
+ * directory, when the LMDB environment there holds anything else.
+ */
+imgpack_status imgpack__writer_discard_unstarted(const char *out_dir,
+                                                imgpack__error *err);
+
 /* Adds the result for source item `position` (positions arrive in order);
    the writer owns what *r owns from here on, even on failure. Commits when
    the batch is full. */
 imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
                                    imgpack__result *r, imgpack__error *err);
+
+/* The counts of what LMDB holds, without the batch in progress: after a
+   failure, what the pack really got done. */
+void imgpack__writer_committed(const imgpack__writer *w, uint64_t *packed,
+                               uint64_t *rejected, uint64_t *bytes);
 
 /* Commits the current batch, if any. */
 imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err);

@@ -350,7 +350,8 @@ static int window_matches(const imgpack__pixels *px,
 }
 
 /* A window decodes its pixels exactly as a full decode does, for every
-   chroma layout, progressive files and gray, at any columns and last row. */
+   chroma layout, progressive files and gray, at any columns, first row and
+   last row. */
 static void test_jpeg_window(imgpack__decoder *dec, imgpack__decoder *full) {
     static const jpeg_layout layouts[] = {
         {2, 2, 0}, {2, 1, 0}, {1, 1, 0}, {1, 2, 0}, {2, 2, 1}, {4, 1, 0}};
@@ -380,6 +381,21 @@ static void test_jpeg_window(imgpack__decoder *dec, imgpack__decoder *full) {
                 }
             }
         }
+        /* Windows starting below the first row (rows above are skipped),
+           across iMCU row boundaries, full width and narrow. */
+        for (uint32_t top = 1; top < height; top += 3) {
+            for (uint32_t bottom = top + 1; bottom <= height; bottom += 11) {
+                for (uint32_t narrow = 0; narrow < 2; narrow++) {
+                    imgpack__region request = {narrow ? 37 : 0,
+                                               narrow ? 120 : width, top,
+                                               bottom};
+                    imgpack__window window = {window_region, &request};
+                    CHECK_OK(imgpack__decode_window(dec, b.data, b.size, 0,
+                                                    &window, &px, reason));
+                    CHECK(window_matches(&px, &want, &request));
+                }
+            }
+        }
         free(b.data);
     }
     free(rgb);
@@ -387,13 +403,15 @@ static void test_jpeg_window(imgpack__decoder *dec, imgpack__decoder *full) {
 }
 
 /*
- * A decode that stops after the window's last row still rejects a file cut
- * short anywhere, even after that row or by nothing but its EOI marker, as
- * Pillow does; it accepts trailing bytes after EOI, and damage to the rows
- * it never decodes, with the window's pixels those of the intact file.
+ * A window decodes only its rows, but the data to its end goes through the
+ * entropy decoder: a file cut short anywhere, even after the window's last
+ * row or by nothing but its EOI marker, is rejected as Pillow rejects it,
+ * and so is damage below the window that makes libjpeg lose its way.
+ * Trailing bytes after EOI and junk between header markers are accepted,
+ * with the window's pixels those of the intact file.
  */
-static void test_jpeg_window_stops_early(imgpack__decoder *dec,
-                                         imgpack__decoder *full) {
+static void test_jpeg_window_reads_to_the_end(imgpack__decoder *dec,
+                                              imgpack__decoder *full) {
     const uint32_t width = 96, height = 160;
     uint8_t *rgb = make_pattern(width, height, 3);
     bytes b = encode_jpeg(rgb, width, height, 3, &baseline_420);
@@ -401,7 +419,7 @@ static void test_jpeg_window_stops_early(imgpack__decoder *dec,
     imgpack__window window = {window_region, &top};
     char reason[IMGPACK__REASON_SIZE];
     imgpack__pixels px, want;
-    uint8_t *copy = malloc(b.size + 3);
+    uint8_t *copy = malloc(b.size + 8);
 
     CHECK(copy != NULL);
     CHECK_OK(decode(full, &b, 0, &want, reason));
@@ -417,17 +435,49 @@ static void test_jpeg_window_stops_early(imgpack__decoder *dec,
                                     reason));
     CHECK(window_matches(&px, &want, &top));
 
-    /* The last quarter of the data lost, the EOI marker kept: a full decode
-       runs into the marker and rejects the file, the window never gets
-       there. */
+    /* Junk after the first marker segment (JFIF's APP0): between header
+       markers, ignored. */
+    size_t app0_end = 4 + ((size_t)b.data[4] << 8 | b.data[5]);
+    CHECK(b.data[3] == 0xE0);
+    memcpy(copy, b.data, app0_end);
+    memcpy(copy + app0_end, "junk", 4);
+    memcpy(copy + app0_end + 4, b.data + app0_end, b.size - app0_end);
+    CHECK_OK(imgpack__decode_window(dec, copy, b.size + 4, 0, &window, &px,
+                                    reason));
+    CHECK(window_matches(&px, &want, &top));
+    CHECK_OK(imgpack__decode(full, copy, b.size + 4, 0, &px, reason));
+
+    /* The last quarter of the data lost, the EOI marker kept: the decoder
+       runs into the marker below the window, as a full decode does. */
     size_t kept = b.size * 3 / 4;
+    memcpy(copy, b.data, kept);
     memcpy(copy + kept, b.data + b.size - 2, 2);
     CHECK_EQ(imgpack__decode(full, copy, kept + 2, 0, &px, reason),
              IMGPACK_ERR_DECODE);
-    CHECK_OK(imgpack__decode_window(dec, copy, kept + 2, 0, &window, &px,
-                                    reason));
-    CHECK(window_matches(&px, &want, &top));
+    CHECK_EQ(imgpack__decode_window(dec, copy, kept + 2, 0, &window, &px,
+                                    reason),
+             IMGPACK_ERR_DECODE);
+    CHECK_STR_EQ(reason, "corrupt JPEG: Corrupt JPEG data: premature end of "
+                         "data segment");
 
+    /* Entropy-coded data duplicated below the window: the decoder has all
+       its blocks before the data ends, and the bytes left over before EOI
+       give it away. */
+    size_t at = b.size * 3 / 4, run = b.size / 8;
+    uint8_t *longer = malloc(b.size + run);
+    CHECK(longer != NULL);
+    memcpy(longer, b.data, at);
+    memcpy(longer + at, b.data + at - run, run);
+    memcpy(longer + at + run, b.data + at, b.size - at);
+    CHECK_EQ(imgpack__decode(full, longer, b.size + run, 0, &px, reason),
+             IMGPACK_ERR_DECODE);
+    CHECK(strstr(reason, "extraneous bytes before marker 0xd9") != NULL);
+    CHECK_EQ(imgpack__decode_window(dec, longer, b.size + run, 0, &window,
+                                    &px, reason),
+             IMGPACK_ERR_DECODE);
+    CHECK(strstr(reason, "extraneous bytes before marker 0xd9") != NULL);
+
+    free(longer);
     free(copy);
     free(b.data);
     free(rgb);
@@ -668,7 +718,7 @@ int main(void) {
     test_not_images(dec);
     test_jpeg(dec);
     test_jpeg_window(dec, other);
-    test_jpeg_window_stops_early(dec, other);
+    test_jpeg_window_reads_to_the_end(dec, other);
     test_png_formats(dec);
     test_png_rejects(dec);
     test_webp(dec);

@@ -41,13 +41,32 @@ int cli_parse_u64(const char *text, uint64_t min, uint64_t max,
     return 0;
 }
 
-/* Length of the valid UTF-8 sequence at `s`, or 0 if it is not one. */
+/* Length of the well-formed UTF-8 sequence at `s` (RFC 3629: no overlong
+   forms, no surrogates, nothing past U+10FFFF), or 0 if it is not one. */
 static int utf8_sequence(const unsigned char *s) {
-    int length = s[0] >= 0xf0 && s[0] <= 0xf4   ? 4
-                 : s[0] >= 0xe0 && s[0] <= 0xef ? 3
-                 : s[0] >= 0xc2 && s[0] <= 0xdf ? 2
-                                                : 0;
-    for (int i = 1; i < length; i++)
+    /* The second byte's range depends on the first; later bytes are
+       80..BF. */
+    unsigned char low = 0x80, high = 0xbf;
+    int length;
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        length = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        length = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        length = 4;
+    else
+        return 0;
+    if (s[0] == 0xe0)
+        low = 0xa0;
+    else if (s[0] == 0xed)
+        high = 0x9f;
+    else if (s[0] == 0xf0)
+        low = 0x90;
+    else if (s[0] == 0xf4)
+        high = 0x8f;
+    if (s[1] < low || s[1] > high)
+        return 0;
+    for (int i = 2; i < length; i++)
         if ((s[i] & 0xc0) != 0x80)
             return 0;
     return length;
@@ -57,21 +76,18 @@ void cli_json_string(const char *text) {
     const unsigned char *s = (const unsigned char *)text;
     putchar('"');
     while (*s) {
+        int length = *s < 0x80 ? 1 : utf8_sequence(s);
         if (*s == '"' || *s == '\\') {
             printf("\\%c", *s++);
         } else if (*s < 0x20) {
             printf("\\u%04x", *s++);
-        } else if (*s < 0x80) {
-            putchar(*s++);
+        } else if (length == 0) {
+            /* Python's surrogateescape: byte XY is U+DCXY, which no
+               well-formed UTF-8 text holds, so the bytes come back. */
+            printf("\\udc%02x", *s++);
         } else {
-            int length = utf8_sequence(s);
-            if (length == 0) {
-                fputs("\\ufffd", stdout);
-                s++;
-            } else {
-                fwrite(s, 1, (size_t)length, stdout);
-                s += length;
-            }
+            fwrite(s, 1, (size_t)length, stdout);
+            s += length;
         }
     }
     putchar('"');

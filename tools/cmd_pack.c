@@ -52,7 +52,8 @@ static void print_help(void) {
         "                  Pillow's limit; 0 = no limit)\n"
         "  --strict        stop at the first file that cannot be packed\n"
         "  --resume        go on with the interrupted pack in OUT_DIR (same\n"
-        "                  options and source; nothing is packed twice)\n"
+        "                  options and source; nothing is packed twice);\n"
+        "                  with none there, pack from the start\n"
         "  --shard K/N     pack shard K (0-based) of N into OUT_DIR/shard-K-of-N;\n"
         "                  without it, K and N come from the environment of\n"
         "                  mpirun (OMPI_COMM_WORLD_*, PMI_*), Slurm\n"
@@ -263,6 +264,7 @@ int cmd_pack(int argc, char **argv) {
     uint32_t shard = 0, shards = 0, count;
     uint64_t n;
     const char *origin = "--shard";
+    char why[CLI_SHARD_WHY_SIZE];
     char *command = command_line(argc, argv);
 
     if (imgpack_pack_options_create(&opts) != IMGPACK_OK || !command) {
@@ -325,9 +327,9 @@ int cmd_pack(int argc, char **argv) {
     if (list)
         imgpack_pack_options_set_list(opts, list, sort);
     if (!shard_given &&
-        cli_shard_from_env(shards, &shard, &count, &origin) != 0) {
+        cli_shard_from_env(shards, &shard, &count, &origin, why) != 0) {
         code = cli_usage_error("pack", "no consistent shard index in the "
-                                       "environment: pass --shard K/N");
+                                       "environment: %s", why);
         goto out;
     }
     if (imgpack_pack_options_set_shard(opts, shard, count) != IMGPACK_OK) {
@@ -344,6 +346,8 @@ int cmd_pack(int argc, char **argv) {
         cli_error(NULL, "%s", imgpack_packer_errmsg(packer));
         goto out;
     }
+    if (imgpack_packer_notice(packer) && !quiet)
+        cli_error(NULL, "%s", imgpack_packer_notice(packer));
     imgpack_packer_set_callbacks(packer, on_progress, on_reject, &ui);
     imgpack_status status = imgpack_packer_run(packer);
     clear_bar(&ui);

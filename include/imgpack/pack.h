@@ -152,7 +152,10 @@ imgpack_pack_options_set_strict(imgpack_pack_options *opts, int32_t strict);
    began with (imgpack_packer_open refuses otherwise, saying which differ);
    what was committed stays, nothing is packed twice, and the finished
    store equals an uninterrupted pack's. Resuming a complete store changes
-   nothing. Default 0. */
+   nothing. Where there is nothing to resume (no store yet, or the store of
+   a pack killed while starting, before anything was committed, which is
+   then removed) a new pack starts, so the same call serves the first run
+   and every retry; imgpack_packer_notice says so. Default 0. */
 IMGPACK_API imgpack_status
 imgpack_pack_options_set_resume(imgpack_pack_options *opts, int32_t resume);
 
@@ -207,7 +210,12 @@ typedef struct imgpack_packer imgpack_packer;
 /*
  * Lists `src_dir` (ImageFolder layout: one directory per class) and readies
  * `out_dir` (created if missing; must not hold a store yet, unless
- * resuming: then the store is reopened and checked here). A new store's
+ * resuming: then the store is reopened and checked here). Refused
+ * (IMGPACK_ERR_INVALID_ARG): `out_dir` equal to or inside a directory
+ * `src_dir`, and option files (list, synsets, sums, labels, class names)
+ * that are not regular files; (IMGPACK_ERR_EXISTS): a sharded pack into a
+ * directory holding a whole store, or a whole one beside shards. A refusal
+ * leaves no directory it created behind. A new store's
  * files are created by imgpack_packer_run, while the first images decode.
  * `opts` may be NULL for the defaults and is not used after the call.
  *
@@ -243,6 +251,12 @@ IMGPACK_API imgpack_status imgpack_packer_run(imgpack_packer *packer);
 /* Copies the current counters into *out. */
 IMGPACK_API void imgpack_packer_progress(const imgpack_packer *packer,
                                          imgpack_pack_progress *out);
+
+/* What a resume found instead of an interrupted pack, as a sentence for
+   the user ("OUT_DIR: no pack to resume: starting a new pack"); NULL when
+   no resume was asked or one was reopened, and for a NULL packer. Owned
+   by the packer. */
+IMGPACK_API const char *imgpack_packer_notice(const imgpack_packer *packer);
 
 /* The last failure: file and reason. Owned by the packer, valid until its
    next call; "" when nothing failed. NULL packer: "out of memory". */

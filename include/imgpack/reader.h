@@ -30,7 +30,12 @@
  * How the reader uses LMDB. The environment is opened MDB_RDONLY |
  * MDB_NOTLS | MDB_NORDAHEAD: read-only, no OS readahead (random reads would
  * waste it), and read transactions owned by the reader rather than by
- * threads. Each thread that calls in gets its own read transaction (per
+ * threads. Instead, the reader reads ahead what it knows it will read: a
+ * batch's records, or those named to imgpack_reader_prefetch, are located
+ * (no I/O: LMDB keeps a large record on contiguous overflow pages, one byte
+ * range of data.mdb) and requested from the disk all at once, so a store
+ * larger than memory is read with a few large requests per batch rather
+ * than one synchronous page fault per 4 KiB. Each thread that calls in gets its own read transaction (per
  * shard it reads), kept for the life of the reader: a complete store's
  * stays open, an incomplete store's is renewed (mdb_txn_reset +
  * mdb_txn_renew) in every call, so a call sees everything committed before
@@ -241,10 +246,10 @@ IMGPACK_API imgpack_status imgpack_reader_labels(imgpack_reader *r,
  * CRC) before anything is returned.
  *
  * The view belongs to the reader and is valid until the calling thread's
- * next call of get, decode, label(s), meta or release on this reader, or
- * until close; it is read-only memory. (In a complete store nothing ever
- * rewrites a record, so in practice the bytes stay as they are until
- * close; the guarantee is the shorter one.)
+ * next call of get, decode, label(s), meta, prefetch or release on this
+ * reader, or until close; it is read-only memory. (In a complete store
+ * nothing ever rewrites a record, so in practice the bytes stay as they
+ * are until close; the guarantee is the shorter one.)
  *
  * Returns IMGPACK_OK, IMGPACK_ERR_RANGE (index >= count),
  * IMGPACK_ERR_CORRUPT, IMGPACK_ERR_VERSION_MISMATCH, IMGPACK_ERR_STORE,
@@ -270,6 +275,59 @@ IMGPACK_API imgpack_status imgpack_reader_decode(imgpack_reader *r,
                                                  uint8_t *pixels,
                                                  uint64_t capacity,
                                                  imgpack_record *out);
+
+/*
+ * Hints that records indices[0..n-1] will be read soon: locates each one
+ * (a B-tree lookup, no I/O for the record itself), merges the page ranges
+ * that touch, and queues their reads from the disk with
+ * madvise(MADV_WILLNEED), all at once and without waiting for them. Later
+ * gets, decodes and batches of those records then find them in the page
+ * cache instead of taking one synchronous page fault per 4 KiB. Works the
+ * same for every record format and across the shards of a sharded
+ * dataset. imgpack_batcher_run does this itself for each batch; call it
+ * for records you will read with get or decode, e.g. the next batch while
+ * the current one is being used.
+ *
+ * Bounds: one call requests at most the prefetch limit (default
+ * IMGPACK_PREFETCH_DEFAULT_LIMIT, see imgpack_reader_set_prefetch_limit)
+ * in whole pages; the indices past it are not read ahead. The data goes
+ * to the page cache, not to memory the reader holds: the kernel may drop
+ * it again under memory pressure (then the record is simply read when
+ * used). Ask for what the next batch or two need, not for an epoch.
+ *
+ * Cost when the pages are already cached: one B-tree lookup per index
+ * and a mincore probe of 16 records' first pages per 512 indices; when
+ * all probes are cached nothing is requested (about 50 us for 256 records
+ * here). A partly cached store may thus have a round skipped (see
+ * src/readahead.c, PROBES). Any thread may call it, as for
+ * imgpack_reader_get; like get, it ends the calling thread's earlier
+ * views. With a limit of 0 it does nothing and returns IMGPACK_OK.
+ *
+ * Returns IMGPACK_OK, IMGPACK_ERR_INVALID_ARG (indices NULL with n > 0),
+ * IMGPACK_ERR_RANGE (an index >= count: the indices before it were
+ * requested), IMGPACK_ERR_CORRUPT (a record is missing),
+ * IMGPACK_ERR_STORE.
+ */
+IMGPACK_API imgpack_status imgpack_reader_prefetch(imgpack_reader *r,
+                                                   const uint64_t *indices,
+                                                   uint64_t n);
+
+/* Read-ahead per imgpack_reader_prefetch call (and per batch): 64 MiB,
+   a batch of 256 raw 224x224 records (38.5 MB) with room to spare, and
+   small beside the page cache of any machine that trains. */
+#define IMGPACK_PREFETCH_DEFAULT_LIMIT ((uint64_t)64 << 20)
+/* The most imgpack_reader_set_prefetch_limit accepts: 1 GiB. */
+#define IMGPACK_PREFETCH_MAX_LIMIT ((uint64_t)1 << 30)
+
+/*
+ * Sets how many bytes one imgpack_reader_prefetch call (or the read-ahead
+ * of one batch) may request: default IMGPACK_PREFETCH_DEFAULT_LIMIT, at
+ * most IMGPACK_PREFETCH_MAX_LIMIT; 0 turns read-ahead off, batches
+ * included. Any thread, any time; calls already running keep the limit
+ * they started with. Returns IMGPACK_OK or IMGPACK_ERR_INVALID_ARG.
+ */
+IMGPACK_API imgpack_status
+imgpack_reader_set_prefetch_limit(imgpack_reader *r, uint64_t bytes);
 
 /* Ends the calling thread's views now (resets its read transaction), so
    that an idle thread does not hold back a writer's page reuse. */
@@ -525,6 +583,35 @@ IMGPACK_API uint64_t imgpack_sampler_count(uint64_t n, uint32_t world_size,
 IMGPACK_API imgpack_status imgpack_sampler_indices(
     uint64_t n, uint64_t seed, uint64_t epoch, int32_t shuffle, uint32_t rank,
     uint32_t world_size, int32_t drop_last, uint64_t *out, uint64_t capacity);
+
+/*
+ * imgpack_sampler_indices in an order for devices with poor random reads
+ * (disks, network file systems): with `shuffle`, the records are cut into
+ * windows of `window` consecutive indices ([0, W), [W, 2W), ...; the last
+ * may be shorter), the windows come in a seeded random order, and each
+ * window's records in a seeded random order within it; all from (seed,
+ * epoch). Then DistributedSampler's padding and partition, as
+ * imgpack_sampler_indices. `window` 0 or 1, or at least n, gives exactly
+ * imgpack_sampler_indices' order; without `shuffle`, window is ignored.
+ *
+ * What it does to randomness: every record is still seen once per epoch
+ * (ranks partitioned as before), but records that are neighbours in the
+ * store arrive close together: a stretch of W positions of the order
+ * holds at most two windows. Stores keep their packing order, so with an
+ * ImageFolder source a window is mostly one class (ImageNet's classes
+ * hold about 1,300 images), and a batch smaller than W is then mostly of
+ * one or two classes, which hurts batch-norm statistics and SGD as a
+ * class-sorted order does. Choose W well below a class's size (or pack
+ * from a shuffled --list), large enough that a window is worth one long
+ * read: with world_size ranks each rank reads every world_size-th record
+ * of a window, so W / world_size records of ~150 KB per window per rank.
+ *
+ * Returns as imgpack_sampler_indices.
+ */
+IMGPACK_API imgpack_status imgpack_sampler_indices_windowed(
+    uint64_t n, uint64_t seed, uint64_t epoch, int32_t shuffle,
+    uint64_t window, uint32_t rank, uint32_t world_size, int32_t drop_last,
+    uint64_t *out, uint64_t capacity);
 
 /*
  * Weighted sampling with replacement, as torch's WeightedRandomSampler:

@@ -15,6 +15,9 @@ version.
   stats`` stored, else ImageNet's (``stored_stats(path)``).
 - ``Reader``: the store handle beneath both; ``epoch_indices``: the
   sampler alone.
+- ``EpochSampler`` and ``PrefetchBatchSampler``: the same order for a
+  torch DataLoader over a Dataset, with each batch read ahead for its
+  worker.
 - ``select(path, where, params)``: the indices of a subset, by a SQL
   WHERE clause on the catalog, for Dataset's ``indices=`` and Loader's
   ``subset=``;
@@ -27,9 +30,11 @@ from ._lib import VERSION as __version__, ImgpackError
 from .loader import (IMAGENET_MEAN, IMAGENET_STD, Loader, epoch_indices,
                      stored_stats)
 from .reader import Dataset, Reader
-from .sampling import balanced_weights, weighted_indices
+from .sampler import EpochSampler, PrefetchBatchSampler
+from .weighted import balanced_weights, weighted_indices
 from .select import load_indices, select
 
 __all__ = ["Dataset", "Loader", "Reader", "ImgpackError", "epoch_indices",
+           "EpochSampler", "PrefetchBatchSampler",
            "IMAGENET_MEAN", "IMAGENET_STD", "stored_stats", "__version__",
            "select", "load_indices", "weighted_indices", "balanced_weights"]

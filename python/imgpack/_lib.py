@@ -186,6 +186,9 @@ _declare("imgpack_reader_get", _S, c_reader_p, ctypes.c_uint64,
          ctypes.POINTER(Record))
 _declare("imgpack_reader_decode", _S, c_reader_p, ctypes.c_uint64, u8_p,
          ctypes.c_uint64, ctypes.POINTER(Record))
+_declare("imgpack_reader_prefetch", _S, c_reader_p, u64_p, ctypes.c_uint64)
+_declare("imgpack_reader_set_prefetch_limit", _S, c_reader_p,
+         ctypes.c_uint64)
 _declare("imgpack_reader_release", None, c_reader_p)
 _declare("imgpack_reader_refresh", _S, c_reader_p)
 _declare("imgpack_reader_channel_stats", _S, c_reader_p, u64_p,
@@ -216,6 +219,10 @@ _declare("imgpack_sampler_count", ctypes.c_uint64, ctypes.c_uint64,
 _declare("imgpack_sampler_indices", _S, ctypes.c_uint64, ctypes.c_uint64,
          ctypes.c_uint64, ctypes.c_int32, ctypes.c_uint32, ctypes.c_uint32,
          ctypes.c_int32, u64_p, ctypes.c_uint64)
+_declare("imgpack_sampler_indices_windowed", _S, ctypes.c_uint64,
+         ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int32, ctypes.c_uint64,
+         ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int32, u64_p,
+         ctypes.c_uint64)
 _declare("imgpack_sampler_weighted", _S, f64_p, ctypes.c_uint64,
          ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint32,
          ctypes.c_uint32, u64_p, ctypes.c_uint64)

@@ -7,13 +7,14 @@ import json
 import os
 import sqlite3
 import sys
+import threading
 
 import numpy as np
 
 from . import _lib
 from ._lib import ImgpackError, lib
 from .reader import Reader
-from .sampling import balanced_weights, weighted_indices
+from .weighted import balanced_weights, weighted_indices
 from .subset import Subset
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -44,17 +45,23 @@ def stored_stats(path):
 
 
 def epoch_indices(n, epoch=0, seed=0, shuffle=True, rank=0, world_size=1,
-                  drop_last=False):
+                  drop_last=False, window=0):
     """The record indices rank ``rank`` reads in epoch ``epoch``, as a
     uint64 array: DistributedSampler's partition (pad by repeating the
     start, or drop the tail; then every ``world_size``-th from ``rank``)
     over 0..n-1 or a permutation seeded by (seed, epoch). The permutation
-    is imgpack's own generator, not torch's."""
+    is imgpack's own generator, not torch's.
+
+    ``window`` W > 1: shuffle windows of W consecutive records and the
+    records within each window instead of all records at once, for disks
+    and network file systems; neighbours in the store then arrive close
+    together (with an ImageFolder source a window is mostly one class).
+    See imgpack_sampler_indices_windowed in imgpack/reader.h."""
     count = lib.imgpack_sampler_count(n, world_size, int(drop_last))
     out = np.empty(count, np.uint64)
-    status = lib.imgpack_sampler_indices(
-        n, seed & _MASK, epoch & _MASK, int(shuffle), rank, world_size,
-        int(drop_last), out.ctypes.data_as(_lib.u64_p), count)
+    status = lib.imgpack_sampler_indices_windowed(
+        n, seed & _MASK, epoch & _MASK, int(shuffle), window, rank,
+        world_size, int(drop_last), out.ctypes.data_as(_lib.u64_p), count)
     if status != _lib.OK:
         raise ImgpackError(status, "rank %d of %d, %d records"
                            % (rank, world_size, n))
@@ -100,14 +107,19 @@ class Loader:
     'random'. ``flip``: random horizontal flips. Crops and flips depend on
     (seed, epoch, rank, batch) only. ``threads``: C threads filling a
     batch, the calling thread included; 0 = all online cores.
+
+    ``order_window`` W > 1: the windowed epoch order of ``epoch_indices``
+    (for disks and network file systems). Each batch's records are read
+    ahead as a whole, and the next batch's while the current one is in
+    use (``Reader.prefetch``).
     """
 
     def __init__(self, path, batch_size, shuffle=True, seed=0, epoch=0,
                  rank=0, world_size=1, drop_last=False, layout="NCHW",
                  dtype="float32", mean=None, std=None,
                  flip=False, crop=None, crop_mode="center", threads=0,
-                 verify=False, subset=None, relabel=False, sampling=None,
-                 weights=None, num_samples=None):
+                 verify=False, order_window=0, subset=None, relabel=False,
+                 sampling=None, weights=None, num_samples=None):
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         if sampling not in (None, "balanced") or (sampling and weights
@@ -138,6 +150,7 @@ class Loader:
         self.rank = rank
         self.world_size = world_size
         self.drop_last = drop_last
+        self.order_window = order_window
         self.layout = layout
         self.dtype = np.dtype(dtype)
         self._reader = Reader(path, verify=verify)
@@ -205,6 +218,7 @@ class Loader:
                 "threads")
 
     def close(self):
+        self._join_read_ahead()
         if self._batcher:
             lib.imgpack_batcher_destroy(self._batcher)
             self._batcher = None
@@ -248,7 +262,8 @@ class Loader:
         else:
             positions = epoch_indices(len(self._subset), self.epoch,
                                       self.seed, self.shuffle, self.rank,
-                                      self.world_size, self.drop_last)
+                                      self.world_size, self.drop_last,
+                                      self.order_window)
         return self._subset.records(positions)
 
     def _batch_seed(self, number):
@@ -289,4 +304,24 @@ class Loader:
         for number in range(len(self)):
             chunk = order[number * self.batch_size:
                           (number + 1) * self.batch_size]
-            yield self.batch(chunk, self._batch_seed(number))
+            images, labels = self.batch(chunk, self._batch_seed(number))
+            self._read_ahead(order[(number + 1) * self.batch_size:
+                                   (number + 2) * self.batch_size])
+            yield images, labels
+
+    def _read_ahead(self, indices):
+        """Asks for the next batch's records on a thread of its own, while
+        the caller uses this batch: under a memory limit the kernel frees
+        page cache for them inside the call, which takes as long as
+        converting the batch (ctypes lets the GIL go meanwhile)."""
+        self._join_read_ahead()
+        if len(indices):
+            self._ahead = threading.Thread(
+                target=self._reader.prefetch, args=(indices,),
+                name="imgpack-readahead", daemon=True)
+            self._ahead.start()
+
+    def _join_read_ahead(self):
+        if getattr(self, "_ahead", None) is not None:
+            self._ahead.join()
+            self._ahead = None

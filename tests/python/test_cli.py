@@ -1,7 +1,8 @@
 """The imgpack command's contract: help, misuse, exit statuses, messages."""
 import os
+import subprocess
 
-from conftest import REPO_SAMPLE, pack, run_imgpack
+from conftest import IMGPACK, REPO_SAMPLE, copy_tree, pack, run_imgpack
 
 
 def test_help_and_version_go_to_stdout():
@@ -87,3 +88,57 @@ def test_export_writes_the_record_pixels(tmp_path):
     done = run_imgpack("export", tmp_path / "s", "24", "-o", tmp_path / "x.png",
                        check=1)
     assert "24" in done.stderr
+
+
+def test_out_dir_at_or_inside_src_is_refused(tmp_path):
+    """The store would become a class of SRC (and every resume would find
+    the source changed): refused before anything is made, however the path
+    is spelled; a sibling whose name starts like SRC's is fine."""
+    src = tmp_path / "src"
+    copy_tree(REPO_SAMPLE, src)
+    (tmp_path / "link").symlink_to(src)
+    listing = sorted(p.name for p in src.iterdir())
+    for out, why in ((src, "OUT_DIR is SRC itself"),
+                     (tmp_path / "link", "OUT_DIR is SRC itself"),
+                     (src / "out", "OUT_DIR is inside SRC"),
+                     (src / "n01440764" / "out", "OUT_DIR is inside SRC"),
+                     (tmp_path / "link" / "out", "OUT_DIR is inside SRC"),
+                     (src / ".." / "src" / "out", "OUT_DIR is inside SRC")):
+        done = pack(src, out, "--resume", check=1)
+        assert why in done.stderr, (out, done.stderr)
+        assert sorted(p.name for p in src.iterdir()) == listing
+    pack(src, tmp_path / "src2")
+
+
+def test_option_files_that_are_not_regular_files_are_refused(tmp_path):
+    """A FIFO would hold the pack until something writes to it."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for option in ("--list", "--synsets", "--sha256", "--labels",
+                   "--class-names"):
+        out = tmp_path / option.strip("-")
+        done = subprocess.run([IMGPACK, "pack", option, str(fifo),
+                               str(REPO_SAMPLE), str(out)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 1, done.stderr
+        assert f"{option} {fifo}: not a regular file but a FIFO" in \
+            done.stderr, done.stderr
+        assert not out.exists()
+    done = pack(REPO_SAMPLE, tmp_path / "out", "--synsets", tmp_path,
+                check=1)
+    assert "not a regular file but a directory" in done.stderr
+    # A FIFO that a sums file lists, or given as SRC, holds nothing up either.
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text("0" * 64 + "  fifo\n")
+    done = subprocess.run([IMGPACK, "pack", "--sha256", str(sums),
+                           str(REPO_SAMPLE), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"{fifo}: listed in {sums}, but not a regular file" in done.stderr
+    csv = tmp_path / "digits.csv"
+    os.mkfifo(csv)
+    done = subprocess.run([IMGPACK, "pack", str(csv), str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1
+    assert f"{csv}: neither a directory nor a regular file" in done.stderr
+    assert not (tmp_path / "out").exists()

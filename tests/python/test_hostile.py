@@ -264,3 +264,92 @@ def test_without_resize_small_images_are_padded_like_center_crop(hostile):
     out = os.path.join(base, b"out_noresize")
     done = pack_hostile(src, out, "--resize", "0")
     check_store(src, out, done, packs, rejects, resize=0)
+
+
+def scan_data(data, scan):
+    """(begin, end) of the entropy-coded data of the JPEG's `scan`-th scan:
+    after its SOS segment, up to the next marker that is not a restart."""
+    sos = [i for i in range(len(data) - 1) if data[i:i + 2] == b"\xff\xda"]
+    begin = sos[scan] + 2 + struct.unpack(">H", data[sos[scan] + 2:
+                                                     sos[scan] + 4])[0]
+    end = begin
+    while data[end] != 0xFF or data[end + 1] == 0 or \
+            0xD0 <= data[end + 1] <= 0xD7:
+        end += 1
+    return begin, end
+
+
+def flip_in_scan(data, scan, fraction, offset):
+    """The JPEG with bit 4 of one byte flipped, `fraction` of the way into
+    the `scan`-th scan's data plus `offset` bytes: a place where the flip
+    makes libjpeg lose its way (most flips do not: Huffman codes fall back
+    into step within a few codes)."""
+    begin, end = scan_data(data, scan)
+    at = begin + int((end - begin) * fraction) + offset
+    assert 0xFF not in (data[at - 1], data[at], data[at] ^ 0x10)
+    out = bytearray(data)
+    out[at] ^= 0x10
+    return bytes(out)
+
+
+def junk_after_app0(data):
+    """Bytes that are no marker between the JFIF APP0 segment and the next
+    marker: libjpeg warns and skips them, Pillow skips them."""
+    assert data[2:4] == b"\xff\xe0"
+    end = 4 + struct.unpack(">H", data[4:6])[0]
+    return data[:end] + b"junk\n" + data[end:]
+
+
+def test_damaged_scan_data_is_rejected_junk_outside_it_packs(tmp_path):
+    """A JPEG whose entropy-coded data leaves bytes over where a scan ends
+    lost its way in that scan: rejected, wherever the damage is, the
+    crop's rows or those below (README, "Bad input"). Junk between header
+    markers or after EOI packs, exactly as torchvision decodes it."""
+    image = photo(300, 400, 6)  # the crop reads source rows 68 to 331
+    baseline = encoded(image, "JPEG")
+    progressive = encoded(image, "JPEG", progressive=True)
+    src, out = tmp_path / "src", tmp_path / "out"
+    files = {
+        "in_crop.jpg": flip_in_scan(baseline, 0, 0.5, 3),
+        "below_crop.jpg": flip_in_scan(baseline, 0, 0.9, 0),
+        "progressive.jpg": flip_in_scan(progressive, 1, 0.5, 4),
+        "junk_between_markers.jpg": junk_after_app0(baseline),
+        "junk_between_markers_progressive.jpg": junk_after_app0(progressive),
+        "junk_after_eoi.jpg": baseline + b"trailing junk",
+    }
+    (src / "a").mkdir(parents=True)
+    for name, data in files.items():
+        (src / "a" / name).write_bytes(data)
+    done = subprocess.run([IMGPACK, "pack", "--quiet", "--jobs", "2",
+                           str(src), str(out)], capture_output=True,
+                          text=True)
+    assert done.returncode == 3, done.stderr
+    rejects = dict(catalog(out).execute("SELECT path, reason FROM rejects"))
+    extraneous = "corrupt JPEG: Corrupt JPEG data: %d extraneous bytes " \
+                 "before marker 0x%s"
+    assert sorted(rejects) == ["a/below_crop.jpg", "a/in_crop.jpg",
+                               "a/progressive.jpg"], rejects
+    for name, marker in (("in_crop", "d9"), ("below_crop", "d9"),
+                         ("progressive", "da")):
+        reason = rejects[f"a/{name}.jpg"]
+        count = int(reason.split()[-6])
+        assert reason == extraneous % (count, marker), reason
+    # What the reject saves a training set from: Pillow decodes the damage
+    # without a word, and the crop's pixels are not the photo's.
+    intact = tmp_path / "intact.jpg"
+    intact.write_bytes(baseline)
+    assert not np.array_equal(reference(str(src / "a" / "in_crop.jpg")),
+                              reference(str(intact)))
+
+    store = Store(str(out))
+    try:
+        packed = catalog(out).execute(
+            "SELECT idx, path FROM images ORDER BY idx").fetchall()
+        assert [p for _, p in packed] == [
+            "a/junk_after_eoi.jpg", "a/junk_between_markers.jpg",
+            "a/junk_between_markers_progressive.jpg"]
+        for idx, path in packed:
+            assert np.array_equal(store.record(idx).pixels(),
+                                  reference(str(src / path))), path
+    finally:
+        store.close()

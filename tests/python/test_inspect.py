@@ -2,13 +2,15 @@
 sheets against the records' pixels, misuse, and the Loader's default
 mean/std."""
 import json
+import os
 import shutil
+import subprocess
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import REPO_SAMPLE, catalog, pack, run_imgpack
+from conftest import IMGPACK, REPO_SAMPLE, catalog, pack, run_imgpack
 
 import imgpack
 
@@ -262,3 +264,41 @@ def test_grid_unknown_class_and_index(repo_pack, tmp_path):
     assert "no class named 'nope'" in done.stderr
     run_imgpack("grid", repo_pack, "-o", out, "--indices", "24", check=1)
     assert not out.exists()
+
+
+# Class names that are not UTF-8, or only nearly: a Latin-1 byte, a UTF-8
+# encoded surrogate, an overlong '/', a code point past U+10FFFF, a sequence
+# cut short, control characters and JSON's own quote and backslash.
+ODD_CLASS_NAMES = [b"caf\xe9", b"\xed\xa0\x80 surrogate", b"\xe0\x80\xaf long",
+                   b"\xf4\x90\x80\x80 big", b"cut \xe2\x82", b"nl\n\x01\"\\",
+                   "snowman \u2603".encode()]
+
+
+def test_every_json_output_parses_and_gives_odd_names_back(tmp_path):
+    """info, classes, stats and grid --json with such names: strict UTF-8
+    JSON, and os.fsencode of each name is the directory name (README,
+    "Inspect what you packed")."""
+    photos = sorted(REPO_SAMPLE.glob("*/*.JPEG"))
+    src = tmp_path / "src"
+    for name, photo in zip(ODD_CLASS_NAMES, photos):
+        folder = src / os.fsdecode(name)
+        folder.mkdir(parents=True)
+        shutil.copy(photo, folder / "0.jpg")
+    store = tmp_path / "store"
+    pack(src, store, "--resize", "32", "--crop", "32")
+    in_order = sorted(ODD_CLASS_NAMES)
+
+    def json_of(*args):
+        done = subprocess.run([IMGPACK, *map(str, args), "--json"],
+                              capture_output=True)
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.decode("utf-8"))
+
+    info = json_of("info", store)
+    assert [os.fsencode(n) for n in info["classes"]] == in_order
+    classes = json_of("classes", store)
+    assert sorted(os.fsencode(c["name"]) for c in classes["classes"]) == \
+        in_order
+    assert json_of("stats", store)["records"] == len(in_order)
+    grid = json_of("grid", store, "-o", tmp_path / "sheet.png")
+    assert [os.fsencode(c["class"]) for c in grid["cells"]] == in_order

@@ -3,14 +3,16 @@ beside the writer. The finished store must equal an uninterrupted pack's."""
 import os
 import random
 import resource
-import shutil
 import signal
 import subprocess
 import sys
 import time
 
+import pytest
+
 from conftest import (IMGPACK, REPO_SAMPLE, SAMPLE, catalog, pack,
                       run_imgpack)
+from storefile import Store
 
 # Bounded: at most this many kills, each within the first KILL_WINDOW s
 # of a run (a whole pack of the sample takes about half a second).
@@ -37,9 +39,11 @@ def committed(out):
 
 
 def start_pack(src, out, *options):
-    resume = ["--resume"] if (out / "data.mdb").exists() else []
-    return subprocess.Popen([IMGPACK, "pack", "--quiet", *resume, *options,
-                             str(src), str(out)], stdout=subprocess.DEVNULL,
+    """The one command line of every run and retry: --resume starts a new
+    pack where there is nothing to resume."""
+    return subprocess.Popen([IMGPACK, "pack", "--quiet", "--resume",
+                             *options, str(src), str(out)],
+                            stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -58,9 +62,6 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, sample_pack,
         stderr = proc.communicate(timeout=120)[1]
         if proc.returncode == 0:
             break
-        if proc.returncode == 1 and "holds no imgpack header" in stderr:
-            shutil.rmtree(out)  # killed while starting, as the message says
-            continue
         assert proc.returncode == -signal.SIGKILL, stderr
     assert kills >= 3
     assert open_store(out).values() == open_store(sample_pack).values()
@@ -104,22 +105,85 @@ def test_resume_refuses_other_options_and_other_sources(tmp_path):
     pack(SAMPLE, out, "--resume")  # a complete store: nothing to do
 
 
-def test_resume_of_a_pack_killed_while_starting_says_so(tmp_path):
-    """A pack dies before LMDB holds its header: after creating data.mdb
-    but before its databases, or after them but before the header. Either
-    way nothing was packed, and a resume says so instead of guessing."""
+def test_resume_is_also_the_first_run(tmp_path):
+    """`pack --resume` where there is nothing to resume (no OUT_DIR, an
+    empty one, a shard folder not made yet) packs from the start."""
+    for out, options in ((tmp_path / "missing", ()),
+                         (tmp_path / "empty", ()),
+                         (tmp_path / "sharded", ("--shard", "1/2"))):
+        if out.name == "empty":
+            out.mkdir()
+        done = run_imgpack("pack", "--resume", *options, REPO_SAMPLE, out,
+                           check=0)
+        store = out / "shard-1-of-2" if options else out
+        assert f"imgpack: {store}: no pack to resume: starting a new pack" \
+            in done.stderr, done.stderr
+        assert "INCOMPLETE" not in run_imgpack("info", store, check=0).stdout
+    # The next retry resumes the complete store, with nothing to say.
+    done = run_imgpack("pack", "--resume", REPO_SAMPLE, tmp_path / "missing",
+                       check=0)
+    assert "no pack to resume" not in done.stderr
+
+
+def test_resume_clears_a_pack_killed_while_starting(tmp_path, sample_pack,
+                                                    open_store):
+    """A pack dies before LMDB holds its header, the states a SIGKILL
+    leaves: data.mdb created but empty, its environment without databases,
+    or with its (empty) databases but no header; with or without a catalog
+    begun. Nothing was committed: a resume clears it and packs it all."""
     import lmdb
-    for stage, databases in (("no_databases", ()),
-                             ("no_header", (b"records", b"meta"))):
+    for stage, databases, catalog_file in (
+            ("empty_file", None, False),
+            ("no_databases", (), True),
+            ("no_header", (b"records", b"meta"), True)):
         out = tmp_path / stage
         out.mkdir()
-        env = lmdb.open(str(out), max_dbs=2)
-        for name in databases:
-            env.open_db(name)
-        env.close()
-        done = pack(SAMPLE, out, "--resume", check=1)
-        assert "holds no imgpack header" in done.stderr, done.stderr
-        assert "remove it and pack again" in done.stderr
+        if databases is None:
+            (out / "data.mdb").touch()
+        else:
+            env = lmdb.open(str(out), max_dbs=2)
+            for name in databases:
+                env.open_db(name)
+            env.close()
+        if catalog_file:
+            (out / "catalog.db").write_bytes(b"SQLite format 3\0")
+            (out / "catalog.db-wal").write_bytes(b"")
+        done = run_imgpack("pack", "--resume", SAMPLE, out, check=0)
+        assert "stopped while starting, before it committed anything; " \
+            "cleared it: starting a new pack" in done.stderr, done.stderr
+        assert open_store(out).values() == open_store(sample_pack).values()
+        assert catalog_rows(out) == catalog_rows(sample_pack)
+
+
+def test_resume_leaves_another_lmdb_environment_alone(tmp_path):
+    import lmdb
+    out = tmp_path / "theirs"
+    env = lmdb.open(str(out), max_dbs=2)
+    with env.begin(write=True) as txn:
+        txn.put(b"someone's", b"data")
+    env.close()
+    before = (out / "data.mdb").read_bytes()
+    done = pack(REPO_SAMPLE, out, "--resume", check=1)
+    assert "not an imgpack store, left as it is" in done.stderr, done.stderr
+    assert (out / "data.mdb").read_bytes() == before
+
+
+def test_a_refused_resume_leaves_nothing_behind(tmp_path):
+    """--resume --shard 1/2 where a whole store is (or the reverse) is
+    refused without making a shard folder; so is a whole pack beside
+    shards."""
+    whole, sharded = tmp_path / "whole", tmp_path / "sharded"
+    pack(REPO_SAMPLE, whole)
+    pack(REPO_SAMPLE, sharded, "--shard", "0/2")
+    listing = sorted(p.name for p in whole.iterdir())
+    for options in (("--resume",), ()):
+        done = pack(REPO_SAMPLE, whole, *options, "--shard", "1/2", check=1)
+        assert "holds a whole store (data.mdb), not shards" in done.stderr
+        assert sorted(p.name for p in whole.iterdir()) == listing
+        done = pack(REPO_SAMPLE, sharded, *options, check=1)
+        assert "holds the shards of a sharded pack (shard-0-of-2)" in \
+            done.stderr, done.stderr
+        assert [p.name for p in sharded.iterdir()] == ["shard-0-of-2"]
 
 
 def limit_file_size(limit):
@@ -143,6 +207,94 @@ def test_full_disk_is_a_clear_error_and_resume_finishes(tmp_path,
     pack(SAMPLE, out, "--resume")
     assert open_store(out).values() == open_store(sample_pack).values()
     assert catalog_rows(out) == catalog_rows(sample_pack)
+
+
+def packed_in_summary(stdout):
+    """N of the summary line 'packed N, rejected R, ...'."""
+    line = next(l for l in stdout.splitlines() if l.startswith("packed "))
+    return int(line.split()[1].rstrip(","))
+
+
+def check_stopped_for_room(done, out, message):
+    """A pack that ran out of room: exit 1, the documented message, and a
+    summary that counts the records the store holds, not those handled."""
+    assert done.returncode == 1, done.stderr
+    assert message in done.stderr, done.stderr
+    assert "database or disk is full" not in done.stderr.replace(
+        "(COMMIT: database or disk is full)", "")
+    info = run_imgpack("info", "--json", out)
+    import json
+    count = json.loads(info.stdout)["count"] if info.returncode in (0, 4) \
+        else 0
+    assert packed_in_summary(done.stdout) == count, (done.stdout, count)
+
+
+def store_values(path):
+    store = Store(str(path))
+    try:
+        return store.values()
+    finally:
+        store.close()
+
+
+def room_sweep_then_resume(tmp_path, limits, run_limited):
+    """Packs the bundled photos with each limit, which stops them at
+    different places (creating LMDB, the catalog, a first or a later
+    batch), then resumes without it: the result is an uninterrupted
+    pack's."""
+    whole = tmp_path / "whole"
+    pack(REPO_SAMPLE, whole)
+    for limit in limits:
+        out = run_limited(limit)
+        run_imgpack("pack", "--resume", REPO_SAMPLE, out, check=0)
+        assert store_values(out) == store_values(whole), limit
+        assert catalog_rows(out) == catalog_rows(whole)
+
+
+def test_full_disk_at_every_stage(tmp_path):
+    """A small tmpfs as the whole disk. SQLite's own 'database or disk is
+    full' becomes the documented message too."""
+    mount = tmp_path / "mnt"
+    mount.mkdir()
+    tried = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k",
+                            "tmpfs", str(mount)], capture_output=True)
+    if tried.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here: " + tried.stderr.decode())
+    subprocess.run(["umount", str(mount)], check=True)
+
+    def run_limited(size):
+        if os.path.ismount(mount):  # the last size's, resumed and checked
+            # Lazily: a catalog connection may not be collected yet.
+            subprocess.run(["umount", "-l", str(mount)], check=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}",
+                        "tmpfs", str(mount)], check=True)
+        out = mount / "out"
+        done = subprocess.run([IMGPACK, "pack", "--jobs", "2",
+                               str(REPO_SAMPLE), str(out)],
+                              capture_output=True, text=True)
+        check_stopped_for_room(done, out, "no space left on the device")
+        subprocess.run(["mount", "-o", "remount,size=64m", str(mount)],
+                       check=True)
+        return out
+    try:
+        room_sweep_then_resume(tmp_path, ("48k", "200k", "1m", "3m"),
+                               run_limited)
+    finally:
+        while os.path.ismount(mount):
+            subprocess.run(["umount", "-l", str(mount)], check=True)
+
+
+def test_file_size_limit_at_every_stage(tmp_path):
+    def run_limited(limit):
+        out = tmp_path / f"limit_{limit}"
+        done = subprocess.run([IMGPACK, "pack", "--jobs", "2",
+                               str(REPO_SAMPLE), str(out)],
+                              capture_output=True, text=True,
+                              preexec_fn=limit_file_size(limit))
+        check_stopped_for_room(done, out, "the file size limit (ulimit -f)")
+        return out
+    room_sweep_then_resume(tmp_path, (4 << 10, 16 << 10, 64 << 10,
+                                      200 << 10, 3 << 20), run_limited)
 
 
 READER = r"""

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import IMGPACK, SAMPLE, catalog, pack, run_imgpack
+from conftest import IMGPACK, REPO_SAMPLE, SAMPLE, catalog, pack, run_imgpack
 from storefile import Store
 
 # Rows of the dataset table that say when and how, or which shard.
@@ -91,6 +91,63 @@ def test_launcher_environments(tmp_path, variables, expected):
                           env={**env, **variables})
     assert done.returncode == 0, done.stderr
     assert expected in done.stderr
+
+
+def launcher_env(variables):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("OMPI_", "PMI_", "SLURM_", "JOB_"))}
+    return {**env, **variables}
+
+
+def slurm_array(task, first, last, step, count):
+    return {"SLURM_ARRAY_TASK_ID": str(task),
+            "SLURM_ARRAY_TASK_MIN": str(first),
+            "SLURM_ARRAY_TASK_MAX": str(last),
+            "SLURM_ARRAY_TASK_STEP": str(step),
+            "SLURM_ARRAY_TASK_COUNT": str(count)}
+
+
+def test_slurm_array_with_a_step(tmp_path):
+    """--array=3-9:2 runs tasks 3, 5, 7, 9: shards 0 to 3 of 4, and the
+    combined shards are the whole sample."""
+    out = tmp_path / "stepped"
+    for task in (3, 5, 7, 9):
+        done = subprocess.run(
+            [IMGPACK, "pack", "--jobs", "1", str(REPO_SAMPLE), str(out)],
+            capture_output=True, text=True,
+            env=launcher_env(slurm_array(task, 3, 9, 2, 4)))
+        assert done.returncode == 0, done.stderr
+        assert (f"shard {(task - 3) // 2} of 4 (from SLURM_ARRAY_TASK_ID)"
+                in done.stderr)
+    assert sorted(p.name for p in out.iterdir()) == \
+        [f"shard-{k}-of-4" for k in range(4)]
+    run_imgpack("combine", out, check=0)
+    assert catalog(out).execute("SELECT count(*) FROM images").fetchone() == \
+        (len(list(REPO_SAMPLE.rglob("*.JPEG"))),)
+
+
+@pytest.mark.parametrize("variables,why", [
+    (slurm_array(4, 3, 9, 2, 4), "SLURM_ARRAY_TASK_ID=4 is not MIN + k*STEP"),
+    (slurm_array(3, 3, 9, 0, 4), "is not MIN + k*STEP"),
+    # --array=0,3,7: a list, not a range; COUNT 3 but ids up to 7.
+    (slurm_array(3, 0, 7, 1, 3), "are not one evenly stepped range"),
+    (slurm_array(9, 3, 9, 2, 3), "are not one evenly stepped range"),
+    ({"SLURM_ARRAY_TASK_ID": "7", "SLURM_ARRAY_TASK_MIN": "3",
+      "SLURM_ARRAY_TASK_STEP": "2", "SLURM_ARRAY_TASK_COUNT": "2"},
+     "gives shard 2, past the 2 shards"),
+    ({"SLURM_ARRAY_TASK_ID": "x1", "SLURM_ARRAY_TASK_COUNT": "2"},
+     "not a number"),
+])
+def test_inconsistent_launcher_variables_are_refused(tmp_path, variables,
+                                                     why):
+    out = tmp_path / "o"
+    done = subprocess.run([IMGPACK, "pack", str(REPO_SAMPLE), str(out)],
+                          capture_output=True, text=True,
+                          env=launcher_env(variables))
+    assert done.returncode == 2, done.stderr
+    assert "no consistent shard index in the environment" in done.stderr
+    assert why in done.stderr, done.stderr
+    assert not out.exists()
 
 
 def test_kubernetes_index_needs_the_shard_count(tmp_path):
