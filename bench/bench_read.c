@@ -170,7 +170,7 @@ static uint64_t step_batch(bench *b, void *ctx, uint64_t *pos) {
     int64_t labels[BATCH];
     for (int i = 0; i < BATCH; i++, *pos = (*pos + 1) % b->count)
         indices[i] = b->order[*pos];
-    if (imgpack_batcher_run(batcher, indices, BATCH, *pos, b->buffer,
+    if (imgpack_batcher_run(batcher, indices, BATCH, 0, 0, b->buffer,
                             b->buffer_size, labels)) {
         fprintf(stderr, "bench_read: %s\n", imgpack_batcher_errmsg(batcher));
         exit(1);

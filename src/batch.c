@@ -1,33 +1,33 @@
 /*
- * Batches: record indices in, one buffer of images out (uint8 or float32,
- * NHWC or NCHW), with crops, flips and normalization on the way.
+ * Batches: record indices in, one buffer of images out (uint8, float32,
+ * float16 or bfloat16; NHWC or NCHW), with crops, RandomResizedCrop boxes,
+ * flips and normalization on the way.
  *
- * Work is shared per image. imgpack_batcher_run publishes the batch under
- * the lock and wakes the workers; then the workers and the calling thread
- * all claim image positions from one atomic counter until none are left,
- * each inside one read session on the reader (so one transaction renewal
- * per thread per batch), and the caller waits until every worker has
+ * Work is shared per image. A batch is published under the lock and the
+ * workers woken; then the workers and the filling thread (the caller of
+ * imgpack_batcher_run, or the prefetch driver of batch_queue.c) all claim
+ * image positions from one atomic counter until none are left, each inside
+ * one read session on the reader (so one transaction renewal per thread
+ * per batch), and the filling thread waits until every worker has
  * reported back. Each image is written straight into its place in the
  * output, so nothing is copied twice and no position needs ordering. The
  * pool is not src/pool.c's: that one streams numbered results through a
  * bounded queue to a consumer, while a batch has a fixed output the
  * workers write in place.
  *
- * Conversion is one pass from the source pixels (the memory map for raw
- * records, the thread's decoder buffer otherwise) to the output: the crop
- * is an offset, the flip a negative step, and float32 values come from a
- * 256-entry table per channel holding (v/255 - mean)/std computed in
- * float32 exactly as torch computes it, so the output equals torch's bit
- * for bit at the cost of one load per value.
+ * One image: its placement (crop offsets, or the RandomResizedCrop box,
+ * and the flip) is drawn from the sample's key (src/augment.c), as soon as
+ * its size is known: from the decoder, before it decodes, for jpeg and
+ * webp records, so that it decodes only the window the image needs; from
+ * the header for raw ones. A box is resized by src/resize.c, Pillow's
+ * arithmetic, from a view of the box in the source into the thread's
+ * scratch image, which is then converted like a plain crop. The box of a
+ * record is its own image to Pillow (torchvision crops, then resizes), so
+ * resizing the view reads nothing outside it and equals Pillow's bytes.
  *
- * Output is written with streaming (non-temporal) stores where it is
- * aligned: a batch is bigger than the caches and is read later, by
- * another thread, so writing around the cache saves the read-for-ownership
- * of each line, half the memory traffic. Each thread fences its streaming
- * stores before reporting its part done.
- *
- * Randomness (crop offsets, flips) comes from the caller's seed and the
- * image's position in the batch only, never from which thread did it.
+ * Conversion to the output type and layout is batch_convert.c's, the
+ * prefetch queue batch_queue.c's, the random draws augment.c's. Each
+ * thread fences its streaming stores before reporting its part done.
  */
 #include <inttypes.h>
 #include <pthread.h>
@@ -37,38 +37,20 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifdef __SSE2__
-#include <emmintrin.h>
-#endif
-
-#include "imgpack/pack.h"
+#include "augment.h"
+#include "batch_convert.h"
+#include "batch_options.h"
+#include "batch_queue.h"
 #include "pool.h"
-#include "random.h"
 #include "reader_internal.h"
+#include "resize.h"
 
-/* Channels an image may have in a batch: gray, RGB (and room for RGBA). */
-#define MAX_CHANNELS 4
-
-struct imgpack_batch_options {
-    int32_t layout;
-    int32_t dtype;
-    float mean[MAX_CHANNELS];
-    float std[MAX_CHANNELS];
-    uint32_t n_norm; /* values given in mean/std: 1 or the channel count */
-    uint32_t crop_width, crop_height;
-    int32_t crop_mode;
-    int32_t flip;
-    uint32_t threads;
-};
-
-/* The batch being filled, as published to the workers. */
-typedef struct batch_job {
-    const uint64_t *indices;
-    uint64_t n;
-    uint64_t seed;
-    uint8_t *out;
-    int64_t *labels;
-} batch_job;
+/* One thread's reusable state for RandomResizedCrop, made by that thread
+   on its first box. */
+typedef struct thread_scratch {
+    imgpack__resizer *resizer;
+    uint8_t *pixels; /* the resized box: output size, source channels */
+} thread_scratch;
 
 struct imgpack_batcher {
     imgpack__error err;
@@ -76,10 +58,13 @@ struct imgpack_batcher {
     imgpack_batch_options opts;
     uint32_t width, height, channels;
     uint64_t image_bytes;
-    float lut[MAX_CHANNELS][256];
+    imgpack__converter convert;
 
-    uint32_t threads; /* working on a batch, the caller included */
+    uint32_t threads; /* working on a batch, the filling thread included */
     pthread_t *workers;
+    /* threads entries: worker i uses entry i, the filling thread the last
+       (the caller of run and the prefetch driver never fill at once) */
+    thread_scratch *scratch;
     uint32_t started;
     unsigned generation; /* fork generation the workers run in */
     pthread_mutex_t lock;
@@ -89,110 +74,16 @@ struct imgpack_batcher {
     uint64_t start_job_id; /* job_id when the workers started */
     int stopping;
     uint32_t running; /* workers not yet done with the batch */
-    batch_job job;
+    imgpack__batch_job job;
     atomic_uint_fast64_t next; /* next position to claim */
     atomic_int failed;         /* stop claiming: the batch failed */
+    atomic_int cancelled;      /* stop claiming: the batcher is going */
     imgpack_status status;     /* first failure, under lock */
     char message[IMGPACK__ERRMSG_SIZE];
+    imgpack__batch_queue *queue; /* prefetch; NULL without */
 };
 
-/* ---- Options ---------------------------------------------------------- */
-
-imgpack_status imgpack_batch_options_create(imgpack_batch_options **out) {
-    imgpack_status status = IMGPACK_OK;
-    imgpack_batch_options *o = NULL;
-    if (!out) {
-        status = IMGPACK_ERR_INVALID_ARG;
-        goto done;
-    }
-    *out = NULL;
-    if (!(o = calloc(1, sizeof *o))) {
-        status = IMGPACK_ERR_NOMEM;
-        goto done;
-    }
-    o->layout = IMGPACK_LAYOUT_NCHW;
-    o->dtype = IMGPACK_DTYPE_FLOAT32;
-    o->mean[0] = IMGPACK_IMAGENET_MEAN_R;
-    o->mean[1] = IMGPACK_IMAGENET_MEAN_G;
-    o->mean[2] = IMGPACK_IMAGENET_MEAN_B;
-    o->std[0] = IMGPACK_IMAGENET_STD_R;
-    o->std[1] = IMGPACK_IMAGENET_STD_G;
-    o->std[2] = IMGPACK_IMAGENET_STD_B;
-    o->n_norm = 3;
-    o->crop_mode = IMGPACK_CROP_CENTER;
-    o->threads = 1;
-    *out = o;
-done:
-    return status;
-}
-
-void imgpack_batch_options_destroy(imgpack_batch_options *opts) {
-    free(opts);
-}
-
-imgpack_status imgpack_batch_options_set_layout(imgpack_batch_options *opts,
-                                                int32_t layout) {
-    if (!opts ||
-        (layout != IMGPACK_LAYOUT_NHWC && layout != IMGPACK_LAYOUT_NCHW))
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->layout = layout;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_batch_options_set_dtype(imgpack_batch_options *opts,
-                                               int32_t dtype) {
-    if (!opts ||
-        (dtype != IMGPACK_DTYPE_UINT8 && dtype != IMGPACK_DTYPE_FLOAT32))
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->dtype = dtype;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_batch_options_set_normalize(imgpack_batch_options *opts,
-                                                   const float *mean,
-                                                   const float *std,
-                                                   uint32_t n) {
-    if (!opts || !mean || !std || n == 0 || n > MAX_CHANNELS)
-        return IMGPACK_ERR_INVALID_ARG;
-    for (uint32_t c = 0; c < n; c++)
-        if (std[c] == 0.0f || std[c] != std[c] || mean[c] != mean[c])
-            return IMGPACK_ERR_INVALID_ARG;
-    memcpy(opts->mean, mean, n * sizeof *mean);
-    memcpy(opts->std, std, n * sizeof *std);
-    opts->n_norm = n;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_batch_options_set_crop(imgpack_batch_options *opts,
-                                              uint32_t width, uint32_t height,
-                                              int32_t mode) {
-    if (!opts || (width == 0) != (height == 0) || width > IMGPACK_MAX_SIDE ||
-        height > IMGPACK_MAX_SIDE ||
-        (mode != IMGPACK_CROP_CENTER && mode != IMGPACK_CROP_RANDOM))
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->crop_width = width;
-    opts->crop_height = height;
-    opts->crop_mode = mode;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_batch_options_set_flip(imgpack_batch_options *opts,
-                                              int32_t flip) {
-    if (!opts)
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->flip = flip != 0;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_batch_options_set_threads(imgpack_batch_options *opts,
-                                                 uint32_t threads) {
-    if (!opts || threads > IMGPACK__MAX_THREADS)
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->threads = threads;
-    return IMGPACK_OK;
-}
-
-/* ---- Conversion ------------------------------------------------------- */
+/* ---- Placement -------------------------------------------------------- */
 
 /* torchvision's CenterCrop offset: int(round((in - out) / 2.0)), where
    Python rounds halves to even. */
@@ -203,221 +94,68 @@ static int64_t center_offset(uint32_t in, uint32_t out) {
     return (d & 1) && (half & 1) ? half + 1 : half;
 }
 
+/* Where one output image comes from. */
 typedef struct placement {
-    int64_t top, left; /* source position of the output's corner */
+    int64_t top, left; /* source position of the crop's (or box's) corner */
+    uint32_t box_width, box_height; /* a box resized to the output, or 0 */
     int flip;
 } placement;
 
-/* Where image `position` of a batch comes from: crop offsets and flip. */
-static placement place(const imgpack_batcher *b, uint64_t seed,
-                       uint64_t position, const imgpack__pixels *px) {
-    uint64_t state = imgpack__mix64(seed ^ imgpack__mix64(position));
-    placement p;
-    if (b->opts.crop_mode == IMGPACK_CROP_RANDOM && px->height >= b->height)
-        p.top = (int64_t)imgpack__uniform(&state, px->height - b->height + 1);
-    else
-        p.top = center_offset(px->height, b->height);
-    if (b->opts.crop_mode == IMGPACK_CROP_RANDOM && px->width >= b->width)
-        p.left = (int64_t)imgpack__uniform(&state, px->width - b->width + 1);
-    else
-        p.left = center_offset(px->width, b->width);
-    p.flip = b->opts.flip && (imgpack__mix64(state) >> 63);
-    return p;
-}
+/* One image being made: the sample's key and, once the record's size is
+   known, its placement. */
+typedef struct sample {
+    const imgpack_batcher *b;
+    uint64_t key;
+    int placed;
+    placement pl;
+} sample;
 
-/* memcpy, with streaming stores for the 16-byte aligned part of `dst`. */
-static void stream_copy(uint8_t *dst, const uint8_t *src, size_t n) {
-#ifdef __SSE2__
-    size_t head = (16 - ((uintptr_t)dst & 15)) & 15;
-    if (head > n)
-        head = n;
-    memcpy(dst, src, head);
-    dst += head;
-    src += head;
-    n -= head;
-    for (; n >= 16; n -= 16, dst += 16, src += 16)
-        _mm_stream_si128((__m128i *)(void *)dst,
-                         _mm_loadu_si128((const __m128i *)(const void *)src));
-#endif
-    memcpy(dst, src, n);
-}
-
-/* Orders this thread's streaming stores before what follows. */
-static void stream_fence(void) {
-#ifdef __SSE2__
-    _mm_sfence();
-#endif
-}
-
-/*
- * One output row of an image: output columns x0..x1-1 have a source
- * pixel, the first at `p`, each next one `step` bytes on (negative when
- * flipped); the columns outside are padding. A row wholly outside the
- * source has x0 == x1 == 0 and no `p`.
- */
-typedef struct row_job {
-    const uint8_t *p;
-    ptrdiff_t step;
-    uint32_t x0, x1;
-    uint32_t src_channels;
-} row_job;
-
-static void row_u8_nhwc(const imgpack_batcher *b, const row_job *j,
-                        uint8_t *dst) {
-    uint32_t c = b->channels, w = b->width;
-    memset(dst, 0, (size_t)j->x0 * c);
-    memset(dst + (size_t)j->x1 * c, 0, (size_t)(w - j->x1) * c);
-    if (j->x1 == j->x0)
-        return;
-    const uint8_t *p = j->p;
-    uint8_t *o = dst + (size_t)j->x0 * c;
-    if (j->step > 0 && j->src_channels == c) {
-        stream_copy(o, p, (size_t)(j->x1 - j->x0) * c);
-    } else if (j->src_channels == c && c == 3) {
-        for (uint32_t x = j->x0; x < j->x1; x++, o += 3, p += j->step) {
-            o[0] = p[0];
-            o[1] = p[1];
-            o[2] = p[2];
-        }
+static void place(sample *s, uint32_t width, uint32_t height) {
+    const imgpack_batcher *b = s->b;
+    placement *p = &s->pl;
+    p->box_width = p->box_height = 0;
+    if (b->opts.crop_mode == IMGPACK_CROP_RANDOM_RESIZED) {
+        imgpack_augment box;
+        imgpack__augment_box(s->key, width, height, &b->opts.rrc, &box);
+        p->top = box.top;
+        p->left = box.left;
+        p->box_width = box.width;
+        p->box_height = box.height;
     } else {
-        for (uint32_t x = j->x0; x < j->x1; x++, o += c, p += j->step)
-            for (uint32_t k = 0; k < c; k++)
-                o[k] = p[j->src_channels == 1 ? 0 : k];
-    }
-}
-
-static void row_u8_nchw(const imgpack_batcher *b, const row_job *j,
-                        uint8_t *dst, size_t plane) {
-    for (uint32_t k = 0; k < b->channels; k++) {
-        uint8_t *o = dst + k * plane;
-        memset(o, 0, j->x0);
-        memset(o + j->x1, 0, b->width - j->x1);
-        if (j->x1 == j->x0)
-            continue;
-        const uint8_t *p = j->p + (j->src_channels == 1 ? 0 : k);
-        for (uint32_t x = j->x0; x < j->x1; x++, p += j->step)
-            o[x] = *p;
-    }
-}
-
-static void fill_f32(float *o, uint32_t from, uint32_t to, float v) {
-    for (uint32_t x = from; x < to; x++)
-        o[x] = v;
-}
-
-static void row_f32_nchw(const imgpack_batcher *b, const row_job *j,
-                         float *dst, size_t plane) {
-    uint32_t c = b->channels, w = b->width;
-    for (uint32_t k = 0; k < c; k++) {
-        fill_f32(dst + k * plane, 0, j->x0, b->lut[k][0]);
-        fill_f32(dst + k * plane, j->x1, w, b->lut[k][0]);
-    }
-    if (j->x1 == j->x0)
-        return;
-    const uint8_t *p = j->p;
-    if (c == 3 && j->src_channels == 3) {
-        /* The hot loop: three table loads and three stores per pixel. */
-        const float *l0 = b->lut[0], *l1 = b->lut[1], *l2 = b->lut[2];
-        float *o0 = dst, *o1 = dst + plane, *o2 = dst + 2 * plane;
-        uint32_t x = j->x0;
-        ptrdiff_t s = j->step;
-#ifdef __SSE2__
-        /* Scalar up to 16-byte alignment, then four pixels per step with
-           streaming stores, when the three planes align alike. */
-        if ((((uintptr_t)(o0 + x) ^ (uintptr_t)(o1 + x)) & 15) == 0 &&
-            (((uintptr_t)(o0 + x) ^ (uintptr_t)(o2 + x)) & 15) == 0) {
-            for (; x < j->x1 && ((uintptr_t)(o0 + x) & 15); x++, p += s) {
-                o0[x] = l0[p[0]];
-                o1[x] = l1[p[1]];
-                o2[x] = l2[p[2]];
-            }
-            for (; x + 4 <= j->x1; x += 4, p += 4 * s) {
-                _mm_stream_ps(o0 + x, _mm_setr_ps(l0[p[0]], l0[p[s]],
-                                                  l0[p[2 * s]], l0[p[3 * s]]));
-                _mm_stream_ps(o1 + x,
-                              _mm_setr_ps(l1[p[1]], l1[p[s + 1]],
-                                          l1[p[2 * s + 1]], l1[p[3 * s + 1]]));
-                _mm_stream_ps(o2 + x,
-                              _mm_setr_ps(l2[p[2]], l2[p[s + 2]],
-                                          l2[p[2 * s + 2]], l2[p[3 * s + 2]]));
-            }
-        }
-#endif
-        for (; x < j->x1; x++, p += s) {
-            o0[x] = l0[p[0]];
-            o1[x] = l1[p[1]];
-            o2[x] = l2[p[2]];
-        }
-        return;
-    }
-    for (uint32_t k = 0; k < c; k++) {
-        const uint8_t *q = p + (j->src_channels == 1 ? 0 : k);
-        float *o = dst + k * plane;
-        for (uint32_t x = j->x0; x < j->x1; x++, q += j->step)
-            o[x] = b->lut[k][*q];
-    }
-}
-
-static void row_f32_nhwc(const imgpack_batcher *b, const row_job *j,
-                         float *dst) {
-    uint32_t c = b->channels;
-    for (uint32_t x = 0; x < b->width; x++)
-        if (x < j->x0 || x >= j->x1)
-            for (uint32_t k = 0; k < c; k++)
-                dst[(size_t)x * c + k] = b->lut[k][0];
-    const uint8_t *p = j->p;
-    for (uint32_t x = j->x0; x < j->x1; x++, p += j->step)
-        for (uint32_t k = 0; k < c; k++)
-            dst[(size_t)x * c + k] = b->lut[k][p[j->src_channels == 1 ? 0 : k]];
-}
-
-/* Writes one image of the batch into `dst`. */
-static void convert(const imgpack_batcher *b, const imgpack__pixels *px,
-                    const placement *pl, uint8_t *dst) {
-    int64_t w = b->width, in_w = px->width;
-    int64_t x0, x1;
-    row_job j;
-    size_t plane = (size_t)b->width * b->height;
-    j.src_channels = px->channels;
-    if (!pl->flip) {
-        /* Output x reads source column left + x. */
-        x0 = pl->left < 0 ? -pl->left : 0;
-        x1 = in_w - pl->left < w ? in_w - pl->left : w;
-        j.step = (ptrdiff_t)px->channels;
-    } else {
-        /* Output x reads source column left + (w - 1 - x). */
-        x0 = pl->left + w - in_w > 0 ? pl->left + w - in_w : 0;
-        x1 = pl->left + w < w ? pl->left + w : w;
-        j.step = -(ptrdiff_t)px->channels;
-    }
-    if (x1 < x0)
-        x1 = x0;
-    j.x0 = (uint32_t)x0;
-    j.x1 = (uint32_t)x1;
-    for (uint32_t y = 0; y < b->height; y++) {
-        int64_t sy = pl->top + y;
-        row_job rj = j;
-        if (sy >= 0 && sy < px->height && x1 > x0) {
-            int64_t sx = pl->flip ? pl->left + w - 1 - x0 : pl->left + x0;
-            rj.p = px->data + (size_t)sy * px->stride +
-                   (size_t)sx * px->channels;
-        } else {
-            rj.p = NULL;
-            rj.x0 = rj.x1 = 0;
-        }
-        if (b->opts.dtype == IMGPACK_DTYPE_UINT8) {
-            if (b->opts.layout == IMGPACK_LAYOUT_NHWC)
-                row_u8_nhwc(b, &rj, dst + (size_t)y * w * b->channels);
-            else
-                row_u8_nchw(b, &rj, dst + (size_t)y * w, plane);
-        } else {
-            float *f = (float *)(void *)dst;
-            if (b->opts.layout == IMGPACK_LAYOUT_NHWC)
-                row_f32_nhwc(b, &rj, f + (size_t)y * w * b->channels);
-            else
-                row_f32_nchw(b, &rj, f + (size_t)y * w, plane);
+        p->top = center_offset(height, b->height);
+        p->left = center_offset(width, b->width);
+        if (b->opts.crop_mode == IMGPACK_CROP_RANDOM) {
+            /* A side shorter than the crop stays centred and padded. */
+            uint32_t top, left;
+            imgpack__augment_offsets(
+                s->key, height > b->height ? height - b->height : 0,
+                width > b->width ? width - b->width : 0, &top, &left);
+            if (height >= b->height)
+                p->top = top;
+            if (width >= b->width)
+                p->left = left;
         }
     }
+    p->flip = b->opts.flip && imgpack__augment_flip(s->key);
+    s->placed = 1;
+}
+
+/* The decoder's window: places the image and asks for what it reads. */
+static void window_region(void *user, uint32_t width, uint32_t height,
+                          imgpack__region *out) {
+    sample *s = user;
+    place(s, width, height);
+    const placement *p = &s->pl;
+    int64_t w = p->box_width ? p->box_width : s->b->width;
+    int64_t h = p->box_height ? p->box_height : s->b->height;
+    int64_t x0 = p->left > 0 ? p->left : 0, y0 = p->top > 0 ? p->top : 0;
+    int64_t x1 = p->left + w < width ? p->left + w : width;
+    int64_t y1 = p->top + h < height ? p->top + h : height;
+    if (x1 <= x0 || y1 <= y0)
+        *out = (imgpack__region){0, 0, 0, 0};
+    else
+        *out = (imgpack__region){(uint32_t)x0, (uint32_t)x1, (uint32_t)y0,
+                                 (uint32_t)y1};
 }
 
 /* ---- Workers ---------------------------------------------------------- */
@@ -433,34 +171,92 @@ static void record_failure(imgpack_batcher *b, imgpack_status status,
     atomic_store(&b->failed, 1);
 }
 
-/* Claims and fills images of the current batch until none are left. */
-static void work(imgpack_batcher *b) {
-    imgpack__read_slot *s;
+/* The box of `s`, resized to the output size into the thread's scratch
+   image, as *resized. */
+static imgpack_status resize_box(imgpack_batcher *b, thread_scratch *ts,
+                                 const imgpack__pixels *px, const sample *s,
+                                 imgpack__pixels *resized) {
+    const placement *p = &s->pl;
+    if ((!ts->resizer &&
+         imgpack__resizer_create(&ts->resizer) != IMGPACK_OK) ||
+        (!ts->pixels &&
+         !(ts->pixels = malloc((size_t)b->width * b->height * b->channels))))
+        return IMGPACK_ERR_NOMEM;
+    /* The box is an image of its own, as torchvision's crop makes it. */
+    imgpack__pixels box = {px->data + (size_t)p->top * px->stride +
+                               (size_t)p->left * px->channels,
+                           p->box_width, p->box_height, px->channels,
+                           px->stride};
+    imgpack__geometry g = {p->box_width, p->box_height, b->width, b->height,
+                           b->width,     b->height,     0,        0};
+    *resized = (imgpack__pixels){ts->pixels, b->width, b->height,
+                                 px->channels,
+                                 (size_t)b->width * px->channels};
+    return imgpack__resize_crop(ts->resizer, &box, &g, ts->pixels,
+                                resized->stride);
+}
+
+/* Makes image `i` of the current batch. */
+static imgpack_status one_image(imgpack_batcher *b, thread_scratch *ts,
+                                imgpack__read_slot *rs, uint64_t i) {
+    const imgpack__batch_job *job = &b->job;
+    uint64_t index = job->indices[i];
     imgpack__record_header h;
-    imgpack__pixels px;
-    const batch_job *job = &b->job;
-    imgpack_status status = imgpack__reader_begin(b->reader, &s);
+    imgpack__pixels px, resized;
+    imgpack_status status;
+    sample s = {b, imgpack__augment_key(job->seed, job->epoch, index), 0,
+                {0, 0, 0, 0, 0}};
+    imgpack__window window = {window_region, &s};
+    uint8_t *dst = job->out + i * b->image_bytes;
+
+    if ((status = imgpack__reader_pixels(b->reader, rs, index, &window, &h,
+                                         &px))) {
+        record_failure(b, status, imgpack__reader_message(b->reader));
+        return status;
+    }
+    if (!s.placed) /* raw records: their size is the header's */
+        place(&s, px.width, px.height);
+    if (s.pl.box_width &&
+        (s.pl.box_width != b->width || s.pl.box_height != b->height)) {
+        if ((status = resize_box(b, ts, &px, &s, &resized))) {
+            char message[IMGPACK__ERRMSG_SIZE];
+            snprintf(message, sizeof message,
+                     "%s: record %" PRIu64 ": out of memory resizing",
+                     imgpack_reader_path(b->reader), index);
+            record_failure(b, status, message);
+            return status;
+        }
+        imgpack__convert(&b->convert, &resized, 0, 0, s.pl.flip, dst);
+    } else {
+        /* A crop, or a box the size of the output: Pillow's resize to
+           the same size is a copy. */
+        imgpack__convert(&b->convert, &px, s.pl.top, s.pl.left, s.pl.flip,
+                         dst);
+    }
+    if (job->labels)
+        job->labels[i] = h.label;
+    return IMGPACK_OK;
+}
+
+/* Claims and fills images of the current batch until none are left. */
+static void work(imgpack_batcher *b, thread_scratch *ts) {
+    imgpack__read_slot *rs;
+    imgpack_status status = imgpack__reader_begin(b->reader, &rs);
     if (status) {
         record_failure(b, status, imgpack__reader_message(b->reader));
         return;
     }
     for (;;) {
         uint64_t i = atomic_fetch_add(&b->next, 1);
-        if (i >= job->n || atomic_load_explicit(&b->failed,
-                                                memory_order_relaxed))
+        if (i >= b->job.n ||
+            atomic_load_explicit(&b->failed, memory_order_relaxed) ||
+            atomic_load_explicit(&b->cancelled, memory_order_relaxed))
             break;
-        status = imgpack__reader_pixels(b->reader, s, job->indices[i], &h, &px);
-        if (status) {
-            record_failure(b, status, imgpack__reader_message(b->reader));
+        if (one_image(b, ts, rs, i))
             break;
-        }
-        placement pl = place(b, job->seed, i, &px);
-        convert(b, &px, &pl, job->out + i * b->image_bytes);
-        if (job->labels)
-            job->labels[i] = h.label;
     }
-    stream_fence();
-    imgpack__reader_end(b->reader, s);
+    imgpack__convert_fence();
+    imgpack__reader_end(b->reader, rs);
 }
 
 typedef struct worker_start {
@@ -470,8 +266,9 @@ typedef struct worker_start {
 
 static void *worker_main(void *arg) {
     imgpack_batcher *b = ((worker_start *)arg)->b;
+    uint32_t id = ((worker_start *)arg)->id;
     char name[16];
-    snprintf(name, sizeof name, "imgpack-b%u", ((worker_start *)arg)->id);
+    snprintf(name, sizeof name, "imgpack-b%u", id);
     pthread_setname_np(pthread_self(), name);
     free(arg);
 
@@ -484,7 +281,7 @@ static void *worker_main(void *arg) {
             break;
         seen = b->job_id;
         pthread_mutex_unlock(&b->lock);
-        work(b);
+        work(b, &b->scratch[id]);
         pthread_mutex_lock(&b->lock);
         if (--b->running == 0)
             pthread_cond_signal(&b->done);
@@ -510,8 +307,9 @@ fail:
     return rc;
 }
 
-/* Starts threads-1 workers; the caller is the last one. Fewer than asked
-   only slow batches down, so a failed pthread_create is not an error. */
+/* Starts threads-1 workers; the filling thread is the last one. Fewer
+   than asked only slow batches down, so a failed pthread_create is not an
+   error. */
 static void start_workers(imgpack_batcher *b) {
     b->started = 0;
     b->stopping = 0;
@@ -540,35 +338,78 @@ static void stop_workers(imgpack_batcher *b) {
     b->started = 0;
 }
 
+/* Publishes `job` to the workers: where a batch begins, so whatever
+   should happen once per batch before its images are claimed goes here. */
+static void start_batch(imgpack_batcher *b, const imgpack__batch_job *job) {
+    /* Every record's read queued before the first is converted: the
+       conversion's page faults then wait on reads already in flight. For
+       a submitted batch this runs on the driver thread, never the
+       caller's: under a memory limit the kernel reclaims inside it. */
+    imgpack__reader_readahead(b->reader, job->indices, job->n);
+    pthread_mutex_lock(&b->lock);
+    b->job = *job;
+    atomic_store(&b->next, 0);
+    atomic_store(&b->failed, 0);
+    b->status = IMGPACK_OK;
+    b->running = b->started;
+    b->job_id++;
+    pthread_cond_broadcast(&b->wake);
+    pthread_mutex_unlock(&b->lock);
+}
+
+/*
+ * Fills one batch on the calling thread and the workers; on failure
+ * copies the message naming the record into `message`. Also the prefetch
+ * driver's fill function.
+ */
+static imgpack_status fill(void *context, const imgpack__batch_job *job,
+                           char *message) {
+    imgpack_batcher *b = context;
+    imgpack_status status;
+    if (job->n == 0)
+        return IMGPACK_OK;
+    start_batch(b, job);
+    work(b, &b->scratch[b->threads - 1]);
+
+    pthread_mutex_lock(&b->lock);
+    while (b->running > 0)
+        pthread_cond_wait(&b->done, &b->lock);
+    status = b->status;
+    if (status)
+        snprintf(message, IMGPACK__ERRMSG_SIZE, "%s", b->message);
+    pthread_mutex_unlock(&b->lock);
+    return status;
+}
+
 /* ---- Batcher ---------------------------------------------------------- */
 
 static imgpack_status set_geometry(imgpack_batcher *b) {
     imgpack_reader *r = b->reader;
     const imgpack_batch_options *o = &b->opts;
-    b->channels = imgpack_reader_channels(r);
-    b->width = o->crop_width ? o->crop_width : imgpack_reader_width(r);
-    b->height = o->crop_height ? o->crop_height : imgpack_reader_height(r);
-    if (b->width == 0 || b->height == 0)
+    uint32_t width, height, channels = imgpack_reader_channels(r);
+    width = o->crop_width ? o->crop_width : imgpack_reader_width(r);
+    height = o->crop_height ? o->crop_height : imgpack_reader_height(r);
+    if (width == 0 || height == 0)
         return imgpack__error_set(&b->err, IMGPACK_ERR_INVALID_ARG,
                                   "%s: records differ in size: a batch needs "
                                   "a crop size",
                                   imgpack_reader_path(r));
-    if (o->n_norm != 1 && o->n_norm != b->channels)
+    if (o->n_norm != 1 && o->n_norm != channels)
         return imgpack__error_set(&b->err, IMGPACK_ERR_INVALID_ARG,
                                   "%s: %" PRIu32 " mean/std values for %" PRIu32
                                   " channels",
-                                  imgpack_reader_path(r), o->n_norm,
-                                  b->channels);
-    b->image_bytes = (uint64_t)b->width * b->height * b->channels *
-                     (o->dtype == IMGPACK_DTYPE_FLOAT32 ? 4 : 1);
-    for (uint32_t c = 0; c < b->channels; c++) {
-        float mean = o->mean[o->n_norm == 1 ? 0 : c];
-        float std = o->std[o->n_norm == 1 ? 0 : c];
-        /* torch: img.float().div(255), then .sub_(mean).div_(std), each
-           a float32 operation; no step can fuse with another. */
-        for (int v = 0; v < 256; v++)
-            b->lut[c][v] = ((float)v / 255.0f - mean) / std;
-    }
+                                  imgpack_reader_path(r), o->n_norm, channels);
+    if (channels == 0 || channels > IMGPACK__CONVERT_MAX_CHANNELS)
+        return imgpack__error_set(&b->err, IMGPACK_ERR_INVALID_ARG,
+                                  "%s: %" PRIu32 " channels",
+                                  imgpack_reader_path(r), channels);
+    b->width = width;
+    b->height = height;
+    b->channels = channels;
+    imgpack__converter_init(&b->convert, width, height, channels, o->layout,
+                            o->dtype, o->mean, o->std, o->n_norm);
+    b->image_bytes =
+        (uint64_t)width * height * channels * b->convert.elem_size;
     return IMGPACK_OK;
 }
 
@@ -616,10 +457,17 @@ imgpack_status imgpack_batcher_create(imgpack_batcher **out,
                      : cores > IMGPACK__MAX_THREADS ? IMGPACK__MAX_THREADS
                                                     : (uint32_t)cores;
     }
-    if (b->threads > 1 &&
-        !(b->workers = calloc(b->threads - 1, sizeof *b->workers))) {
+    if (!(b->scratch = calloc(b->threads, sizeof *b->scratch)) ||
+        (b->threads > 1 &&
+         !(b->workers = calloc(b->threads - 1, sizeof *b->workers)))) {
         status = imgpack__error_set(&b->err, IMGPACK_ERR_NOMEM,
                                     "out of memory");
+        goto done;
+    }
+    if (opts->prefetch > 0 &&
+        (status = imgpack__batch_queue_create(&b->queue, opts->prefetch, fill,
+                                              b))) {
+        imgpack__error_set(&b->err, status, "cannot make the prefetch queue");
         goto done;
     }
     start_workers(b);
@@ -631,12 +479,21 @@ done:
 void imgpack_batcher_destroy(imgpack_batcher *b) {
     if (!b)
         return;
+    /* The batch being filled stops claiming images; the queue's driver
+       then finishes it and stops before the queued ones. */
+    atomic_store(&b->cancelled, 1);
+    imgpack__batch_queue_destroy(b->queue);
     /* In a forked child the workers never existed: nothing to join. */
     if (b->generation == imgpack__fork_generation())
         stop_workers(b);
     pthread_cond_destroy(&b->done);
     pthread_cond_destroy(&b->wake);
     pthread_mutex_destroy(&b->lock);
+    for (uint32_t i = 0; b->scratch && i < b->threads; i++) {
+        imgpack__resizer_destroy(b->scratch[i].resizer);
+        free(b->scratch[i].pixels);
+    }
+    free(b->scratch);
     free(b->workers);
     free(b);
 }
@@ -659,6 +516,10 @@ uint64_t imgpack_batcher_image_bytes(const imgpack_batcher *b) {
     return b->image_bytes;
 }
 
+uint32_t imgpack_batcher_in_flight(const imgpack_batcher *b) {
+    return b && b->queue ? imgpack__batch_queue_in_flight(b->queue) : 0;
+}
+
 /* In a forked child: the parent's workers are gone, and their lock may
    have been held at the fork; start over with new ones. */
 static imgpack_status restart_after_fork(imgpack_batcher *b) {
@@ -670,55 +531,71 @@ static imgpack_status restart_after_fork(imgpack_batcher *b) {
     return IMGPACK_OK;
 }
 
-imgpack_status imgpack_batcher_run(imgpack_batcher *b, const uint64_t *indices,
-                                   uint64_t n, uint64_t seed, void *out,
-                                   uint64_t capacity, int64_t *labels) {
-    imgpack_status status = IMGPACK_OK;
+/* The checks run and submit share, into b->err; fills *job. */
+static imgpack_status prepare(imgpack_batcher *b, const uint64_t *indices,
+                              uint64_t n, uint64_t seed, uint64_t epoch,
+                              void *out, uint64_t capacity, int64_t *labels,
+                              imgpack__batch_job *job) {
+    uint32_t align = b->convert.elem_size;
     imgpack__error_clear(&b->err);
-    if (b->image_bytes == 0) {
-        status = imgpack__error_set(&b->err, IMGPACK_ERR_INVALID_ARG,
-                                    "batcher was not created");
-        goto done;
-    }
+    if (b->image_bytes == 0)
+        return imgpack__error_set(&b->err, IMGPACK_ERR_INVALID_ARG,
+                                  "batcher was not created");
     if ((n > 0 && (!indices || !out)) || capacity / b->image_bytes < n ||
-        (b->opts.dtype == IMGPACK_DTYPE_FLOAT32 && ((uintptr_t)out & 3))) {
-        status = imgpack__error_set(&b->err, IMGPACK_ERR_INVALID_ARG,
-                                    "batch of %" PRIu64 ": needs %" PRIu64
-                                    " bytes%s, the buffer has %" PRIu64,
-                                    n, n * b->image_bytes,
-                                    b->opts.dtype == IMGPACK_DTYPE_FLOAT32
-                                        ? " aligned to 4"
-                                        : "",
-                                    capacity);
-        goto done;
+        ((uintptr_t)out % align))
+        return imgpack__error_set(&b->err, IMGPACK_ERR_INVALID_ARG,
+                                  "batch of %" PRIu64 ": needs %" PRIu64
+                                  " bytes aligned to %" PRIu32
+                                  ", the buffer has %" PRIu64,
+                                  n, n * b->image_bytes, align, capacity);
+    if (b->generation != imgpack__fork_generation()) {
+        imgpack_status status = restart_after_fork(b);
+        if (status)
+            return status;
     }
-    if (n == 0)
-        goto done;
-    if (b->generation != imgpack__fork_generation() &&
-        (status = restart_after_fork(b)))
-        goto done;
-    /* Every record's read queued before the first is converted: the
-       conversion's page faults then wait on reads already in flight. */
-    imgpack__reader_readahead(b->reader, indices, n);
-    pthread_mutex_lock(&b->lock);
-    b->job = (batch_job){indices, n, seed, out, labels};
-    atomic_store(&b->next, 0);
-    atomic_store(&b->failed, 0);
-    b->status = IMGPACK_OK;
-    b->running = b->started;
-    b->job_id++;
-    pthread_cond_broadcast(&b->wake);
-    pthread_mutex_unlock(&b->lock);
+    *job = (imgpack__batch_job){indices, n, seed, epoch, out, labels};
+    return IMGPACK_OK;
+}
 
-    work(b);
-
-    pthread_mutex_lock(&b->lock);
-    while (b->running > 0)
-        pthread_cond_wait(&b->done, &b->lock);
-    status = b->status;
+imgpack_status imgpack_batcher_run(imgpack_batcher *b, const uint64_t *indices,
+                                   uint64_t n, uint64_t seed, uint64_t epoch,
+                                   void *out, uint64_t capacity,
+                                   int64_t *labels) {
+    imgpack__batch_job job;
+    char message[IMGPACK__ERRMSG_SIZE];
+    imgpack_status status =
+        prepare(b, indices, n, seed, epoch, out, capacity, labels, &job);
     if (status)
-        imgpack__error_set(&b->err, status, "%s", b->message);
-    pthread_mutex_unlock(&b->lock);
-done:
+        return status;
+    if (imgpack_batcher_in_flight(b) > 0)
+        return imgpack__error_set(&b->err, IMGPACK_ERR_INVALID_ARG,
+                                  "%" PRIu32 " submitted batches in flight: "
+                                  "wait for them before running one",
+                                  imgpack_batcher_in_flight(b));
+    if ((status = fill(b, &job, message)))
+        imgpack__error_set(&b->err, status, "%s", message);
     return status;
+}
+
+imgpack_status imgpack_batcher_submit(imgpack_batcher *b,
+                                      const uint64_t *indices, uint64_t n,
+                                      uint64_t seed, uint64_t epoch, void *out,
+                                      uint64_t capacity, int64_t *labels) {
+    imgpack__batch_job job;
+    imgpack_status status =
+        prepare(b, indices, n, seed, epoch, out, capacity, labels, &job);
+    if (status)
+        return status;
+    if (!b->queue)
+        return imgpack__error_set(&b->err, IMGPACK_ERR_RANGE,
+                                  "prefetch is 0: no batch can be submitted");
+    return imgpack__batch_queue_submit(b->queue, &job, &b->err);
+}
+
+imgpack_status imgpack_batcher_wait(imgpack_batcher *b) {
+    imgpack__error_clear(&b->err);
+    if (!b->queue)
+        return imgpack__error_set(&b->err, IMGPACK_ERR_INVALID_ARG,
+                                  "no batch in flight: prefetch is 0");
+    return imgpack__batch_queue_wait(b->queue, &b->err);
 }

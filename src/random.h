@@ -1,7 +1,8 @@
 /*
  * The small counter-based generator behind shuffles, random crops and
  * flips: splitmix64's mixer over a counter. Cheap to seed per image, so
- * results depend on (seed, position) alone and never on thread timing.
+ * results depend on (seed, epoch, record) alone and never on thread
+ * timing (src/augment.c makes the keys).
  */
 #ifndef IMGPACK_SRC_RANDOM_H
 #define IMGPACK_SRC_RANDOM_H
@@ -24,6 +25,12 @@ static inline uint64_t imgpack__uniform(uint64_t *state, uint64_t bound) {
         x = imgpack__mix64((*state)++);
     while (x < threshold);
     return x % bound;
+}
+
+/* A double uniform in [0, 1) from the stream *state: the top 53 bits of
+   a draw, so every value is a multiple of 2^-53. */
+static inline double imgpack__uniform01(uint64_t *state) {
+    return (double)(imgpack__mix64((*state)++) >> 11) * 0x1.0p-53;
 }
 
 #endif

@@ -500,6 +500,7 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
 
 imgpack_status imgpack__reader_pixels(imgpack_reader *r,
                                       imgpack__read_slot *s, uint64_t index,
+                                      const imgpack__window *window,
                                       imgpack__record_header *h,
                                       imgpack__pixels *px) {
     const uint8_t *payload = NULL;
@@ -518,8 +519,9 @@ imgpack_status imgpack__reader_pixels(imgpack_reader *r,
                                   "%s: out of memory", r->dir);
     /* The header's size is the pixel limit: a payload claiming more is
        damaged, and must not make us allocate for it. */
-    status = imgpack__decode(s->decoder, payload, h->payload_size,
-                             (uint64_t)h->width * h->height, px, reason);
+    status = imgpack__decode_window(s->decoder, payload, h->payload_size,
+                                    (uint64_t)h->width * h->height, window, px,
+                                    reason);
     if (status == IMGPACK_ERR_TOO_LARGE)
         status = IMGPACK_ERR_DECODE;
     if (status != IMGPACK_OK)
@@ -560,7 +562,7 @@ imgpack_status imgpack_reader_decode(imgpack_reader *r, uint64_t index,
     imgpack_status status = imgpack__reader_begin(r, &s);
     if (status)
         return status;
-    if ((status = imgpack__reader_pixels(r, s, index, &h, &px)))
+    if ((status = imgpack__reader_pixels(r, s, index, NULL, &h, &px)))
         goto out;
     uint64_t row = (uint64_t)h.width * h.channels;
     if (!pixels || capacity < row * h.height) {

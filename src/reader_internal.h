@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "decode.h"
 #include "error.h"
 #include "image.h"
 #include "imgpack/reader.h"
@@ -36,11 +37,14 @@ void imgpack__reader_end(imgpack_reader *r, imgpack__read_slot *slot);
 /*
  * Record `index` as pixels: a view into the map for raw records, or the
  * slot's decoder output for jpeg/webp (valid until the thread's next
- * decode). The header is checked; its fields go to *h. Errors are set in
+ * decode). `window` (may be NULL) is passed to the decoder: encoded
+ * records then only guarantee the pixels it asks for; raw records never
+ * call it. The header is checked; its fields go to *h. Errors are set in
  * the slot.
  */
 imgpack_status imgpack__reader_pixels(imgpack_reader *r,
                                       imgpack__read_slot *slot, uint64_t index,
+                                      const imgpack__window *window,
                                       imgpack__record_header *h,
                                       imgpack__pixels *px);
 

@@ -80,6 +80,8 @@ typedef struct axis {
                                    the row, a multiple of BLOCK */
     int16_t *gray_wide, *rgb_wide;
     void *block; /* one allocation holding all the arrays above */
+    size_t block_size; /* its bytes: kept when the slot is rebuilt, as
+                          RandomResizedCrop boxes rebuild one per image */
 } axis;
 
 struct imgpack__resizer {
@@ -245,19 +247,26 @@ static imgpack_status axis_build(axis *a, uint32_t in_size, uint32_t out_size,
     uint64_t per_index = 8 + 4 * kstride + (wide ? 20 * kstride : 0);
     size_t size;
     char *p;
+    void *block = a->block;
+    size_t block_size = a->block_size;
 
-    free(a->block);
     memset(a, 0, sizeof(*a));
     if (kstride > SIZE_MAX / 64 || out_size > SIZE_MAX / per_index) {
+        free(block);
         st = IMGPACK_ERR_NOMEM;
         goto done;
     }
     size = (size_t)(out_size * per_index);
-    a->block = malloc(size);
-    if (a->block == NULL) {
-        st = IMGPACK_ERR_NOMEM;
-        goto done;
+    if (size > block_size) {
+        free(block);
+        if ((block = malloc(size)) == NULL) {
+            st = IMGPACK_ERR_NOMEM;
+            goto done;
+        }
+        block_size = size;
     }
+    a->block = block;
+    a->block_size = block_size;
     p = a->block;
     a->weights = (int32_t *)p;
     p += (size_t)out_size * kstride * 4;

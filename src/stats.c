@@ -117,7 +117,7 @@ static void work(stats_run *run, partial *part) {
             atomic_load_explicit(&run->failed, memory_order_relaxed))
             break;
         uint64_t index = run->indices ? run->indices[i] : i;
-        status = imgpack__reader_pixels(run->reader, s, index, &h, &px);
+        status = imgpack__reader_pixels(run->reader, s, index, NULL, &h, &px);
         if (status) {
             record_failure(run, status, imgpack__reader_message(run->reader));
             break;

@@ -268,7 +268,7 @@ static void test_fork(void) {
     CHECK_OK(imgpack_batch_options_set_threads(o, FORK_BATCH_THREADS));
     CHECK_OK(imgpack_batcher_create(&b, r, o));
     CHECK_OK(imgpack_reader_get(r, 2, &rec));
-    CHECK_OK(imgpack_batcher_run(b, idx, 4, 0, out, sizeof out, NULL));
+    CHECK_OK(imgpack_batcher_run(b, idx, 4, 0, 0, out, sizeof out, NULL));
     for (int round = 0; round < 2; round++) {
         pid_t pid = fork();
         CHECK(pid >= 0);
@@ -276,7 +276,7 @@ static void test_fork(void) {
             int ok = imgpack_reader_get(r, 5, &rec) == IMGPACK_OK &&
                      rec.data[0] == pixel(5, 0, 0, 0);
             memset(out, 0, sizeof out);
-            ok = ok && imgpack_batcher_run(b, idx, 4, 0, out, sizeof out,
+            ok = ok && imgpack_batcher_run(b, idx, 4, 0, 0, out, sizeof out,
                                            NULL) == IMGPACK_OK;
             for (int k = 0; ok && k < 4; k++)
                 ok = out[k * 192 + 191] == pixel(idx[k], 7, 7, 2);
@@ -290,7 +290,7 @@ static void test_fork(void) {
     }
     CHECK_OK(imgpack_reader_get(r, 6, &rec));
     check_pixels(rec.data, 6, 8, 8);
-    CHECK_OK(imgpack_batcher_run(b, idx, 4, 0, out, sizeof out, NULL));
+    CHECK_OK(imgpack_batcher_run(b, idx, 4, 0, 0, out, sizeof out, NULL));
     check_pixels(out + 192, 1, 8, 8);
     imgpack_batcher_destroy(b);
     imgpack_batch_options_destroy(o);
@@ -376,15 +376,15 @@ static void test_batch_layouts(void) {
     imgpack_batcher *b = batcher(r, IMGPACK_LAYOUT_NHWC, IMGPACK_DTYPE_UINT8,
                                  0, IMGPACK_CROP_CENTER, 0, 1);
     CHECK_EQ(imgpack_batcher_image_bytes(b), image);
-    CHECK_OK(imgpack_batcher_run(b, idx, 7, 0, u8, 7 * image, labels));
+    CHECK_OK(imgpack_batcher_run(b, idx, 7, 0, 0, u8, 7 * image, labels));
     for (int k = 0; k < 7; k++) {
         check_pixels(u8 + k * image, idx[k], 12, 9);
         CHECK_EQ(labels[k], label_of(idx[k]));
     }
-    CHECK_EQ(imgpack_batcher_run(b, idx, 7, 0, u8, 7 * image - 1, labels),
+    CHECK_EQ(imgpack_batcher_run(b, idx, 7, 0, 0, u8, 7 * image - 1, labels),
              IMGPACK_ERR_INVALID_ARG);
     idx[3] = 30;
-    CHECK_EQ(imgpack_batcher_run(b, idx, 7, 0, u8, 7 * image, labels),
+    CHECK_EQ(imgpack_batcher_run(b, idx, 7, 0, 0, u8, 7 * image, labels),
              IMGPACK_ERR_RANGE);
     CHECK(strstr(imgpack_batcher_errmsg(b), "record 30") != NULL);
     idx[3] = 5;
@@ -392,7 +392,7 @@ static void test_batch_layouts(void) {
 
     b = batcher(r, IMGPACK_LAYOUT_NCHW, IMGPACK_DTYPE_UINT8, 0,
                 IMGPACK_CROP_CENTER, 0, 2);
-    CHECK_OK(imgpack_batcher_run(b, idx, 7, 0, u8, 7 * image, NULL));
+    CHECK_OK(imgpack_batcher_run(b, idx, 7, 0, 0, u8, 7 * image, NULL));
     for (int k = 0; k < 7; k++)
         for (uint32_t c = 0; c < 3; c++)
             for (uint32_t y = 0; y < 9; y++)
@@ -404,7 +404,7 @@ static void test_batch_layouts(void) {
     /* float32 NCHW: bit-equal to torch's arithmetic, for any thread count. */
     b = batcher(r, IMGPACK_LAYOUT_NCHW, IMGPACK_DTYPE_FLOAT32, 0,
                 IMGPACK_CROP_CENTER, 0, 1);
-    CHECK_OK(imgpack_batcher_run(b, idx, 7, 0, f32, 7 * image * 4, labels));
+    CHECK_OK(imgpack_batcher_run(b, idx, 7, 0, 0, f32, 7 * image * 4, labels));
     for (int k = 0; k < 7; k++)
         for (uint32_t c = 0; c < 3; c++)
             for (uint32_t y = 0; y < 9; y++)
@@ -416,14 +416,14 @@ static void test_batch_layouts(void) {
     imgpack_batcher_destroy(b);
     b = batcher(r, IMGPACK_LAYOUT_NCHW, IMGPACK_DTYPE_FLOAT32, 0,
                 IMGPACK_CROP_CENTER, 0, 3);
-    CHECK_OK(imgpack_batcher_run(b, idx, 7, 0, f32b, 7 * image * 4, labels));
+    CHECK_OK(imgpack_batcher_run(b, idx, 7, 0, 0, f32b, 7 * image * 4, labels));
     CHECK(memcmp(f32, f32b, 7 * image * 4) == 0);
     CHECK_EQ(labels[6], label_of(11));
     imgpack_batcher_destroy(b);
 
     b = batcher(r, IMGPACK_LAYOUT_NHWC, IMGPACK_DTYPE_FLOAT32, 0,
                 IMGPACK_CROP_CENTER, 0, 1);
-    CHECK_OK(imgpack_batcher_run(b, idx, 7, 0, f32, 7 * image * 4, labels));
+    CHECK_OK(imgpack_batcher_run(b, idx, 7, 0, 0, f32, 7 * image * 4, labels));
     for (int k = 0; k < 7; k++)
         for (uint32_t y = 0; y < 9; y++)
             for (uint32_t x = 0; x < 12; x++)
@@ -486,7 +486,7 @@ static void test_batch_crops(void) {
     /* Center 8x8: torchvision's offsets, halves rounded to even. */
     b = batcher(r, IMGPACK_LAYOUT_NHWC, IMGPACK_DTYPE_UINT8, 8,
                 IMGPACK_CROP_CENTER, 0, 2);
-    CHECK_OK(imgpack_batcher_run(b, idx, 12, 0, out, sizeof out, NULL));
+    CHECK_OK(imgpack_batcher_run(b, idx, 12, 0, 0, out, sizeof out, NULL));
     for (uint64_t k = 0; k < 12; k++) {
         uint32_t w = 14 + (uint32_t)(k % 3), h = 9 + (uint32_t)(k % 2);
         /* w-8 = 6,7,8: offsets 3, round(3.5)=4, 4; h-8 = 1,2: 0, 1 */
@@ -498,7 +498,7 @@ static void test_batch_crops(void) {
     /* Center 12x12 is taller than every record: padded with black. */
     b = batcher(r, IMGPACK_LAYOUT_NHWC, IMGPACK_DTYPE_UINT8, 12,
                 IMGPACK_CROP_CENTER, 0, 1);
-    CHECK_OK(imgpack_batcher_run(b, idx, 12, 0, out, sizeof out, NULL));
+    CHECK_OK(imgpack_batcher_run(b, idx, 12, 0, 0, out, sizeof out, NULL));
     for (uint64_t k = 0; k < 12; k++) {
         uint32_t w = 14 + (uint32_t)(k % 3), h = 9 + (uint32_t)(k % 2);
         int64_t left = w == 14 ? 1 : w == 15 ? 2 : 2;
@@ -512,7 +512,7 @@ static void test_batch_crops(void) {
     b = batcher(r, IMGPACK_LAYOUT_NHWC, IMGPACK_DTYPE_UINT8, 8,
                 IMGPACK_CROP_RANDOM, 1, 2);
     for (uint64_t seed = 1; seed <= 4; seed++) {
-        CHECK_OK(imgpack_batcher_run(b, idx, 12, seed, out, sizeof out, NULL));
+        CHECK_OK(imgpack_batcher_run(b, idx, 12, seed, 0, out, sizeof out, NULL));
         for (uint64_t k = 0; k < 12; k++) {
             uint32_t w = 14 + (uint32_t)(k % 3), h = 9 + (uint32_t)(k % 2);
             int found = 0;
@@ -533,7 +533,7 @@ static void test_batch_crops(void) {
     imgpack_batcher_destroy(b);
     b = batcher(r, IMGPACK_LAYOUT_NHWC, IMGPACK_DTYPE_UINT8, 8,
                 IMGPACK_CROP_RANDOM, 1, 1);
-    CHECK_OK(imgpack_batcher_run(b, idx, 12, 4, again, sizeof out, NULL));
+    CHECK_OK(imgpack_batcher_run(b, idx, 12, 4, 0, again, sizeof out, NULL));
     CHECK(memcmp(out, again, 12 * 192) == 0);
     imgpack_batcher_destroy(b);
     imgpack_reader_close(r);
@@ -549,7 +549,7 @@ static void test_batch_jpeg(void) {
     CHECK_OK(imgpack_reader_open(&r, dir, 0));
     imgpack_batcher *b = batcher(r, IMGPACK_LAYOUT_NHWC, IMGPACK_DTYPE_UINT8,
                                  0, IMGPACK_CROP_CENTER, 0, 2);
-    CHECK_OK(imgpack_batcher_run(b, idx, 9, 0, out, sizeof out, NULL));
+    CHECK_OK(imgpack_batcher_run(b, idx, 9, 0, 0, out, sizeof out, NULL));
     for (int k = 0; k < 9; k++) {
         CHECK_OK(imgpack_reader_decode(r, idx[k], one, sizeof one, &rec));
         CHECK(memcmp(out + k * 768, one, 768) == 0);

@@ -258,7 +258,7 @@ static void test_batches_and_fork(void) {
     CHECK_OK(imgpack_batch_options_set_layout(o, IMGPACK_LAYOUT_NHWC));
     CHECK_OK(imgpack_batch_options_set_threads(o, FORK_BATCH_THREADS));
     CHECK_OK(imgpack_batcher_create(&b, r, o));
-    CHECK_OK(imgpack_batcher_run(b, idx, 6, 0, out, sizeof out, labels));
+    CHECK_OK(imgpack_batcher_run(b, idx, 6, 0, 0, out, sizeof out, labels));
     for (int k = 0; k < 6; k++) {
         check_pixels(out + k * IMAGE, idx[k], WIDTH, HEIGHT);
         CHECK_EQ(labels[k], label_of(idx[k]));
@@ -272,7 +272,7 @@ static void test_batches_and_fork(void) {
                  imgpack_reader_get(r, 45, &rec) == IMGPACK_OK &&
                  rec.data[0] == pixel(45, 0, 0, 0);
         memset(out, 0, sizeof out);
-        ok = ok && imgpack_batcher_run(b, idx, 6, 0, out, sizeof out, NULL) ==
+        ok = ok && imgpack_batcher_run(b, idx, 6, 0, 0, out, sizeof out, NULL) ==
                        IMGPACK_OK;
         for (int k = 0; ok && k < 6; k++)
             ok = out[k * IMAGE + IMAGE - 1] ==

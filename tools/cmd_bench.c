@@ -171,7 +171,7 @@ static int run(imgpack_batcher *b, const uint64_t *order, uint64_t count,
     while ((t = now()) - t0 < (double)a->seconds) {
         for (uint64_t i = 0; i < a->batch; i++, pos = (pos + 1) % count)
             indices[i] = order[pos];
-        if (imgpack_batcher_run(b, indices, a->batch, done, out, capacity,
+        if (imgpack_batcher_run(b, indices, a->batch, 0, 0, out, capacity,
                                 labels)) {
             cli_error(NULL, "%s", imgpack_batcher_errmsg(b));
             goto out;

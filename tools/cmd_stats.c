@@ -3,7 +3,8 @@
  * 0..1 units torchvision's Normalize takes, from one multi-threaded pass
  * (imgpack_reader_channel_stats). The result goes into the catalog's
  * dataset table (keys mean, std, stats_records, stats_seed), where the
- * Python Loader finds it, and onto stdout as a line ready to paste.
+ * Python Loader finds it when asked (mean="store"), and onto stdout as a
+ * line ready to paste.
  *
  * A sample of N records is the first N of the epoch-0 shuffle of
  * imgpack_sampler_indices with the given seed, the order
@@ -32,7 +33,8 @@ static void print_help(void) {
            "pixels of the store OUT_DIR, in 0..1 units as Normalize(mean,\n"
            "std) takes them, over every record or a seeded sample. Stores\n"
            "them in the catalog (dataset keys mean, std), where\n"
-           "imgpack.Loader takes them as its default, and prints them.\n\n"
+           "imgpack.Loader(..., mean=\"store\") takes them, and prints\n"
+           "them.\n\n"
            "Options:\n"
            "  --sample N   use N records, drawn with --seed (default: all)\n"
            "  --seed S     seed of the sample (default 0); the records are\n"
@@ -101,7 +103,8 @@ static void print_text(const double *mean, const double *std,
     printf("std:      %.6f %.6f %.6f\n", std[0], std[1], std[2]);
     printf("seconds:  %.3f\n", seconds);
     if (stored)
-        printf("stored:   in the catalog; imgpack.Loader uses it by default\n");
+        printf("stored:   in the catalog; imgpack.Loader(..., "
+               "mean=\"store\") uses it\n");
     putchar('\n');
     printf("transforms.Normalize(mean=[%.4f, %.4f, %.4f], "
            "std=[%.4f, %.4f, %.4f])\n",

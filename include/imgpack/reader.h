@@ -18,8 +18,10 @@
  *    classes, labels, single records as zero-copy views or decoded pixels.
  *    Safe to share between threads; survives fork().
  *  - imgpack_batcher: turns an array of record indices into one buffer of
- *    uint8 or normalized float32 images, optionally cropped and flipped, on
- *    a pool of threads it owns. One per training loop.
+ *    uint8 or normalized float32/float16/bfloat16 images, center-cropped,
+ *    randomly cropped or RandomResizedCrop'd, optionally flipped, on a pool
+ *    of threads it owns, synchronously or prefetched in the background.
+ *    One per training loop.
  *  - imgpack_sampler_*: plain functions giving the indices of an epoch for
  *    one rank, partitioned the way torch's DistributedSampler does, or
  *    drawn with replacement by weight (imgpack_sampler_weighted).
@@ -74,7 +76,8 @@
  * forks) and opens the store again before its first call there; the
  * parent's environment is left alone in the child (closing it would clear
  * the parent's reader slots in the shared lock file). That is what PyTorch
- * DataLoader workers need. A batcher restarts its threads the same way.
+ * DataLoader workers need. A batcher restarts its threads the same way
+ * (batches its parent had submitted stay the parent's).
  *
  * Errors. Functions return an imgpack_status; imgpack_reader_errmsg() and
  * imgpack_batcher_errmsg() name the store, the record and the reason. A
@@ -387,19 +390,87 @@ IMGPACK_API imgpack_status imgpack_reader_channel_stats(
 #define IMGPACK_LAYOUT_NCHW 1 /* image, channel, row, column (torch) */
 #define IMGPACK_DTYPE_UINT8 0   /* the stored pixel values */
 #define IMGPACK_DTYPE_FLOAT32 1 /* (v/255 - mean[c]) / std[c] */
+#define IMGPACK_DTYPE_FLOAT16 2 /* the float32 value, rounded once to IEEE
+                                   half (nearest, ties to even): torch's
+                                   .half() of the float32 batch */
+#define IMGPACK_DTYPE_BFLOAT16 3 /* the float32 value, rounded once to
+                                    bfloat16 (nearest, ties to even): torch's
+                                    .bfloat16() of the float32 batch */
 
-/* Crop modes, for stores packed larger than the output. */
+/* Crop modes. */
 #define IMGPACK_CROP_CENTER 0 /* torchvision CenterCrop */
 #define IMGPACK_CROP_RANDOM 1 /* torchvision RandomCrop */
+#define IMGPACK_CROP_RANDOM_RESIZED 2 /* torchvision RandomResizedCrop:
+                                         a random box, resized to the
+                                         output size */
 
 /* ImageNet's statistics, torchvision's usual Normalize arguments: the
-   default mean and std of float32 batches. */
+   default mean and std of float batches. */
 #define IMGPACK_IMAGENET_MEAN_R 0.485f
 #define IMGPACK_IMAGENET_MEAN_G 0.456f
 #define IMGPACK_IMAGENET_MEAN_B 0.406f
 #define IMGPACK_IMAGENET_STD_R 0.229f
 #define IMGPACK_IMAGENET_STD_G 0.224f
 #define IMGPACK_IMAGENET_STD_B 0.225f
+
+/* torchvision's RandomResizedCrop defaults: the box covers 8% to 100% of
+   the image's area, with a width/height ratio from 3/4 to 4/3. */
+#define IMGPACK_RRC_SCALE_MIN 0.08
+#define IMGPACK_RRC_SCALE_MAX 1.0
+#define IMGPACK_RRC_RATIO_MIN (3.0 / 4.0)
+#define IMGPACK_RRC_RATIO_MAX (4.0 / 3.0)
+
+/* Batches a batcher prepares ahead at most (imgpack_batcher_submit). Each
+   holds its caller's output buffer, so a deeper queue only holds more of
+   the caller's memory; a training step hides one or two batches. */
+#define IMGPACK_MAX_PREFETCH 16
+
+/*
+ * The random augmentation of one record: the box cut out of it (rows
+ * top..top+height-1, columns left..left+width-1 of the record) and whether
+ * the result is flipped horizontally.
+ */
+typedef struct imgpack_augment {
+    uint32_t top, left, height, width;
+    int32_t flip; /* 1: flipped, 0: not */
+} imgpack_augment;
+
+/*
+ * The RandomResizedCrop box and the flip of record `index` (its global
+ * index in the store) in epoch `epoch`, for a record of `width` x `height`
+ * pixels, into *out: exactly what a batcher with IMGPACK_CROP_RANDOM_RESIZED
+ * and the same seed, scale, ratio and flip setting cuts out of that record
+ * (imgpack_batcher_run, imgpack_batcher_submit). A pure function of its
+ * arguments: the same on every thread, rank and machine, whatever the
+ * batch the record is in.
+ *
+ * The box follows torchvision 0.14's RandomResizedCrop.get_params as an
+ * algorithm: up to 10 attempts of area = width*height*U(scale_min,
+ * scale_max), log-ratio U(log ratio_min, log ratio_max), w =
+ * round(sqrt(area*r)), h = round(sqrt(area/r)) (Python's round, halves to
+ * even), accepted if 0 < w <= width and 0 < h <= height, with top a
+ * uniform integer in [0, height-h] and left in [0, width-w]; if no attempt
+ * fits, the fallback: the whole image with its ratio clamped to [ratio_min,
+ * ratio_max], centred (a side that would round to 0 is 1 here, where
+ * torchvision would fail). The numbers come from imgpack's own generator,
+ * not torch's, so the boxes have torchvision's distribution, not its
+ * values: splitmix64 (Steele, Lea, Flood 2014) over a counter, keyed by
+ * k = mix(mix(mix(seed) ^ epoch) ^ index), mix(x) being splitmix64's
+ * output for state x (x + 0x9e3779b97f4a7c15, then its finalizer); the
+ * box draws come from one stream of k, the flip from another (so the box
+ * does not depend on `flip`); doubles take the top 53 bits of a draw,
+ * integers in a range are drawn without modulo bias. (exp and log come
+ * from the C library: one that rounds their last bit differently could,
+ * in very rare cases, move a box by one pixel.) `flip` nonzero: out->flip
+ * is 1 with probability 1/2; 0: never.
+ *
+ * Returns IMGPACK_OK, or IMGPACK_ERR_INVALID_ARG (out NULL, width or
+ * height 0, scale or ratio not finite with 0 < min <= max).
+ */
+IMGPACK_API imgpack_status imgpack_augment_params(
+    uint64_t seed, uint64_t epoch, uint64_t index, uint32_t width,
+    uint32_t height, double scale_min, double scale_max, double ratio_min,
+    double ratio_max, int32_t flip, imgpack_augment *out);
 
 /*
  * Options for a batcher: create, set what differs from the defaults, pass
@@ -423,11 +494,12 @@ IMGPACK_API imgpack_status
 imgpack_batch_options_set_dtype(imgpack_batch_options *opts, int32_t dtype);
 
 /*
- * Per-channel mean and std of float32 output, `n` values each (1: the same
- * for every channel; or the store's channel count). Default ImageNet's.
- * Each value v becomes (v/255.0f - mean[c]) / std[c], computed in float32
- * in that order, as torchvision's ToTensor() + Normalize(mean, std) do, so
- * the results equal torch's bit for bit. std values must be nonzero.
+ * Per-channel mean and std of float output (float32, float16, bfloat16),
+ * `n` values each (1: the same for every channel; or the store's channel
+ * count). Default ImageNet's. Each value v becomes (v/255.0f - mean[c]) /
+ * std[c], computed in float32 in that order, as torchvision's ToTensor() +
+ * Normalize(mean, std) do, so the results equal torch's bit for bit; the
+ * 16-bit types then round that float32 once. std values must be nonzero.
  */
 IMGPACK_API imgpack_status
 imgpack_batch_options_set_normalize(imgpack_batch_options *opts,
@@ -435,31 +507,99 @@ imgpack_batch_options_set_normalize(imgpack_batch_options *opts,
                                     uint32_t n);
 
 /*
- * Output size `width` x `height` cut out of each record: center or random
- * (mode IMGPACK_CROP_*), torchvision's CenterCrop / RandomCrop. Default 0 x
- * 0: the record size, which stores packed with --crop 0 do not have (then
- * a crop is required). A record smaller than the crop is padded with black
- * as CenterCrop pads, centred, in either mode. At most IMGPACK_MAX_SIDE.
+ * Output size `width` x `height` of each image and how it is cut out of a
+ * record (mode IMGPACK_CROP_*):
+ *  - CENTER, RANDOM: torchvision's CenterCrop / RandomCrop of that size. A
+ *    record smaller than the crop is padded with black as CenterCrop pads,
+ *    centred, in either mode.
+ *  - RANDOM_RESIZED: torchvision's RandomResizedCrop(size=(height, width)):
+ *    the box of imgpack_augment_params (scale and ratio as set by
+ *    imgpack_batch_options_set_random_resized), resized to width x height
+ *    with Pillow's antialiased bilinear filter, the one the packer uses, so
+ *    each image equals torchvision.transforms.functional.resized_crop(
+ *    record, top, left, h, w, [height, width], BILINEAR) on the PIL image
+ *    of the record, byte for byte, and then hflip when flipped.
+ * Default 0 x 0 with CENTER: the record size, which stores packed with
+ * --crop 0 do not have (then a crop is required); RANDOM_RESIZED needs a
+ * size. At most IMGPACK_MAX_SIDE.
  */
 IMGPACK_API imgpack_status
 imgpack_batch_options_set_crop(imgpack_batch_options *opts, uint32_t width,
                                uint32_t height, int32_t mode);
 
+/*
+ * RandomResizedCrop's `scale` (fraction of the record's area) and `ratio`
+ * (width/height) ranges, used by IMGPACK_CROP_RANDOM_RESIZED. Defaults
+ * IMGPACK_RRC_*: (0.08, 1.0) and (3/4, 4/3). torchvision only warns about
+ * a range given backwards; here each must be finite with 0 < min <= max
+ * (IMGPACK_ERR_INVALID_ARG otherwise). scale_max may exceed 1 (boxes that
+ * do not fit are drawn again, as in torchvision).
+ */
+IMGPACK_API imgpack_status imgpack_batch_options_set_random_resized(
+    imgpack_batch_options *opts, double scale_min, double scale_max,
+    double ratio_min, double ratio_max);
+
 /* Nonzero: flip each image horizontally with probability 1/2, after the
-   crop (torchvision's RandomHorizontalFlip). Default 0. */
+   crop and resize (torchvision's RandomHorizontalFlip). Default 0. */
 IMGPACK_API imgpack_status
 imgpack_batch_options_set_flip(imgpack_batch_options *opts, int32_t flip);
 
-/* Threads working on a batch, the calling thread included: default 1 (no
-   pool); 0 = the number of online cores; at most 256. */
+/* Threads working on a batch: default 1 (no pool); 0 = the number of
+   online cores; at most 256. The thread filling the batch counts as one:
+   the caller of imgpack_batcher_run, or the batcher's own driver thread
+   for submitted batches. */
 IMGPACK_API imgpack_status
 imgpack_batch_options_set_threads(imgpack_batch_options *opts,
                                   uint32_t threads);
 
+/* Batches imgpack_batcher_submit may hold in flight: 0 (the default) to
+   IMGPACK_MAX_PREFETCH. 0 leaves only imgpack_batcher_run. */
+IMGPACK_API imgpack_status
+imgpack_batch_options_set_prefetch(imgpack_batch_options *opts,
+                                   uint32_t depth);
+
 /*
  * Fills batches from one reader. Owns threads-1 worker threads
- * ("imgpack-b<N>"), idle between batches. Use from one thread at a time;
- * the reader must outlive it.
+ * ("imgpack-b<N>"), idle between batches, and with prefetch a driver
+ * thread ("imgpack-bq") started by the first submit. Use from one thread
+ * at a time; the reader must outlive it.
+ *
+ * Randomness is keyed by sample: the crop, box and flip of record i in
+ * epoch e depend on (seed, e, i, the record's size, the options) alone,
+ * never on the batch, the position in it, the thread count, the rank or
+ * the world size. In every crop mode the flip is the one
+ * imgpack_augment_params reports; RandomCrop draws its top, then its left
+ * offset from the stream the box would use. So the images of an epoch are the same however it is
+ * split into batches, and an interrupted epoch resumes exactly. (An index
+ * given twice in an epoch, as DistributedSampler's padding does, gets the
+ * same augmentation twice.)
+ *
+ * fork(): a batcher used in a child process starts new threads there
+ * before its first batch; batches the parent had submitted stay the
+ * parent's (the child's copy has none in flight). A child may keep using
+ * the copy or make its own batcher.
+ *
+ * A training epoch with RandomResizedCrop(224) and flips, two batches
+ * prepared ahead while the caller trains on the one before (order: this
+ * rank's indices from imgpack_sampler_indices; out[k] hold `batch` images
+ * each; error handling left out):
+ *
+ *     imgpack_batch_options_set_crop(o, 224, 224,
+ *                                    IMGPACK_CROP_RANDOM_RESIZED);
+ *     imgpack_batch_options_set_flip(o, 1);
+ *     imgpack_batch_options_set_prefetch(o, 2);
+ *     imgpack_batcher_create(&b, reader, o);
+ *     for (k = 0; k < 2 && k < batches; k++)
+ *         imgpack_batcher_submit(b, order + k * batch, batch, seed, epoch,
+ *                                out[k % 2], size, labels[k % 2]);
+ *     for (k = 0; k < batches; k++) {
+ *         imgpack_batcher_wait(b);
+ *         ... batch k is in out[k % 2]: train on it ...
+ *         if (k + 2 < batches)
+ *             imgpack_batcher_submit(b, order + (k + 2) * batch, batch,
+ *                                    seed, epoch, out[k % 2], size,
+ *                                    labels[k % 2]);
+ *     }
  */
 typedef struct imgpack_batcher imgpack_batcher;
 
@@ -468,13 +608,17 @@ typedef struct imgpack_batcher imgpack_batcher;
  * after the call). *out is set even on failure (unless memory ran out) so
  * imgpack_batcher_errmsg works; destroy it in either case.
  * Returns IMGPACK_OK, IMGPACK_ERR_INVALID_ARG (no crop on a store whose
- * records differ in size), IMGPACK_ERR_THREAD, IMGPACK_ERR_NOMEM.
+ * records differ in size, mean/std count not 1 or the channel count),
+ * IMGPACK_ERR_THREAD, IMGPACK_ERR_NOMEM.
  */
 IMGPACK_API imgpack_status
 imgpack_batcher_create(imgpack_batcher **out, imgpack_reader *reader,
                        const imgpack_batch_options *opts);
 
-/* Stops and joins the threads and frees the batcher; NULL is accepted. */
+/* Stops and joins the threads and frees the batcher; NULL is accepted.
+   Batches still in flight are cancelled: the one being filled stops after
+   the images already claimed, queued ones never start, and their output
+   buffers are not touched once this returns. */
 IMGPACK_API void imgpack_batcher_destroy(imgpack_batcher *b);
 
 /* The last failure, naming the record; "" after success. Owned by the
@@ -489,11 +633,13 @@ IMGPACK_API uint64_t imgpack_batcher_image_bytes(const imgpack_batcher *b);
 
 /*
  * Fills `out` (`capacity` bytes, at least n * image_bytes; float32 output
- * needs 4-byte alignment) with records indices[0..n-1] in that order, and
- * `labels` (n values; may be NULL) with their labels, as int64 so they go
- * straight into a torch LongTensor. Random crops and flips are drawn from
- * `seed` and the position in the batch alone, so a batch is the same
- * whatever the thread count.
+ * needs 4-byte alignment, float16 and bfloat16 2-byte) with records
+ * indices[0..n-1] in that order, and `labels` (n values; may be NULL) with
+ * their labels, as int64 so they go straight into a torch LongTensor.
+ * Random crops and flips are those of (seed, epoch, indices[k]): see
+ * imgpack_batcher and imgpack_augment_params. Returns when the batch is
+ * done. Not while submitted batches are in flight (IMGPACK_ERR_INVALID_ARG:
+ * wait for them first).
  *
  * On failure the contents of `out` are unspecified; the error names a
  * failing record. Returns IMGPACK_OK, IMGPACK_ERR_INVALID_ARG,
@@ -501,11 +647,39 @@ IMGPACK_API uint64_t imgpack_batcher_image_bytes(const imgpack_batcher *b);
  * IMGPACK_ERR_DECODE, IMGPACK_ERR_STORE, IMGPACK_ERR_THREAD,
  * IMGPACK_ERR_NOMEM.
  */
-IMGPACK_API imgpack_status imgpack_batcher_run(imgpack_batcher *b,
-                                               const uint64_t *indices,
-                                               uint64_t n, uint64_t seed,
-                                               void *out, uint64_t capacity,
-                                               int64_t *labels);
+IMGPACK_API imgpack_status imgpack_batcher_run(
+    imgpack_batcher *b, const uint64_t *indices, uint64_t n, uint64_t seed,
+    uint64_t epoch, void *out, uint64_t capacity, int64_t *labels);
+
+/*
+ * Queues the batch imgpack_batcher_run would fill with the same arguments
+ * and returns at once; the batcher's threads fill it in the background
+ * (the calling thread does no part of it), in submission order. `indices`
+ * is copied; `out` and `labels` are written until imgpack_batcher_wait
+ * has returned this batch's status, and the caller must not touch or free
+ * them before. Call imgpack_batcher_wait once per successful submit.
+ *
+ * Returns IMGPACK_OK (queued), IMGPACK_ERR_RANGE (already `prefetch`
+ * batches in flight, or prefetch is 0: wait first), IMGPACK_ERR_INVALID_ARG
+ * (as imgpack_batcher_run checks its arguments), IMGPACK_ERR_THREAD (the
+ * driver thread could not start), IMGPACK_ERR_NOMEM. Errors while filling
+ * come from imgpack_batcher_wait.
+ */
+IMGPACK_API imgpack_status imgpack_batcher_submit(
+    imgpack_batcher *b, const uint64_t *indices, uint64_t n, uint64_t seed,
+    uint64_t epoch, void *out, uint64_t capacity, int64_t *labels);
+
+/*
+ * Waits for the oldest submitted batch (first in, first out) to be filled
+ * and returns its status, as imgpack_batcher_run would have; on failure
+ * imgpack_batcher_errmsg names the failing record. A failed batch does
+ * not stop the ones queued after it. Returns IMGPACK_ERR_INVALID_ARG when
+ * nothing is in flight, and the codes of imgpack_batcher_run.
+ */
+IMGPACK_API imgpack_status imgpack_batcher_wait(imgpack_batcher *b);
+
+/* Batches submitted and not yet waited for. */
+IMGPACK_API uint32_t imgpack_batcher_in_flight(const imgpack_batcher *b);
 
 /* ---- Subsets --------------------------------------------------------- */
 

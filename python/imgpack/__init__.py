@@ -9,10 +9,14 @@ version.
 - ``Dataset(path, transform=None)``: map-style, ``ds[i] -> (HWC uint8
   array, label)``; works as a torch Dataset, also in forked DataLoader
   workers.
-- ``Loader(path, batch_size, ...)``: iterates ``(images, labels)`` numpy
-  batches made in C (uint8 or normalized float32, NCHW or NHWC), in
-  DistributedSampler order; its default mean/std are those ``imgpack
-  stats`` stored, else ImageNet's (``stored_stats(path)``).
+- ``Loader(path, batch_size, ...)``: iterates ``(images, labels)``
+  batches made in C -- numpy arrays or torch tensors; uint8 or normalized
+  float32/float16/bfloat16, NCHW or NHWC; center crops, random crops or
+  RandomResizedCrop, flips -- in DistributedSampler order or the caller's,
+  optionally prefetched by C threads; resumable mid-epoch
+  (``state_dict``). Its mean/std are ImageNet's unless given
+  (``mean="store"``: those ``imgpack stats`` stored, ``stored_stats``).
+- ``augment_params``: the RandomResizedCrop box and flip of one record.
 - ``Reader``: the store handle beneath both; ``epoch_indices``: the
   sampler alone.
 - ``EpochSampler`` and ``PrefetchBatchSampler``: the same order for a
@@ -27,6 +31,7 @@ version.
 """
 
 from ._lib import VERSION as __version__, ImgpackError
+from .augment import augment_params
 from .loader import (IMAGENET_MEAN, IMAGENET_STD, Loader, epoch_indices,
                      stored_stats)
 from .reader import Dataset, Reader
@@ -35,6 +40,6 @@ from .weighted import balanced_weights, weighted_indices
 from .select import load_indices, select
 
 __all__ = ["Dataset", "Loader", "Reader", "ImgpackError", "epoch_indices",
-           "EpochSampler", "PrefetchBatchSampler",
+           "EpochSampler", "PrefetchBatchSampler", "augment_params",
            "IMAGENET_MEAN", "IMAGENET_STD", "stored_stats", "__version__",
            "select", "load_indices", "weighted_indices", "balanced_weights"]

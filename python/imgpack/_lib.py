@@ -138,6 +138,17 @@ f32_p = ctypes.POINTER(ctypes.c_float)
 f64_p = ctypes.POINTER(ctypes.c_double)
 
 
+class Augment(ctypes.Structure):
+    """imgpack_augment."""
+    _fields_ = [
+        ("top", ctypes.c_uint32),
+        ("left", ctypes.c_uint32),
+        ("height", ctypes.c_uint32),
+        ("width", ctypes.c_uint32),
+        ("flip", ctypes.c_int32),
+    ]
+
+
 class Record(ctypes.Structure):
     """imgpack_record."""
     _fields_ = [
@@ -202,8 +213,11 @@ _declare("imgpack_batch_options_set_normalize", _S, c_opts_p, f32_p, f32_p,
          ctypes.c_uint32)
 _declare("imgpack_batch_options_set_crop", _S, c_opts_p, ctypes.c_uint32,
          ctypes.c_uint32, ctypes.c_int32)
+_declare("imgpack_batch_options_set_random_resized", _S, c_opts_p,
+         ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_double)
 _declare("imgpack_batch_options_set_flip", _S, c_opts_p, ctypes.c_int32)
 _declare("imgpack_batch_options_set_threads", _S, c_opts_p, ctypes.c_uint32)
+_declare("imgpack_batch_options_set_prefetch", _S, c_opts_p, ctypes.c_uint32)
 _declare("imgpack_batcher_create", _S, ctypes.POINTER(c_batcher_p),
          c_reader_p, c_opts_p)
 _declare("imgpack_batcher_destroy", None, c_batcher_p)
@@ -211,8 +225,16 @@ _declare("imgpack_batcher_errmsg", ctypes.c_char_p, c_batcher_p)
 for _getter in ("width", "height", "channels"):
     _declare("imgpack_batcher_" + _getter, ctypes.c_uint32, c_batcher_p)
 _declare("imgpack_batcher_image_bytes", ctypes.c_uint64, c_batcher_p)
-_declare("imgpack_batcher_run", _S, c_batcher_p, u64_p, ctypes.c_uint64,
-         ctypes.c_uint64, ctypes.c_void_p, ctypes.c_uint64, i64_p)
+for _fill in ("run", "submit"):
+    _declare("imgpack_batcher_" + _fill, _S, c_batcher_p, u64_p,
+             ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64,
+             ctypes.c_void_p, ctypes.c_uint64, ctypes.c_void_p)
+_declare("imgpack_batcher_wait", _S, c_batcher_p)
+_declare("imgpack_batcher_in_flight", ctypes.c_uint32, c_batcher_p)
+_declare("imgpack_augment_params", _S, ctypes.c_uint64, ctypes.c_uint64,
+         ctypes.c_uint64, ctypes.c_uint32, ctypes.c_uint32, ctypes.c_double,
+         ctypes.c_double, ctypes.c_double, ctypes.c_double, ctypes.c_int32,
+         ctypes.POINTER(Augment))
 
 _declare("imgpack_sampler_count", ctypes.c_uint64, ctypes.c_uint64,
          ctypes.c_uint32, ctypes.c_int32)
@@ -242,8 +264,12 @@ LAYOUT_NHWC = 0
 LAYOUT_NCHW = 1
 DTYPE_UINT8 = 0
 DTYPE_FLOAT32 = 1
+DTYPE_FLOAT16 = 2
+DTYPE_BFLOAT16 = 3
 CROP_CENTER = 0
 CROP_RANDOM = 1
+CROP_RANDOM_RESIZED = 2
+MAX_PREFETCH = 16
 FORMAT_RAW = 0
 
 

@@ -94,17 +94,20 @@ def test_stats_of_jpeg_and_uneven_records(repo_pack, tmp_path):
     assert len({im.shape for im in images}) > 1  # sizes really vary
 
 
-def test_loader_defaults_to_stored_stats(tmp_path):
+def test_loader_uses_stored_stats_only_when_asked(tmp_path):
     fresh = tmp_path / "fresh"
     pack(REPO_SAMPLE, fresh)
+    with pytest.raises(ValueError, match="imgpack stats"):
+        imgpack.Loader(fresh, 4, mean="store")
+    got = stats_json(fresh)
+    assert imgpack.stored_stats(fresh) == (tuple(got["mean"]),
+                                           tuple(got["std"]))
+    # `imgpack stats` changes nothing for a Loader that does not ask.
     loader = imgpack.Loader(fresh, 4, shuffle=False)
     assert loader.mean == imgpack.IMAGENET_MEAN
     assert loader.std == imgpack.IMAGENET_STD
     loader.close()
-    got = stats_json(fresh)
-    assert imgpack.stored_stats(fresh) == (tuple(got["mean"]),
-                                           tuple(got["std"]))
-    loader = imgpack.Loader(fresh, 4, shuffle=False)
+    loader = imgpack.Loader(fresh, 4, shuffle=False, mean="store")
     assert loader.mean == tuple(got["mean"])
     assert loader.std == tuple(got["std"])
     images, _ = loader.batch([0])
@@ -116,7 +119,8 @@ def test_loader_defaults_to_stored_stats(tmp_path):
             - mean) / std
     np.testing.assert_array_equal(images[0], want)
     loader.close()
-    # An explicit argument still wins.
+    with pytest.raises(ValueError, match="std"):
+        imgpack.Loader(fresh, 4, mean="store", std=(0.5,))
     loader = imgpack.Loader(fresh, 4, mean=(0.5,), std=(0.5,))
     assert loader.mean == (0.5,) and loader.std == (0.5,)
     loader.close()
