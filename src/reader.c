@@ -34,12 +34,17 @@
  * other thread is inside a call, and remap that shard with
  * mdb_env_set_mapsize(env, 0), which adopts the writer's size.
  *
- * Header checks. A record's header CRC is checked the first time the
- * reader reads it; in a complete dataset nothing ever rewrites a record,
- * so a bitmap remembers which headers passed and later reads only parse
- * the fields and check magic and sizes. (The CRC of 28 bytes costs a third
- * of an mdb_get on a small store.) IMGPACK_OPEN_VERIFY still checks the
- * payload CRC on every read.
+ * Checks. The first read of a record checks everything: that the value
+ * lies within data.mdb (a damaged page can point LMDB anywhere in the
+ * map), the header CRC, the payload CRC (unless IMGPACK_OPEN_NO_VERIFY),
+ * and in a complete dataset that label and payload CRC are the ones the
+ * `labels` and `payload_crcs` metadata hold for the index, which catches
+ * a damaged leaf filing one record under another's key. In a complete
+ * dataset nothing ever rewrites a record, so a bitmap (in memory shared
+ * with forked children) remembers which records passed, and later reads
+ * only parse the header fields and check sizes. IMGPACK_OPEN_VERIFY
+ * checks the payload CRC on every read. A store still being packed has
+ * no bitmap and no tables: every read checks header and payload.
  *
  * fork(). A handler registered with pthread_atfork counts forks in the
  * child. Every call compares that count with the one the environments were
@@ -59,6 +64,7 @@
 #include <string.h>
 
 #include "decode.h"
+#include "meta_sum.h"
 #include "reader_open.h"
 #include "store.h"
 
@@ -450,18 +456,30 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
     if (found)
         return found;
     uint64_t local = index - r->first[k];
-    int verify = (r->flags & IMGPACK_OPEN_VERIFY) != 0;
+    if (!imgpack__map_contains(r->shards[k].env, &r->shards[k].bounds,
+                               value.mv_data, value.mv_size))
+        return imgpack__error_set(&s->err, IMGPACK_ERR_CORRUPT,
+                                  "%s: record %" PRIu64
+                                  "%s lies outside data.mdb (damaged LMDB "
+                                  "page)",
+                                  r->dir, index, where(r, k, local, at));
+    int always = (r->flags & IMGPACK_OPEN_VERIFY) != 0;
+    int check_payload = (r->flags & IMGPACK_OPEN_NO_VERIFY) == 0;
     _Atomic uint64_t *word = r->verified ? &r->verified[index / 64] : NULL;
     uint64_t bit = (uint64_t)1 << (index % 64);
     imgpack_status status;
-    if (word && !verify &&
+    if (word && !always &&
         (atomic_load_explicit(word, memory_order_relaxed) & bit)) {
         status = parse_verified(value.mv_data, value.mv_size, h);
-    } else {
-        status = imgpack__record_parse(value.mv_data, value.mv_size, verify, h);
-        if (status == IMGPACK_OK && word)
-            atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
+        if (status != IMGPACK_OK)
+            return imgpack__error_set(&s->err, status,
+                                      "%s: record %" PRIu64
+                                      "%s is corrupt (bad size)",
+                                      r->dir, index, where(r, k, local, at));
+        goto checked;
     }
+    status = imgpack__record_parse(value.mv_data, value.mv_size,
+                                   check_payload, h);
     if (status == IMGPACK_ERR_VERSION_MISMATCH)
         return imgpack__error_set(&s->err, status,
                                   "%s: record %" PRIu64
@@ -469,7 +487,7 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
                                   r->dir, index, where(r, k, local, at));
     /* A header that parses without the payload check points at the
        payload: name it, since verify reports which part was damaged. */
-    if (status != IMGPACK_OK && verify &&
+    if (status != IMGPACK_OK && check_payload &&
         imgpack__record_parse(value.mv_data, value.mv_size, 0, h) ==
             IMGPACK_OK)
         return imgpack__error_set(&s->err, status,
@@ -480,6 +498,19 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
         return imgpack__error_set(&s->err, status,
                                   "%s: record %" PRIu64
                                   "%s is corrupt (bad magic, checksum or size)",
+                                  r->dir, index, where(r, k, local, at));
+    if (r->labels && h->label != r->labels[index])
+        return imgpack__error_set(&s->err, IMGPACK_ERR_CORRUPT,
+                                  "%s: record %" PRIu64 "%s: label %" PRIu32
+                                  ", the labels metadata says %" PRIu32,
+                                  r->dir, index, where(r, k, local, at),
+                                  h->label, r->labels[index]);
+    if (r->payload_crcs && h->payload_crc != r->payload_crcs[index])
+        return imgpack__error_set(&s->err, IMGPACK_ERR_CORRUPT,
+                                  "%s: record %" PRIu64
+                                  "%s is not the record packed at this index "
+                                  "(its payload CRC is not the one "
+                                  "payload_crcs holds: damaged LMDB page)",
                                   r->dir, index, where(r, k, local, at));
     if (h->label >= r->num_classes)
         return imgpack__error_set(&s->err, IMGPACK_ERR_CORRUPT,
@@ -494,6 +525,9 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
                                   "x%" PRIu32 "x%u pixels",
                                   r->dir, index, where(r, k, local, at),
                                   h->width, h->height, (unsigned)h->channels);
+    if (word)
+        atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
+checked:
     *payload = (const uint8_t *)value.mv_data + IMGPACK__RECORD_HEADER_SIZE;
     return IMGPACK_OK;
 }
@@ -677,8 +711,9 @@ static int sharded_meta(imgpack_reader *r, imgpack__read_slot *s,
     MDB_txn *txn = current(r, s, k);
     if (!txn)
         return NO_TXN;
-    MDB_val name = {strlen(key), (void *)key};
-    return mdb_get(txn, r->shards[k].meta, &name, value);
+    imgpack__shard *sh = &r->shards[k];
+    return imgpack__meta_sum_get(txn, sh->meta, &sh->bounds, sh->meta_sums,
+                                 key, value);
 }
 
 imgpack_status imgpack_reader_meta(imgpack_reader *r, const char *key,
@@ -702,11 +737,17 @@ imgpack_status imgpack_reader_meta(imgpack_reader *r, const char *key,
                           &synth_labels);
     } else {
         MDB_txn *txn = current(r, s, 0);
-        MDB_val name = {strlen(key), (void *)key};
-        rc = txn ? mdb_get(txn, r->shards[0].meta, &name, &value) : NO_TXN;
+        imgpack__shard *sh = &r->shards[0];
+        rc = txn ? imgpack__meta_sum_get(txn, sh->meta, &sh->bounds,
+                                         sh->meta_sums, key, &value)
+                 : NO_TXN;
     }
     if (rc == NO_TXN) {
         status = s->err.code; /* no transaction; the slot says why */
+    } else if (rc == IMGPACK__META_SUM_MISMATCH || rc == IMGPACK__META_OUTSIDE) {
+        status = imgpack__error_set(&s->err, IMGPACK_ERR_CORRUPT,
+                                    "%s: metadata \"%s\" %s", r->dir, key,
+                                    imgpack__meta_sum_strerror(rc));
     } else if (rc == MDB_NOTFOUND) {
         status = imgpack__error_set(&s->err, IMGPACK_ERR_NOT_FOUND,
                                     "%s: no metadata \"%s\"", r->dir, key);

@@ -27,9 +27,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 
 #include "imgpack/pack.h"
+#include "meta_sum.h"
 #include "store.h"
 
 /* Slots for read transactions in each lock file. Honoured only when this
@@ -138,11 +140,23 @@ imgpack_status imgpack__reader_open_envs(imgpack_reader *r) {
 
 /* ---- Metadata --------------------------------------------------------- */
 
-/* The value of meta `key`, or MDB_NOTFOUND. */
-static int meta_value(const imgpack__shard *sh, MDB_txn *txn, const char *key,
+/* The value of meta `key`, checked (imgpack__meta_sum_get), or
+   MDB_NOTFOUND. */
+static int meta_value(imgpack__shard *sh, MDB_txn *txn, const char *key,
                       MDB_val *value) {
-    MDB_val k = {strlen(key), (void *)key};
-    return mdb_get(txn, sh->meta, &k, value);
+    return imgpack__meta_sum_get(txn, sh->meta, &sh->bounds, sh->meta_sums,
+                                 key, value);
+}
+
+/* Why meta `key` could not be read: damage (IMGPACK_ERR_CORRUPT, naming
+   the key) or LMDB's error. */
+static imgpack_status meta_fail(imgpack__error *err, int rc,
+                                const imgpack__shard *sh, const char *key) {
+    if (rc == IMGPACK__META_SUM_MISMATCH || rc == IMGPACK__META_OUTSIDE)
+        return imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
+                                  "%s: metadata \"%s\" %s", sh->dir, key,
+                                  imgpack__meta_sum_strerror(rc));
+    return imgpack__store_fail(err, rc, sh->dir, "cannot read metadata");
 }
 
 static int value_is(const MDB_val *v, const char *text) {
@@ -150,7 +164,7 @@ static int value_is(const MDB_val *v, const char *text) {
 }
 
 /* Parses a decimal meta number no larger than `max`. */
-static imgpack_status meta_number(const imgpack__shard *sh, MDB_txn *txn,
+static imgpack_status meta_number(imgpack__shard *sh, MDB_txn *txn,
                                   const char *key, uint64_t max, uint64_t *out,
                                   imgpack__error *err) {
     MDB_val v;
@@ -160,7 +174,7 @@ static imgpack_status meta_number(const imgpack__shard *sh, MDB_txn *txn,
         return imgpack__error_set(err, IMGPACK_ERR_NOT_A_STORE,
                                   "%s: metadata has no \"%s\"", sh->dir, key);
     if (rc != 0)
-        return imgpack__store_fail(err, rc, sh->dir, "cannot read metadata");
+        return meta_fail(err, rc, sh, key);
     const uint8_t *p = v.mv_data;
     int ok = v.mv_size > 0 && v.mv_size <= 20;
     for (size_t i = 0; ok && i < v.mv_size; i++) {
@@ -176,7 +190,7 @@ static imgpack_status meta_number(const imgpack__shard *sh, MDB_txn *txn,
     return IMGPACK_OK;
 }
 
-static imgpack_status load_classes(imgpack_reader *r, const imgpack__shard *sh,
+static imgpack_status load_classes(imgpack_reader *r, imgpack__shard *sh,
                                    MDB_txn *txn) {
     r->class_names = calloc(r->num_classes ? r->num_classes : 1,
                             sizeof *r->class_names);
@@ -193,7 +207,7 @@ static imgpack_status load_classes(imgpack_reader *r, const imgpack__shard *sh,
                                       "%s: metadata has no name for class %" PRIu32,
                                       sh->dir, c);
         if (rc != 0)
-            return imgpack__store_fail(&r->err, rc, sh->dir, "cannot read metadata");
+            return meta_fail(&r->err, rc, sh, key);
         r->class_names[c] = malloc(v.mv_size + 1);
         if (!r->class_names[c])
             return imgpack__error_set(&r->err, IMGPACK_ERR_NOMEM,
@@ -206,7 +220,7 @@ static imgpack_status load_classes(imgpack_reader *r, const imgpack__shard *sh,
 
 /* The store-wide metadata, from the first shard (the others must agree). */
 static imgpack_status load_static(imgpack_reader *r, MDB_txn *txn) {
-    const imgpack__shard *sh = &r->shards[0];
+    imgpack__shard *sh = &r->shards[0];
     MDB_val v;
     uint64_t n;
     imgpack_status status;
@@ -220,6 +234,8 @@ static imgpack_status load_static(imgpack_reader *r, MDB_txn *txn) {
                                   sh->dir, n, IMGPACK__STORE_FORMAT_VERSION);
     int rc = meta_value(sh, txn, "format", &v);
     char name[32] = "";
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return meta_fail(&r->err, rc, sh, "format");
     if (rc == 0 && v.mv_size < sizeof name)
         memcpy(name, v.mv_data, v.mv_size);
     if (rc != 0 || imgpack_format_parse(name, &r->format) != IMGPACK_OK)
@@ -256,14 +272,14 @@ static imgpack_status load_static(imgpack_reader *r, MDB_txn *txn) {
 /* Checks that meta `key` of shard k equals shard 0's (both may lack it). */
 static imgpack_status same_meta(imgpack_reader *r, uint32_t k,
                                 MDB_txn *const *txns, const char *key) {
-    const imgpack__shard *a = &r->shards[0], *b = &r->shards[k];
+    imgpack__shard *a = &r->shards[0], *b = &r->shards[k];
     MDB_val va = {0, NULL}, vb = {0, NULL};
     int ra = meta_value(a, txns[0], key, &va);
     int rb = meta_value(b, txns[k], key, &vb);
     if (ra != 0 && ra != MDB_NOTFOUND)
-        return imgpack__store_fail(&r->err, ra, a->dir, "cannot read metadata");
+        return meta_fail(&r->err, ra, a, key);
     if (rb != 0 && rb != MDB_NOTFOUND)
-        return imgpack__store_fail(&r->err, rb, b->dir, "cannot read metadata");
+        return meta_fail(&r->err, rb, b, key);
     if (ra == rb && (ra != 0 || (va.mv_size == vb.mv_size &&
                                  memcmp(va.mv_data, vb.mv_data, va.mv_size) == 0)))
         return IMGPACK_OK;
@@ -285,14 +301,14 @@ static imgpack_status check_shard(imgpack_reader *r, uint32_t k,
         "format_version", "format",   "channels", "width",
         "height",         "resize",   "crop",     "settings",
         "source_digest",  "num_classes"};
-    const imgpack__shard *sh = &r->shards[k];
+    imgpack__shard *sh = &r->shards[k];
     char want[32], key[32];
     MDB_val v;
     imgpack_status status = IMGPACK_OK;
     snprintf(want, sizeof want, "%" PRIu32 "/%" PRIu32, k, r->num_shards);
     int rc = meta_value(sh, txns[k], "shard", &v);
     if (rc != 0 && rc != MDB_NOTFOUND)
-        return imgpack__store_fail(&r->err, rc, sh->dir, "cannot read metadata");
+        return meta_fail(&r->err, rc, sh, "shard");
     if (rc == MDB_NOTFOUND || !value_is(&v, want))
         return imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
                                   "%s: metadata \"shard\" is \"%.*s\", not "
@@ -313,24 +329,36 @@ static imgpack_status check_shard(imgpack_reader *r, uint32_t k,
     return status;
 }
 
-/* Shard `sh`'s `count` labels into `labels`, each checked. */
-static imgpack_status shard_labels(const imgpack_reader *r,
-                                   const imgpack__shard *sh, MDB_txn *txn,
-                                   uint64_t count, uint32_t *labels,
-                                   imgpack__error *err) {
+/* Shard `sh`'s meta `key`, `count` little-endian u32s (labels,
+   payload_crcs), into `out`. */
+static imgpack_status shard_table(imgpack__shard *sh, MDB_txn *txn,
+                                  const char *key, uint64_t count,
+                                  uint32_t *out, imgpack__error *err) {
     MDB_val v;
-    int rc = meta_value(sh, txn, "labels", &v);
+    int rc = meta_value(sh, txn, key, &v);
     if (rc != 0 && rc != MDB_NOTFOUND)
-        return imgpack__store_fail(err, rc, sh->dir, "cannot read metadata");
+        return meta_fail(err, rc, sh, key);
     if (rc == MDB_NOTFOUND || v.mv_size != count * 4)
         return imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
-                                  "%s: metadata \"labels\" does not hold "
-                                  "%" PRIu64 " labels",
-                                  sh->dir, count);
+                                  "%s: metadata \"%s\" does not hold "
+                                  "%" PRIu64 " values",
+                                  sh->dir, key, count);
     const uint8_t *p = v.mv_data;
-    for (uint64_t i = 0; i < count; i++, p += 4) {
-        labels[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                    (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    for (uint64_t i = 0; i < count; i++, p += 4)
+        out[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
+                 (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    return IMGPACK_OK;
+}
+
+/* Shard `sh`'s `count` labels into `labels`, each checked. */
+static imgpack_status shard_labels(const imgpack_reader *r,
+                                   imgpack__shard *sh, MDB_txn *txn,
+                                   uint64_t count, uint32_t *labels,
+                                   imgpack__error *err) {
+    imgpack_status status = shard_table(sh, txn, "labels", count, labels, err);
+    if (status != IMGPACK_OK)
+        return status;
+    for (uint64_t i = 0; i < count; i++) {
         if (labels[i] >= r->num_classes)
             return imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
                                       "%s: label of record %" PRIu64
@@ -341,14 +369,58 @@ static imgpack_status shard_labels(const imgpack_reader *r,
     return IMGPACK_OK;
 }
 
+/*
+ * The bitmap of records that passed their checks: shared memory, so that
+ * processes forked after open (DataLoader workers, made anew each epoch)
+ * share what any of them checked. Sound because a complete store never
+ * changes. NULL without memory; *bytes gets its size for munmap.
+ */
+static _Atomic uint64_t *bitmap_new(uint64_t bits, size_t *bytes) {
+    *bytes = (size_t)(bits / 64 + 1) * sizeof(uint64_t);
+    void *p = mmap(NULL, *bytes, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+static void bitmap_free(_Atomic uint64_t *bitmap, size_t bytes) {
+    if (bitmap)
+        munmap((void *)bitmap, bytes);
+}
+
+/* A complete dataset's tables: labels, and the payload CRCs (NULL where a
+   shard predates them). */
+static imgpack_status load_tables(imgpack_reader *r, MDB_txn *const *txns,
+                                  const uint64_t *counts, uint64_t total,
+                                  uint32_t *labels,
+                                  uint32_t **crcs, imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    uint64_t at = 0;
+    int with_crcs = 1;
+    for (uint32_t k = 0; k < r->num_shards; k++)
+        with_crcs = with_crcs && r->shards[k].meta_sums;
+    if (with_crcs && !(*crcs = malloc(total * 4 + 4)))
+        return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "%s: out of memory",
+                                  r->dir);
+    for (uint32_t k = 0; k < r->num_shards && status == IMGPACK_OK;
+         at += counts[k], k++) {
+        status = shard_labels(r, &r->shards[k], txns[k], counts[k],
+                              labels + at, err);
+        if (status == IMGPACK_OK && *crcs)
+            status = shard_table(&r->shards[k], txns[k], "payload_crcs",
+                                 counts[k], *crcs + at, err);
+    }
+    return status;
+}
+
 imgpack_status imgpack__reader_load_progress(imgpack_reader *r,
                                              MDB_txn *const *txns,
                                              imgpack__error *err) {
     uint32_t n = r->num_shards;
     uint64_t *counts = malloc(n * sizeof *counts), total = 0;
     unsigned char *done = malloc(n);
-    uint32_t *labels = NULL;
+    uint32_t *labels = NULL, *crcs = NULL;
     _Atomic uint64_t *verified = NULL;
+    size_t verified_bytes = 0;
     int complete = 1;
     MDB_val v;
     imgpack_status status = IMGPACK_OK;
@@ -358,7 +430,7 @@ imgpack_status imgpack__reader_load_progress(imgpack_reader *r,
         goto out;
     }
     for (uint32_t k = 0; k < n; k++) {
-        const imgpack__shard *sh = &r->shards[k];
+        imgpack__shard *sh = &r->shards[k];
         if ((status = meta_number(sh, txns[k], "count", MAX_RECORDS, &counts[k],
                                   err)))
             goto out;
@@ -371,7 +443,7 @@ imgpack_status imgpack__reader_load_progress(imgpack_reader *r,
         total += counts[k];
         int rc = meta_value(sh, txns[k], "state", &v);
         if (rc != 0 && rc != MDB_NOTFOUND) {
-            status = imgpack__store_fail(err, rc, sh->dir, "cannot read metadata");
+            status = meta_fail(err, rc, sh, "state");
             goto out;
         }
         done[k] = rc == 0 && value_is(&v, "complete");
@@ -380,23 +452,24 @@ imgpack_status imgpack__reader_load_progress(imgpack_reader *r,
     /* Labels and header checks only once nothing can change. */
     if (complete) {
         labels = malloc(total ? total * 4 : 1);
-        verified = calloc(total / 64 + 1, sizeof *verified);
+        verified = bitmap_new(total, &verified_bytes);
         if (!labels || !verified) {
             status = imgpack__error_set(err, IMGPACK_ERR_NOMEM,
                                         "%s: out of memory", r->dir);
             goto out;
         }
-        uint64_t at = 0;
-        for (uint32_t k = 0; k < n; at += counts[k], k++)
-            if ((status = shard_labels(r, &r->shards[k], txns[k], counts[k],
-                                       labels + at, err)))
-                goto out;
+        if ((status = load_tables(r, txns, counts, total, labels, &crcs,
+                                  err)))
+            goto out;
     }
     free(r->labels);
-    free(r->verified);
+    free(r->payload_crcs);
+    bitmap_free(r->verified, r->verified_bytes);
     r->labels = labels;
+    r->payload_crcs = crcs;
     r->verified = verified;
-    labels = NULL;
+    r->verified_bytes = verified_bytes;
+    labels = crcs = NULL;
     verified = NULL;
     r->first[0] = 0;
     for (uint32_t k = 0; k < n; k++) {
@@ -410,7 +483,8 @@ out:
     free(counts);
     free(done);
     free(labels);
-    free(verified);
+    free(crcs);
+    bitmap_free(verified, verified_bytes);
     return status;
 }
 
@@ -430,6 +504,12 @@ static imgpack_status load_meta(imgpack_reader *r) {
             txns[k] = NULL;
             status = imgpack__store_fail(&r->err, rc, r->shards[k].dir,
                                          "cannot begin a read");
+            goto out;
+        }
+        if ((rc = imgpack__meta_sum_present(txns[k], r->shards[k].meta,
+                                            &r->shards[k].meta_sums))) {
+            status = imgpack__store_fail(&r->err, rc, r->shards[k].dir,
+                                         "cannot read metadata");
             goto out;
         }
     }
@@ -607,10 +687,14 @@ imgpack_status imgpack_reader_open(imgpack_reader **out, const char *dir,
     r->id = imgpack__reader_new_id();
     r->flags = flags;
     atomic_init(&r->prefetch_limit, IMGPACK_PREFETCH_DEFAULT_LIMIT);
-    if (!dir || (flags & ~(IMGPACK_OPEN_INCOMPLETE | IMGPACK_OPEN_VERIFY))) {
+    if (!dir ||
+        (flags & ~(IMGPACK_OPEN_INCOMPLETE | IMGPACK_OPEN_VERIFY |
+                   IMGPACK_OPEN_NO_VERIFY)) ||
+        (flags & IMGPACK_OPEN_VERIFY && flags & IMGPACK_OPEN_NO_VERIFY)) {
         status = imgpack__error_set(&r->err, IMGPACK_ERR_INVALID_ARG,
                                     "reader_open: %s",
-                                    dir ? "unknown flags" : "no directory");
+                                    dir ? "unknown or contradicting flags"
+                                        : "no directory");
         goto done;
     }
     r->dir = strdup(dir);
@@ -648,7 +732,8 @@ void imgpack__reader_free(imgpack_reader *r, int same_process) {
             free(r->class_names[c]);
     free(r->class_names);
     free(r->labels);
-    free(r->verified);
+    free(r->payload_crcs);
+    bitmap_free(r->verified, r->verified_bytes);
     free(r->dir);
     pthread_mutex_destroy(&r->lock);
     free(r);

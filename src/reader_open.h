@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "decode.h"
+#include "meta_sum.h"
 #include "reader_internal.h"
 
 /* One LMDB environment of the dataset. */
@@ -29,6 +30,8 @@ typedef struct imgpack__shard {
     MDB_dbi meta;
     uint64_t count; /* records, as of open or the last refresh */
     int complete;   /* its meta state is "complete" */
+    int meta_sums;  /* its metadata has checksums (meta_sum.h) */
+    imgpack__map_bounds bounds; /* where its data file is mapped */
 } imgpack__shard;
 
 /* A thread's read transaction on one shard. */
@@ -73,8 +76,13 @@ struct imgpack_reader {
     uint32_t width, height, channels, resize, crop;
     int complete;      /* every shard is */
     uint32_t *labels; /* all labels of a complete dataset; else NULL */
-    /* Bit i: record i's header CRC passed. Only for complete datasets. */
+    /* Every record's payload CRC, from the payload_crcs metadata, in a
+       complete dataset whose stores have it; else NULL. */
+    uint32_t *payload_crcs;
+    /* Bit i: record i passed its checks (reader.c, "Checks"). Only for
+       complete datasets; shared memory, shared with forked children. */
     _Atomic uint64_t *verified;
+    size_t verified_bytes;
     /* Bytes one read-ahead may request (imgpack_reader_prefetch). */
     _Atomic uint64_t prefetch_limit;
     /* Read-ahead rounds to go, found cached, before reads stop re-asking

@@ -19,6 +19,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include "meta_sum.h"
 #include "record.h"
 
 /*
@@ -289,7 +290,9 @@ imgpack_status imgpack__store_begin(imgpack__store *s, size_t bytes,
                                     size_t values, imgpack__error *err) {
     MDB_envinfo info;
     int rc = mdb_env_info(s->env, &info);
-    size_t room = value_pages(s, bytes) + 2 * values + TREE_PAGES;
+    /* Two pages a value, twice: a metadata value brings its checksum
+       (meta_sum.h), a few bytes that can still split a page. */
+    size_t room = value_pages(s, bytes) + 4 * values + TREE_PAGES;
     size_t needed = (info.me_last_pgno + 1 + room) * s->page_size;
     if (rc == 0 && needed > s->map_size)
         rc = grow_map(s, needed);
@@ -347,13 +350,21 @@ imgpack_status imgpack__store_commit(imgpack__store *s,
                                      const imgpack__meta_entry *meta,
                                      size_t n_meta, imgpack__error *err) {
     imgpack_status status = IMGPACK_OK;
+    int rc = 0;
     for (size_t i = 0; i < n_meta && status == IMGPACK_OK; i++) {
         MDB_val key = {strlen(meta[i].key), (void *)meta[i].key};
         status = put(s, s->meta, &key, meta[i].value, meta[i].size, 0, err);
+        /* Within the room begin reserved for each value (see there). */
+        if (status == IMGPACK_OK &&
+            (rc = imgpack__meta_sum_put(s->txn, s->meta, meta[i].key,
+                                        meta[i].value, meta[i].size)) != 0) {
+            imgpack__store_abort(s);
+            return write_failure(s, rc, meta[i].size, err);
+        }
     }
     if (status != IMGPACK_OK)
         return status;
-    int rc = mdb_txn_commit(s->txn);
+    rc = mdb_txn_commit(s->txn);
     s->txn = NULL;
     return rc ? write_failure(s, rc, s->txn_bytes, err) : IMGPACK_OK;
 }
@@ -362,6 +373,105 @@ void imgpack__store_abort(imgpack__store *s) {
     if (s->txn)
         mdb_txn_abort(s->txn);
     s->txn = NULL;
+}
+
+imgpack_status imgpack__store_payload_crcs(imgpack__store *s, uint64_t count,
+                                           uint32_t *out, imgpack__error *err) {
+    MDB_txn *txn;
+    MDB_cursor *cursor;
+    MDB_val key, value;
+    imgpack__record_header h;
+    imgpack_status status = IMGPACK_OK;
+    uint64_t i = 0;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return imgpack__store_fail(err, rc, s->dir, "cannot read records");
+    if ((rc = mdb_cursor_open(txn, s->records, &cursor)) != 0) {
+        mdb_txn_abort(txn);
+        return imgpack__store_fail(err, rc, s->dir, "cannot read records");
+    }
+    /* Keys are big-endian indices: the walk meets them in index order. */
+    for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+         rc == 0 && i < count; rc = mdb_cursor_get(cursor, &key, &value,
+                                                   MDB_NEXT), i++) {
+        uint8_t want[IMGPACK__KEY_SIZE];
+        imgpack__record_key(i, want);
+        if (key.mv_size != sizeof want || memcmp(key.mv_data, want, sizeof want) ||
+            imgpack__record_parse(value.mv_data, value.mv_size, 0, &h)) {
+            status = imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
+                                        "%s: record %llu is missing or damaged",
+                                        s->dir, (unsigned long long)i);
+            break;
+        }
+        out[i] = h.payload_crc;
+    }
+    if (status == IMGPACK_OK && i < count)
+        status = rc != 0 && rc != MDB_NOTFOUND
+                     ? imgpack__store_fail(err, rc, s->dir, "cannot read records")
+                     : imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
+                                          "%s: record %llu is missing", s->dir,
+                                          (unsigned long long)i);
+    mdb_cursor_close(cursor);
+    mdb_txn_abort(txn);
+    return status;
+}
+
+imgpack_status imgpack__store_add_checksums(imgpack__store *s,
+                                            imgpack__error *err) {
+    MDB_txn *txn = NULL;
+    MDB_cursor *cursor = NULL;
+    MDB_stat st;
+    MDB_val key, value;
+    char **keys = NULL;
+    size_t n = 0;
+    int present = 0;
+    imgpack_status status = IMGPACK_OK;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc == 0)
+        rc = imgpack__meta_sum_present(txn, s->meta, &present);
+    if (rc == 0 && !present && (rc = mdb_stat(txn, s->meta, &st)) == 0 &&
+        !(keys = calloc(st.ms_entries + 1, sizeof *keys)))
+        rc = ENOMEM;
+    /* Keys first, puts after: a cursor must not walk what it changes. */
+    if (keys && (rc = mdb_cursor_open(txn, s->meta, &cursor)) == 0) {
+        for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
+             rc == 0 && n < st.ms_entries;
+             rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+            if (!(keys[n] = strndup(key.mv_data, key.mv_size))) {
+                rc = ENOMEM;
+                break;
+            }
+            n++;
+        }
+        mdb_cursor_close(cursor);
+        rc = rc == MDB_NOTFOUND ? 0 : rc;
+    }
+    if (txn)
+        mdb_txn_abort(txn);
+    if (rc != 0) {
+        status = imgpack__store_fail(err, rc, s->dir, "cannot read metadata");
+    } else if (keys &&
+               !(status = imgpack__store_begin(s, 16 * n, n, err))) {
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            MDB_val k = {strlen(keys[i]), keys[i]};
+            if ((rc = mdb_get(s->txn, s->meta, &k, &value)) == 0)
+                rc = imgpack__meta_sum_put(s->txn, s->meta, keys[i],
+                                           value.mv_data, value.mv_size);
+            else if (rc == MDB_NOTFOUND)
+                rc = 0; /* a key with a NUL in it: not one of ours */
+        }
+        if (rc == 0)
+            rc = mdb_txn_commit(s->txn);
+        else
+            mdb_txn_abort(s->txn);
+        s->txn = NULL;
+        if (rc != 0)
+            status = write_failure(s, rc, 0, err);
+    }
+    for (size_t i = 0; keys && i < n; i++)
+        free(keys[i]);
+    free(keys);
+    return status;
 }
 
 imgpack_status imgpack__store_set_meta(imgpack__store *s,

@@ -1,7 +1,8 @@
 /*
  * The LMDB side of a store being written: one environment in OUT_DIR with
  * two named databases, "records" (8-byte big-endian index -> record) and
- * "meta" (ASCII key -> value; docs/FORMAT.md lists the keys).
+ * "meta" (ASCII key -> value; docs/FORMAT.md lists the keys). Every
+ * metadata value is stored with its checksum (meta_sum.h).
  *
  * Only the writer thread uses a store handle; every write is one batch in
  * one transaction, so a crash leaves whole batches or nothing.
@@ -105,6 +106,25 @@ imgpack_status imgpack__store_commit(imgpack__store *s,
 
 /* Drops the open batch, if any. */
 void imgpack__store_abort(imgpack__store *s);
+
+/*
+ * The payload CRC of records 0..count-1 into `out`, read back from their
+ * headers in a read transaction (no batch may be open): what a resumed
+ * pack needs for the `payload_crcs` metadata, which ties each index to its
+ * content. One header read per record. IMGPACK_ERR_CORRUPT if a record is
+ * missing or its header is bad.
+ */
+imgpack_status imgpack__store_payload_crcs(imgpack__store *s, uint64_t count,
+                                           uint32_t *out, imgpack__error *err);
+
+/*
+ * Gives a store written before metadata checksums (no "crc/format_version")
+ * a checksum for every metadata value, in a transaction of its own, so
+ * that resuming it with this version leaves a store with all of them or
+ * none. Does nothing to a store that has them.
+ */
+imgpack_status imgpack__store_add_checksums(imgpack__store *s,
+                                            imgpack__error *err);
 
 /* Sets metadata entries in a transaction of their own. */
 imgpack_status imgpack__store_set_meta(imgpack__store *s,

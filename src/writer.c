@@ -15,6 +15,8 @@
 #include <time.h>
 
 #include "imgpack/imgpack.h"
+#include "imgpack/verify.h"
+#include "record.h"
 #include "resize.h"
 
 /* Meta keys for a class's name and description: a fixed width keeps them
@@ -51,13 +53,30 @@ static void settings_text(const imgpack__transform_settings *s,
              s->max_pixels, s->channels);
 }
 
+/* The digest of the catalog's dataset keys the store keeps no copy of
+   (imgpack/verify.h), as write_catalog_header sets them. */
+static void dataset_digest(const imgpack__writer *w,
+                           const imgpack__writer_info *info,
+                           const char *created,
+                           char digest[IMGPACK_CATALOG_DIGEST_HEX]) {
+    char skipped[32];
+    snprintf(skipped, sizeof skipped, "%" PRIu64, (uint64_t)w->source->skipped);
+    digest[0] = '\0';
+    imgpack_catalog_digest_text(digest, "source", w->source->root);
+    imgpack_catalog_digest_text(digest, "command",
+                                info->command ? info->command : "");
+    imgpack_catalog_digest_text(digest, "created", created);
+    imgpack_catalog_digest_text(digest, "skipped", skipped);
+}
+
 /* The store's static metadata and class table, in one first transaction. */
 static imgpack_status write_store_header(imgpack__writer *w,
                                          const imgpack__writer_info *info,
+                                         const char *created,
                                          imgpack__error *err) {
     const imgpack__transform_settings *s = info->settings;
     const imgpack__source *src = w->source;
-    char shard[32];
+    char shard[32], dataset[IMGPACK_CATALOG_DIGEST_HEX];
     /* Records share a size when cropped, or when the source's images all
        have one size (gray digit sets); otherwise width and height say 0. */
     imgpack__geometry g = {0};
@@ -65,7 +84,7 @@ static imgpack_status write_store_header(imgpack__writer *w,
         g.out_width = g.out_height = s->crop;
     else if (src->kind == IMGPACK__SOURCE_PIXELS)
         imgpack__geometry_plan(src->width, src->height, s->resize, 0, &g);
-    size_t n = 0, capacity = 16 + 2 * (size_t)src->num_classes;
+    size_t n = 0, capacity = 20 + 2 * (size_t)src->num_classes;
     imgpack__meta_entry *meta = calloc(capacity, sizeof *meta);
     text_meta *numbers = calloc(10, sizeof *numbers);
     char settings[SETTINGS_TEXT_SIZE], digest[65];
@@ -99,6 +118,8 @@ static imgpack_status write_store_header(imgpack__writer *w,
     imgpack__source_digest(src, digest);
     meta[n++] = string_entry("source_digest", digest);
     meta[n++] = string_entry("tool_version", IMGPACK_VERSION_STRING);
+    dataset_digest(w, info, created, dataset);
+    meta[n++] = string_entry("catalog_dataset_digest", dataset);
     for (uint32_t c = 0; c < src->num_classes; c++) {
         snprintf(keys[2 * c], sizeof keys[0], CLASS_KEY_FORMAT, c);
         meta[n++] = string_entry(keys[2 * c], src->class_names[c]);
@@ -131,13 +152,12 @@ static void utc_now(char out[32]) {
 
 static imgpack_status write_catalog_header(imgpack__writer *w,
                                            const imgpack__writer_info *info,
+                                           const char *created,
                                            imgpack__error *err) {
     const imgpack__transform_settings *s = info->settings;
     const imgpack__source *src = w->source;
     imgpack__catalog *c = &w->catalog;
     imgpack_status status;
-    char created[32];
-    utc_now(created);
     if ((status = imgpack__catalog_begin(c, err)))
         return status;
     for (uint32_t i = 0; i < src->num_classes && status == IMGPACK_OK; i++)
@@ -185,22 +205,24 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
                                     const imgpack__writer_info *info,
                                     imgpack__error *err) {
     imgpack_status status;
-    char path[4096];
+    char path[4096], created[32];
     memset(w, 0, sizeof *w);
     w->source = source;
     w->batch_limit = batch_limit(info->jobs);
+    w->catalog_digest_known = 1;
+    utc_now(created);
     if ((status = imgpack__store_create(&w->store, out_dir, err)))
         return status;
     snprintf(path, sizeof path, "%s/catalog.db", out_dir);
     if ((status = imgpack__catalog_create(&w->catalog, path,
                                           shard_column(info), err)) ||
-        (status = write_catalog_header(w, info, err)) ||
-        (status = write_store_header(w, info, err)))
+        (status = write_catalog_header(w, info, created, err)) ||
+        (status = write_store_header(w, info, created, err)))
         imgpack__writer_close(w);
     return status;
 }
 
-/* Makes room for at least `count` labels. */
+/* Makes room for at least `count` labels and payload CRCs. */
 static imgpack_status reserve_labels(imgpack__writer *w, uint64_t count,
                                      imgpack__error *err) {
     if (count > w->labels_capacity) {
@@ -208,19 +230,33 @@ static imgpack_status reserve_labels(imgpack__writer *w, uint64_t count,
         while (cap < count)
             cap *= 2;
         uint32_t *labels = realloc(w->labels, cap * sizeof *labels);
-        if (!labels)
+        if (labels)
+            w->labels = labels;
+        uint32_t *crcs = labels ? realloc(w->crcs, cap * sizeof *crcs) : NULL;
+        if (!crcs)
             return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
-        w->labels = labels;
+        w->crcs = crcs;
         w->labels_capacity = cap;
     }
     return IMGPACK_OK;
 }
 
-static imgpack_status remember_label(imgpack__writer *w, uint32_t label,
-                                     imgpack__error *err) {
+/* Keeps the label and payload CRC of the record `r` brings, for the
+   labels and payload_crcs entries. */
+static imgpack_status remember_record(imgpack__writer *w, uint32_t label,
+                                      const imgpack__result *r,
+                                      imgpack__error *err) {
+    imgpack__record_header h;
     imgpack_status status = reserve_labels(w, w->packed + 1, err);
-    if (status == IMGPACK_OK)
+    if (status == IMGPACK_OK &&
+        imgpack__record_parse(r->value, r->value_size, 0, &h) != IMGPACK_OK)
+        status = imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
+                                    "record %" PRIu64 " has a bad header",
+                                    w->packed);
+    if (status == IMGPACK_OK) {
         w->labels[w->packed] = label;
+        w->crcs[w->packed] = h.payload_crc;
+    }
     return status;
 }
 
@@ -307,6 +343,7 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
     if (status != IMGPACK_OK)
         goto out;
     if ((status = check_same_pack(w, info, err)) ||
+        (status = imgpack__store_add_checksums(&w->store, err)) ||
         (status = meta_number(w, "count", &count, err)) ||
         (status = meta_number(w, "next_position", next_position, err)) ||
         (status = imgpack__store_get_meta(&w->store, "state", state,
@@ -316,11 +353,20 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
         (status = imgpack__catalog_rewind(&w->catalog, count, *next_position,
                                           err)) ||
         (status = reserve_labels(w, count, err)) ||
+        (status = imgpack__store_payload_crcs(&w->store, count, w->crcs,
+                                              err)) ||
         (status = imgpack__catalog_read_back(&w->catalog, count, w->labels,
                                              &w->rejected, &w->bytes, err)))
         goto out;
     w->packed = count;
     w->committed_positions = *next_position;
+    /* Missing in a store packed before the digest existed: go on without
+       one rather than refuse the resume. */
+    w->catalog_digest_known =
+        imgpack__store_get_meta(&w->store, "catalog_digest", w->catalog_digest,
+                                sizeof w->catalog_digest, err) == IMGPACK_OK;
+    if (!w->catalog_digest_known)
+        imgpack__error_clear(err);
     /* A complete store has nothing left to pack: finishing it again is
        harmless and keeps one path for both cases. */
     if (strcmp(state, "complete") == 0)
@@ -395,21 +441,39 @@ static imgpack_status catalog_batch(imgpack__writer *w, uint64_t first_index,
     return status;
 }
 
-/* Every record's label as little-endian u32s, for the "labels" entry: a
-   trainer gets all labels without touching a record. */
-static uint8_t *labels_blob(const imgpack__writer *w) {
+/* Every record's label (or payload CRC) as little-endian u32s, for the
+   "labels" ("payload_crcs") entry: a trainer gets all labels without
+   touching a record. */
+static uint8_t *u32_blob(const imgpack__writer *w, const uint32_t *values) {
     uint8_t *blob = malloc(w->packed * 4 + 1);
     for (uint64_t i = 0; blob && i < w->packed; i++)
         for (int b = 0; b < 4; b++)
-            blob[4 * i + b] = (uint8_t)(w->labels[i] >> (8 * b));
+            blob[4 * i + b] = (uint8_t)(values[i] >> (8 * b));
     return blob;
 }
 
-/* Metadata entries a batch ends with (count, next_position; labels and
-   state when it completes the pack), and a bound on their bytes. */
-#define BATCH_META_ENTRIES 4
+/* Metadata entries a batch ends with (count, next_position,
+   catalog_digest; labels, payload_crcs and state when it completes the
+   pack), and a bound on their bytes. */
+#define BATCH_META_ENTRIES 6
 static size_t batch_meta_bytes(const imgpack__writer *w) {
-    return 4 * (w->packed + w->batch_limit) + 64;
+    return 8 * (w->packed + w->batch_limit) + 160;
+}
+
+/* The catalog digest after the batch's images rows, into `digest`. */
+static void advance_digest(const imgpack__writer *w, uint64_t first_index,
+                           char digest[IMGPACK_CATALOG_DIGEST_HEX]) {
+    uint64_t index = first_index;
+    memcpy(digest, w->catalog_digest, IMGPACK_CATALOG_DIGEST_HEX);
+    for (uint32_t i = 0; i < w->batch_count; i++) {
+        const imgpack__result *r = &w->batch[i];
+        const imgpack__source_item *item =
+            &w->source->items[w->batch_positions[i]];
+        if (r->status == IMGPACK_OK)
+            imgpack_catalog_digest_row(digest, index++, item->class_id,
+                                       item->path, strlen(item->path),
+                                       r->sha256);
+    }
 }
 
 /* Begins the LMDB half of a batch, with room for a full batch, for one
@@ -431,7 +495,7 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
     uint32_t n = 0;
     imgpack_status status = IMGPACK_OK;
     text_meta numbers[2];
-    uint8_t *labels = NULL;
+    uint8_t *labels = NULL, *crcs = NULL;
 
     for (uint32_t i = 0; i < w->batch_count; i++)
         n += w->batch[i].status == IMGPACK_OK;
@@ -444,10 +508,22 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
         text_entry(&numbers[0], "count", first_index + n),
         text_entry(&numbers[1], "next_position", next_position)};
     size_t n_meta = 2;
+    char digest[IMGPACK_CATALOG_DIGEST_HEX];
+    if (w->catalog_digest_known) {
+        advance_digest(w, first_index, digest);
+        meta[n_meta++] = (imgpack__meta_entry){"catalog_digest", digest,
+                                               IMGPACK_CATALOG_DIGEST_HEX - 1};
+    }
     if (complete) {
-        if (!(labels = labels_blob(w)))
-            return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+        labels = u32_blob(w, w->labels);
+        crcs = u32_blob(w, w->crcs);
+        if (!labels || !crcs) {
+            status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+            goto out;
+        }
         meta[n_meta++] = (imgpack__meta_entry){"labels", labels, w->packed * 4};
+        meta[n_meta++] =
+            (imgpack__meta_entry){"payload_crcs", crcs, w->packed * 4};
         meta[n_meta++] = string_entry("state", "complete");
     }
     if (!w->store.txn)
@@ -459,8 +535,12 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
         w->batch_count = 0;
         w->batch_bytes = 0;
         w->committed_positions = next_position;
+        if (w->catalog_digest_known)
+            memcpy(w->catalog_digest, digest, sizeof digest);
     }
+out:
     free(labels);
+    free(crcs);
     return status;
 }
 
@@ -506,8 +586,8 @@ imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
                                    imgpack__result *r, imgpack__error *err) {
     imgpack_status status;
     if (r->status == IMGPACK_OK) {
-        if ((status = remember_label(
-                 w, w->source->items[position].class_id, err)) ||
+        if ((status = remember_record(
+                 w, w->source->items[position].class_id, r, err)) ||
             (status = put_record(w, r, err))) {
             imgpack__result_clear(r);
             return status;
@@ -543,5 +623,7 @@ void imgpack__writer_close(imgpack__writer *w) {
     imgpack__catalog_close(&w->catalog);
     imgpack__store_close(&w->store);
     free(w->labels);
+    free(w->crcs);
     w->labels = NULL;
+    w->crcs = NULL;
 }

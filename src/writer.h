@@ -59,7 +59,13 @@ typedef struct imgpack__writer {
     uint64_t bytes;
     uint64_t committed_positions; /* source items whose batch committed */
     uint32_t *labels; /* label of each record, for the "labels" meta entry */
-    uint64_t labels_capacity;
+    uint32_t *crcs;   /* payload CRC of each, for "payload_crcs" */
+    uint64_t labels_capacity; /* of both */
+    /* The catalog digest (imgpack/verify.h) over the committed records;
+       "" before the first. A resumed store packed before it existed has
+       none, and gets none (catalog_digest_known 0). */
+    char catalog_digest[65];
+    int catalog_digest_known;
 } imgpack__writer;
 
 /* Creates the store and catalog in `out_dir` and records the classes and

@@ -103,10 +103,10 @@ static void test_batches(const char *dir) {
     for (uint64_t start = 0; start + 64 <= COUNT; start += 64) {
         CHECK_OK(imgpack_reader_set_prefetch_limit(
             r, IMGPACK_PREFETCH_DEFAULT_LIMIT));
-        CHECK_OK(imgpack_batcher_run(b, order + start, 64, 9, on, sizeof on,
+        CHECK_OK(imgpack_batcher_run(b, order + start, 64, 9, 0, on, sizeof on,
                                      labels));
         CHECK_OK(imgpack_reader_set_prefetch_limit(r, 0));
-        CHECK_OK(imgpack_batcher_run(b, order + start, 64, 9, off, sizeof off,
+        CHECK_OK(imgpack_batcher_run(b, order + start, 64, 9, 0, off, sizeof off,
                                      NULL));
         CHECK(memcmp(on, off, sizeof on) == 0);
         for (uint64_t i = 0; i < 64; i++) {

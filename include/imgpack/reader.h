@@ -84,6 +84,20 @@
  * damaged record (bad magic or CRC, truncated value, unknown version) fails
  * the call that reads it with IMGPACK_ERR_CORRUPT or
  * IMGPACK_ERR_VERSION_MISMATCH; it never crashes the process.
+ *
+ * Checks. By default every record is checked in full the first time the
+ * process (or any process forked from it after open) reads it: header
+ * CRC, payload CRC, and in a complete store that its label and payload
+ * CRC are the ones the `labels` and `payload_crcs` metadata hold for its
+ * index, so damage never comes back as success, not even a damaged
+ * LMDB page that files one record under another's index. Later reads of
+ * a record of a complete store only parse its header. Every metadata
+ * value is checked against its checksum when read (stores packed before
+ * metadata checksums existed have none, and open as before).
+ * IMGPACK_OPEN_NO_VERIFY skips the payload CRC; IMGPACK_OPEN_VERIFY
+ * checks it on every read. What is checked, and what a damaged LMDB
+ * B-tree can still do (crash inside liblmdb), is in docs/FORMAT.md,
+ * "Damage".
  */
 #ifndef IMGPACK_READER_H
 #define IMGPACK_READER_H
@@ -104,7 +118,12 @@ extern "C" {
 #define IMGPACK_OPEN_INCOMPLETE 0x1u /* open a store whose meta state is not
                                         "complete" (otherwise
                                         IMGPACK_ERR_INCOMPLETE) */
-#define IMGPACK_OPEN_VERIFY 0x2u     /* check the payload CRC on every get */
+#define IMGPACK_OPEN_VERIFY 0x2u     /* check the payload CRC on every read,
+                                        not just the first */
+#define IMGPACK_OPEN_NO_VERIFY 0x4u  /* skip the payload CRC (the header is
+                                        still checked): the check's cost on
+                                        a first epoch, in docs/BENCHMARKS.md,
+                                        is not worth the risk for most */
 
 /*
  * An open store. Every function taking a reader may be called from any
@@ -147,8 +166,9 @@ typedef struct imgpack_record {
  * the key), IMGPACK_ERR_VERSION_MISMATCH (format_version is not 1),
  * IMGPACK_ERR_INCOMPLETE (a store or shard still packing, or its pack
  * failed, and IMGPACK_OPEN_INCOMPLETE was not given), IMGPACK_ERR_CORRUPT
- * (metadata that does not parse), IMGPACK_ERR_IO, IMGPACK_ERR_STORE,
- * IMGPACK_ERR_NOMEM.
+ * (metadata that does not parse or fails its checksum), IMGPACK_ERR_IO,
+ * IMGPACK_ERR_STORE, IMGPACK_ERR_NOMEM; IMGPACK_ERR_INVALID_ARG also for
+ * IMGPACK_OPEN_VERIFY with IMGPACK_OPEN_NO_VERIFY.
  */
 IMGPACK_API imgpack_status imgpack_reader_open(imgpack_reader **out,
                                                const char *dir,
@@ -214,9 +234,10 @@ IMGPACK_API int32_t imgpack_reader_is_nolock(const imgpack_reader *r);
  * `labels` for the whole dataset, `state` "complete" once every shard is
  * (else the first incomplete shard's), `next_position` from the last
  * shard, no `shard` or `shard_first_position` (they describe one shard),
- * and every other key from shard 0. Returns IMGPACK_OK,
+ * and every other key from shard 0. The value is checked against its
+ * checksum first (see "Checks"). Returns IMGPACK_OK,
  * IMGPACK_ERR_NOT_FOUND (no such key), IMGPACK_ERR_INVALID_ARG,
- * IMGPACK_ERR_STORE.
+ * IMGPACK_ERR_CORRUPT (the value fails its checksum), IMGPACK_ERR_STORE.
  */
 IMGPACK_API imgpack_status imgpack_reader_meta(imgpack_reader *r,
                                                const char *key, uint8_t *buf,
@@ -245,8 +266,8 @@ IMGPACK_API imgpack_status imgpack_reader_labels(imgpack_reader *r,
  * inside the memory map (raw pixels, or the JPEG/WebP file); 16-byte
  * aligned when the record fills LMDB overflow pages (any record over half
  * a page, 2 KiB: every real image), only 2-byte aligned for tiny ones.
- * The header is checked (and with IMGPACK_OPEN_VERIFY the payload
- * CRC) before anything is returned.
+ * The record is checked (see "Checks" above) before anything is
+ * returned.
  *
  * The view belongs to the reader and is valid until the calling thread's
  * next call of get, decode, label(s), meta, prefetch or release on this

@@ -112,6 +112,10 @@ class Loader:
     ``drop_last``: drop the sampler's uneven tail instead of padding, and
     the last partial batch too, so every batch is full.
 
+    ``verify``: as for Reader (by default each record is checked in full,
+    payload CRC included, the first time it is read; ``False`` skips the
+    payload CRC).
+
     Subsets: ``subset`` (record indices, e.g. from ``imgpack.select``;
     any order, repeats allowed) restricts the Loader to those records;
     ``len``, epochs, shuffling and rank partitions are over positions in
@@ -163,7 +167,7 @@ class Loader:
                  dtype="float32", mean=None, std=None, flip=False, crop=None,
                  crop_mode="center", scale=SCALE, ratio=RATIO, threads=0,
                  prefetch=0, indices=None, output="numpy", pin_memory=False,
-                 verify=False, order_window=0, subset=None, relabel=False,
+                 verify=True, order_window=0, subset=None, relabel=False,
                  sampling=None, weights=None, num_samples=None):
         self._batcher = None
         self._output = None

@@ -34,21 +34,36 @@ class _View:
         self._owner = owner
 
 
+def open_flags(incomplete=False, verify=True):
+    """imgpack_reader_open's flags for the ``incomplete`` and ``verify``
+    arguments of Reader, Dataset and Loader. ``verify``: True (the
+    default) checks each record in full, payload CRC included, the first
+    time this process (or one forked from it) reads it; False skips the
+    payload CRC (IMGPACK_OPEN_NO_VERIFY: headers, labels and metadata are
+    still checked); "always" checks the payload on every read."""
+    if verify not in (True, False, "always"):
+        raise ValueError('verify must be True, False or "always"')
+    return ((_lib.OPEN_INCOMPLETE if incomplete else 0)
+            | (_lib.OPEN_VERIFY if verify == "always" else 0)
+            | (_lib.OPEN_NO_VERIFY if verify is False else 0))
+
+
 class Reader:
     """An open store (imgpack_reader). ``incomplete=True`` opens a store
-    that is still being packed; ``verify=True`` checks each record's
-    payload CRC. Close it, or use it as a context manager.
+    that is still being packed; ``verify`` says how records are checked
+    (see open_flags: by default each in full on its first read, so damage
+    raises ImgpackError instead of coming back as pixels). Close it, or
+    use it as a context manager.
 
     ``path`` may also be the output directory of a sharded pack (its
     shard-K-of-N subdirectories): the shards read as one dataset, indexed
     as a single pack of the same source would be (``info["shards"]`` says
     how many)."""
 
-    def __init__(self, path, incomplete=False, verify=False):
+    def __init__(self, path, incomplete=False, verify=True):
         self._handle = None
         self.path = str(path)
-        flags = ((_lib.OPEN_INCOMPLETE if incomplete else 0)
-                 | (_lib.OPEN_VERIFY if verify else 0))
+        flags = open_flags(incomplete, verify)
         handle = _lib.c_reader_p()
         status = lib.imgpack_reader_open(ctypes.byref(handle),
                                          self.path.encode(), flags)
@@ -203,6 +218,10 @@ class Dataset:
     Reader.image). torch warns once when it wraps a read-only array
     (torch.from_numpy / ToTensor); pass ``copy=True`` to avoid that.
 
+    ``verify`` as for Reader: by default each record is checked in full
+    the first time any worker reads it (workers forked after the Dataset
+    was made share what was checked).
+
     ``indices``: read only these records (e.g. ``imgpack.select(...)``):
     ``ds[i]`` is record ``indices[i]``. Labels stay the store's class ids
     unless ``relabel``: then the subset's classes are renumbered 0..k-1 in
@@ -213,7 +232,7 @@ class Dataset:
     ``info`` (dict: count, format, geometry, ...).
     """
 
-    def __init__(self, path, transform=None, copy=False, verify=False,
+    def __init__(self, path, transform=None, copy=False, verify=True,
                  incomplete=False, indices=None, relabel=False):
         self.path = str(path)
         self.transform = transform
@@ -235,10 +254,11 @@ class Dataset:
         return image, label
 
     def prefetch(self, indices):
-        """Reads records ``indices`` ahead into the page cache
-        (Reader.prefetch), for this process and any forked from it; see
+        """Reads items ``indices`` (of this Dataset: positions in its
+        subset, if any) ahead into the page cache (Reader.prefetch), for
+        this process and any forked from it; see
         imgpack.PrefetchBatchSampler for DataLoader workers."""
-        self._reader.prefetch(indices)
+        self._reader.prefetch(self._subset.records(indices))
 
     @property
     def classes(self):

@@ -1,11 +1,14 @@
 """Sharded datasets made from a packed store with python-lmdb
 (docs/FORMAT.md, "Sharded datasets"), so reader tests need not wait for
 `imgpack pack --shard`: shard k gets a contiguous slice of the records,
-renumbered from 0, with the store's metadata, its own count and labels,
-and `shard` = "k/n"."""
+renumbered from 0, with the store's metadata, its own count, labels and
+payload_crcs, and `shard` = "k/n" (metadata checksums made anew when the
+store has them)."""
 import struct
 
 import lmdb
+
+from storefile import with_checksums
 
 
 def slices(count, n):
@@ -45,12 +48,18 @@ def split(store, out, n, bounds=None, meta=None, complete=None):
                 b"shard": ("%d/%d" % (k, n)).encode(),
                 b"shard_first_position": str(begin).encode(),
                 b"state": b"complete" if done else b"packing"})
+            if b"payload_crcs" in base:
+                entries[b"payload_crcs"] = \
+                    base[b"payload_crcs"][4 * begin:4 * end]
             if not done:
                 del entries[b"labels"]
+                entries.pop(b"payload_crcs", None)
             for key, value in (meta or {}).get(k, {}).items():
                 entries.pop(key.encode(), None)
                 if value is not None:
                     entries[key.encode()] = value
+            if b"crc/format_version" in base:
+                entries = with_checksums(entries)
             with env.begin(write=True) as w:
                 for key, value in entries.items():
                     w.put(key, value, db=dst_meta)

@@ -13,6 +13,22 @@ HEADER = struct.Struct("<4sHBBIIIIII")
 FORMATS = {0: "raw", 1: "jpeg", 2: "webp", 3: "webp-lossless"}
 
 
+def meta_checksum(key, value):
+    """The value of meta key b"crc/" + key for `value` (docs/FORMAT.md,
+    "Metadata checksums"): CRC-32 of the key, a NUL, then the value, as 8
+    lowercase hex digits."""
+    return b"%08x" % zlib.crc32(value, zlib.crc32(key + b"\0"))
+
+
+def with_checksums(entries):
+    """Meta entries {key: value} with their b"crc/" keys made anew, as the
+    writer stores them."""
+    plain = {k: v for k, v in entries.items() if not k.startswith(b"crc/")}
+    out = dict(plain)
+    out.update({b"crc/" + k: meta_checksum(k, v) for k, v in plain.items()})
+    return out
+
+
 class Record:
     def __init__(self, value):
         (magic, version, fmt, channels, width, height, label, size, crc,

@@ -182,6 +182,7 @@ def test_dataset_and_loader_over_a_subset(store):
         assert np.array_equal(image, pixels) and label == expected
     with pytest.raises(IndexError):
         ds[len(keep)]
+    ds.prefetch([0, len(keep) - 1])  # positions, not store indices
     again = pickle.loads(pickle.dumps(ds))  # as DataLoader's spawn does
     assert len(again) == len(ds) and again.labels.tolist() == ds.labels.tolist()
 

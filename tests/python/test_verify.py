@@ -5,14 +5,17 @@ searching the file for a record's payload: records are ~150 KB values, so
 LMDB keeps each in contiguous overflow pages), rows deleted from the
 catalog, metadata rewritten, source files changed after packing.
 """
+import os
 import shutil
 import sqlite3
 import struct
+import subprocess
 
 import lmdb
 import pytest
 
-from conftest import REPO_SAMPLE, pack, run_imgpack
+from conftest import IMGPACK, REPO_SAMPLE, pack, run_imgpack
+from storefile import meta_checksum
 
 PROBLEMS = 4
 
@@ -62,12 +65,16 @@ def flip_payload_bytes(store, index):
     path.write_bytes(bytes(data))
 
 
-def rewrite_meta(store, key, value):
+def rewrite_meta(store, key, value, checksum=True):
+    """Sets meta `key`; with `checksum`, its checksum too, as a forger (or
+    an older imgpack's resume) would, so only deeper checks can tell."""
     env = lmdb.open(str(store), max_dbs=2)
     try:
         with env.begin(write=True) as txn:
             db = env.open_db(b"meta", txn=txn, create=False)
             txn.put(key, value, db=db)
+            if checksum:
+                txn.put(b"crc/" + key, meta_checksum(key, value), db=db)
     finally:
         env.close()
 
@@ -141,7 +148,37 @@ def test_labels_metadata_must_match_the_records(store):
     labels[8:12] = struct.pack("<I", 0)  # record 2 is in class 2
     rewrite_meta(store, b"labels", bytes(labels))
     lines = problem_lines(verify(store, check=PROBLEMS))
-    assert lines == ["record 2: label 2, the labels metadata says 0"]
+    assert len(lines) == 1
+    assert lines[0].startswith("record 2: ")
+    assert lines[0].endswith("label 2, the labels metadata says 0")
+
+
+@pytest.mark.parametrize("key", [b"labels", b"source_digest",
+                                 b"settings", b"tool_version"])
+def test_damaged_metadata_values_fail_their_checksums(store, key):
+    value = bytearray(raw_value_meta(store, key))
+    value[len(value) // 2] ^= 0x20
+    rewrite_meta(store, key, bytes(value), checksum=False)
+    lines = problem_lines(verify(store, check=PROBLEMS))
+    assert any(f'metadata "{key.decode()}" fails its checksum' in line
+               for line in lines), lines
+
+
+def test_a_damaged_key_name_shows_twice(store):
+    # "source_digest" renamed by a flipped bit: its value has no checksum
+    # any more, and its checksum no value.
+    env = lmdb.open(str(store), max_dbs=2)
+    with env.begin(write=True) as txn:
+        db = env.open_db(b"meta", txn=txn, create=False)
+        value = txn.get(b"source_digest", db=db)
+        txn.delete(b"source_digest", db=db)
+        txn.put(b"sourcd_digest", value, db=db)
+    env.close()
+    lines = problem_lines(verify(store, check=PROBLEMS))
+    assert any('"sourcd_digest" fails its checksum' in line
+               for line in lines), lines
+    assert any('"crc/source_digest" is a checksum without its value'
+               in line for line in lines), lines
 
 
 def raw_value_meta(store, key):
@@ -170,6 +207,7 @@ def test_an_incomplete_store_is_reported_as_incomplete(store):
     # "packing", and the catalog one batch ahead.
     rewrite_meta(store, b"state", b"packing")
     edit_catalog(store,
+                 "UPDATE dataset SET value = 'packing' WHERE key = 'state'",
                  "INSERT INTO images (idx, class_id, path) VALUES (24, 0, 'x')",
                  "UPDATE classes SET num_images = num_images + 1"
                  " WHERE class_id = 0")
@@ -191,6 +229,75 @@ def test_sources_detect_changed_and_missing_files(store, sources):
     assert lines[0].startswith(f"record 11: source {changed} has changed")
     assert lines[1].startswith("record 13: source ")
     assert lines[1].endswith("No such file or directory")
+
+
+@pytest.mark.parametrize("edit", [
+    "UPDATE images SET path = 'n01/elsewhere.JPEG' WHERE idx = 7",
+    "UPDATE images SET sha256 = '%s' WHERE idx = 7" % ("0" * 64),
+])
+def test_edited_catalog_rows_are_found_without_sources(store, edit):
+    edit_catalog(store, edit)
+    lines = problem_lines(verify(store, check=PROBLEMS))
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("catalog: the images rows are not the ones "
+                               "packed")
+
+
+def test_duplicated_paths_are_named(store):
+    rows = dict(sqlite3.connect(store / "catalog.db").execute(
+        "SELECT idx, path FROM images"))
+    edit_catalog(store, "UPDATE images SET path = '%s' WHERE idx = 9"
+                 % rows[3].replace("'", "''"))
+    lines = problem_lines(verify(store, check=PROBLEMS))
+    assert f"catalog: path {rows[3]} is in 2 images rows (from record 3)" \
+        in lines, lines
+
+
+@pytest.mark.parametrize("key,value,expect", [
+    ("state", "packing", 'dataset state is "packing", the store says '
+                         '"complete"'),
+    ("format", "jpeg", 'dataset format is "jpeg", the store says "raw"'),
+    ("num_classes", "23", 'dataset num_classes is "23", the store says "24"'),
+    ("crop", "256", 'dataset crop is "256", the store says "224"'),
+    ("quality", "75", 'dataset quality is "75", the store says "90"'),
+    ("count", None, "dataset has no count"),
+    ("source", None, "dataset has no source"),
+    ("max_pixels", None, "dataset has no max_pixels"),
+    ("created", "2001-01-01T00:00:00Z",
+     "dataset source, command, created or skipped is not what was packed "
+     "(the store's catalog_dataset_digest disagrees)"),
+    ("skipped", "7",
+     "dataset source, command, created or skipped is not what was packed "
+     "(the store's catalog_dataset_digest disagrees)"),
+])
+def test_edited_or_deleted_dataset_keys_are_named(store, key, value, expect):
+    if value is None:
+        edit_catalog(store, f"DELETE FROM dataset WHERE key = '{key}'")
+    else:
+        edit_catalog(store,
+                     f"UPDATE dataset SET value = '{value}' WHERE key = '{key}'")
+    lines = problem_lines(verify(store, check=PROBLEMS))
+    assert lines == ["catalog: " + expect], lines
+
+
+def test_a_crash_inside_lmdb_is_reported(store):
+    # A node offset in the metadata's leaf pointed past the end of
+    # data.mdb: liblmdb's own search reads there and faults (SIGBUS).
+    from lmdbpages import point_past_the_file
+    point_past_the_file(store / "data.mdb", b"meta")
+    # Under AddressSanitizer the fault must kill the child, not become a
+    # sanitizer report.
+    env = dict(os.environ, ASAN_OPTIONS=":".join(filter(None, [
+        os.environ.get("ASAN_OPTIONS", ""), "handle_segv=0",
+        "handle_sigbus=0"])))
+    done = subprocess.run([IMGPACK, "verify", str(store)], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == PROBLEMS, done.stdout + done.stderr
+    lines = problem_lines(done)
+    assert len(lines) == 1 and lines[0].startswith(
+        "store: LMDB structure damaged (the check was killed by signal 7, "
+        "Bus error, while "), lines
+    assert done.stdout.splitlines()[-1].endswith("1 problem")
 
 
 def test_misuse_and_missing_stores(tmp_path):
