@@ -219,10 +219,14 @@ def test_relabel_renumbers_the_kept_classes(store):
     assert sorted(set(ds.labels.tolist())) == [0, 1, 2, 3]
     for i in range(len(ds)):
         assert ds.classes[ds[i][1]] == names[reader.image(int(keep[i]))[1]]
-    loader = imgpack.Loader(store, 3, subset=keep, relabel=True,
-                            dtype="uint8", shuffle=False)
-    assert loader.classes == ds.classes
-    labels = np.concatenate([y for _, y in loader])
-    assert labels.dtype == np.int64
-    assert labels.tolist() == ds.labels.tolist()
+    # Renumbered in the batch a fill or a prefetch hands out, numpy or
+    # torch alike.
+    for output, prefetch in (("numpy", 0), ("numpy", 2), ("torch", 2)):
+        loader = imgpack.Loader(store, 3, subset=keep, relabel=True,
+                                dtype="uint8", shuffle=False, output=output,
+                                prefetch=prefetch)
+        assert loader.classes == ds.classes
+        labels = [int(x) for _, y in loader for x in y]
+        assert labels == ds.labels.tolist()
+        loader.close()
     reader.close()
