@@ -60,5 +60,6 @@ int cmd_stats(int argc, char **argv);
 int cmd_grid(int argc, char **argv);
 int cmd_classes(int argc, char **argv);
 int cmd_verify(int argc, char **argv);
+int cmd_select(int argc, char **argv);
 
 #endif

@@ -22,6 +22,7 @@ static const subcommand subcommands[] = {
     {"bench", cmd_bench, "measure reading speed: records/s and MB/s"},
     {"stats", cmd_stats, "per-channel mean and std, for Normalize"},
     {"grid", cmd_grid, "a contact sheet of records with class captions"},
+    {"select", cmd_select, "the record indices a SQL WHERE clause selects"},
     {"classes", cmd_classes, "records per class, weights and imbalance"},
     {"verify", cmd_verify, "check every record and the catalog; name problems"},
 };

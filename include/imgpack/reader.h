@@ -23,8 +23,11 @@
  *    of threads it owns, synchronously or prefetched in the background.
  *    One per training loop.
  *  - imgpack_sampler_*: plain functions giving the indices of an epoch for
- *    one rank, partitioned the way torch's DistributedSampler does.
- * And imgpack_reader_channel_stats: the Normalize mean/std of a store.
+ *    one rank, partitioned the way torch's DistributedSampler does, or
+ *    drawn with replacement by weight (imgpack_sampler_weighted).
+ * And imgpack_reader_channel_stats: the Normalize mean/std of a store,
+ * and imgpack_reader_select: the indices of a subset, chosen by a SQL
+ * WHERE clause on the store's catalog.
  *
  * How the reader uses LMDB. The environment is opened MDB_RDONLY |
  * MDB_NOTLS | MDB_NORDAHEAD: read-only, no OS readahead (random reads would
@@ -699,6 +702,52 @@ IMGPACK_API imgpack_status imgpack_batcher_wait(imgpack_batcher *b);
 /* Batches submitted and not yet waited for. */
 IMGPACK_API uint32_t imgpack_batcher_in_flight(const imgpack_batcher *b);
 
+/* ---- Subsets --------------------------------------------------------- */
+
+/*
+ * The indices of the records that the SQL expression `where` selects, read
+ * from the store's catalog (OUT_DIR/catalog.db; for a sharded pack the one
+ * `imgpack combine` wrote, whose indices are the dataset's), ascending,
+ * into `out`, and their number into *count. `where` is a WHERE clause
+ * over the columns of the catalog's images and classes tables
+ * (schema/catalog.sql), run as
+ *
+ *     SELECT images.idx FROM images JOIN classes USING (class_id)
+ *     WHERE (<where>) ORDER BY images.idx
+ *
+ * e.g. "classes.name IN ('n01440764', 'n02102040')", "min(src_width,
+ * src_height) >= ?", "idx % 10 != 0". Subqueries are allowed; the clause
+ * must be one expression (its parentheses balance, no ';'), and the query
+ * may only read: the catalog is opened read-only (SQLITE_OPEN_READONLY,
+ * PRAGMA query_only) and an authorizer refuses ATTACH, PRAGMA, writes,
+ * transactions and load_extension; the message says what was refused.
+ *
+ * `params`: `n_params` NUL-terminated values for the clause's parameters
+ * (?, ?NNN, :name, @name, $name, numbered as SQLite numbers them: in order
+ * of first appearance); exactly as many as the clause has. A value
+ * written exactly as printf writes an integer ("%lld") is bound as an
+ * integer, one written as printf writes a double ("%.15g" or "%.17g") as
+ * a real, anything else as text: "256" and "0.5" are numbers, "007",
+ * "1e3" and " 5" are text.
+ *
+ * Only indices below imgpack_reader_count(r) are given (the store, not the
+ * catalog, says what was packed), so `capacity` = imgpack_reader_count(r)
+ * is always enough. The indices' labels are the store's class ids.
+ *
+ * Returns IMGPACK_OK, IMGPACK_ERR_INVALID_ARG (the clause is not one
+ * read-only expression, a wrong number of parameters, `capacity` too
+ * small, NULL pointers), IMGPACK_ERR_CATALOG (no catalog, or SQLite's
+ * error: a syntax error, an unknown column), IMGPACK_ERR_NOMEM;
+ * imgpack_reader_errmsg says why, naming the catalog. Any thread.
+ */
+IMGPACK_API imgpack_status imgpack_reader_select(imgpack_reader *r,
+                                                 const char *where,
+                                                 const char *const *params,
+                                                 uint32_t n_params,
+                                                 uint64_t *out,
+                                                 uint64_t capacity,
+                                                 uint64_t *count);
+
 /* ---- Epoch order ------------------------------------------------------ */
 
 /*
@@ -758,6 +807,42 @@ IMGPACK_API imgpack_status imgpack_sampler_indices_windowed(
     uint64_t n, uint64_t seed, uint64_t epoch, int32_t shuffle,
     uint64_t window, uint32_t rank, uint32_t world_size, int32_t drop_last,
     uint64_t *out, uint64_t capacity);
+
+/*
+ * Weighted sampling with replacement, as torch's WeightedRandomSampler:
+ * the indices rank `rank` reads in epoch `epoch`, each drawn from 0..n-1
+ * with probability weights[i] / sum(weights), independently, from (seed,
+ * epoch) by our own generator (not torch's). An epoch is
+ * `num_samples` draws rounded up to a multiple of `world_size`: rank r
+ * gets imgpack_sampler_count(num_samples, world_size, 0) of them, draws
+ * r, r+world_size, ... of one stream, so the ranks' lists interleave into
+ * what world_size 1 draws for that many samples. Ranks draw independently
+ * (with replacement an index may come up on several).
+ *
+ * `weights`: n finite values >= 0 with a positive sum (need not sum to
+ * 1); a zero weight is never drawn. `out`: `capacity` at least that
+ * count.
+ *
+ * Returns IMGPACK_OK, IMGPACK_ERR_INVALID_ARG (rank >= world_size,
+ * capacity too small, a negative, NaN or infinite weight, all weights 0,
+ * n == 0 with samples to draw), IMGPACK_ERR_NOMEM (8*n bytes of prefix
+ * sums while it runs). Any thread.
+ */
+IMGPACK_API imgpack_status imgpack_sampler_weighted(
+    const double *weights, uint64_t n, uint64_t num_samples, uint64_t seed,
+    uint64_t epoch, uint32_t rank, uint32_t world_size, uint64_t *out,
+    uint64_t capacity);
+
+/*
+ * Class-balanced weights for imgpack_sampler_weighted: weights[i] = 1 /
+ * (records with label labels[i]), so each class present is equally likely
+ * per draw and records within a class are equally likely. `labels`,
+ * `weights`: n values each (labels from imgpack_reader_labels, or a
+ * subset's). Returns IMGPACK_OK, IMGPACK_ERR_INVALID_ARG (NULL pointers),
+ * IMGPACK_ERR_NOMEM.
+ */
+IMGPACK_API imgpack_status imgpack_sampler_balanced_weights(
+    const uint32_t *labels, uint64_t n, double *weights);
 
 #ifdef __cplusplus
 }

@@ -22,6 +22,12 @@ version.
 - ``EpochSampler`` and ``PrefetchBatchSampler``: the same order for a
   torch DataLoader over a Dataset, with each batch read ahead for its
   worker.
+- ``select(path, where, params)``: the indices of a subset, by a SQL
+  WHERE clause on the catalog, for Dataset's ``indices=`` and Loader's
+  ``subset=``;
+  ``load_indices``: an ``imgpack select -o`` file.
+- ``weighted_indices``, ``balanced_weights``: weighted sampling with
+  replacement (the Loader's ``sampling="balanced"`` / ``weights=``).
 """
 
 from ._lib import VERSION as __version__, ImgpackError
@@ -30,7 +36,10 @@ from .loader import (IMAGENET_MEAN, IMAGENET_STD, Loader, epoch_indices,
                      stored_stats)
 from .reader import Dataset, Reader
 from .sampler import EpochSampler, PrefetchBatchSampler
+from .weighted import balanced_weights, weighted_indices
+from .select import load_indices, select
 
 __all__ = ["Dataset", "Loader", "Reader", "ImgpackError", "epoch_indices",
            "EpochSampler", "PrefetchBatchSampler", "augment_params",
-           "IMAGENET_MEAN", "IMAGENET_STD", "stored_stats", "__version__"]
+           "IMAGENET_MEAN", "IMAGENET_STD", "stored_stats", "__version__",
+           "select", "load_indices", "weighted_indices", "balanced_weights"]

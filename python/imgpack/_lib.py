@@ -245,6 +245,14 @@ _declare("imgpack_sampler_indices_windowed", _S, ctypes.c_uint64,
          ctypes.c_uint64, ctypes.c_uint64, ctypes.c_int32, ctypes.c_uint64,
          ctypes.c_uint32, ctypes.c_uint32, ctypes.c_int32, u64_p,
          ctypes.c_uint64)
+_declare("imgpack_sampler_weighted", _S, f64_p, ctypes.c_uint64,
+         ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_uint32,
+         ctypes.c_uint32, u64_p, ctypes.c_uint64)
+_declare("imgpack_sampler_balanced_weights", _S, u32_p, ctypes.c_uint64,
+         f64_p)
+_declare("imgpack_reader_select", _S, c_reader_p, ctypes.c_char_p,
+         ctypes.POINTER(ctypes.c_char_p), ctypes.c_uint32, u64_p,
+         ctypes.c_uint64, u64_p)
 
 # Constants of include/imgpack/reader.h and imgpack.h, which ctypes cannot
 # read from the header.

@@ -24,6 +24,8 @@ from . import _lib, buffers
 from ._lib import ImgpackError, lib
 from .augment import RATIO, SCALE, ranges
 from .reader import Reader
+from .subset import Subset
+from .weighted import balanced_weights, weighted_indices
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -114,6 +116,22 @@ class Loader:
     payload CRC included, the first time it is read; ``False`` skips the
     payload CRC).
 
+    Subsets: ``subset`` (record indices, e.g. from ``imgpack.select``;
+    any order, repeats allowed) restricts the Loader to those records;
+    ``len``, epochs, shuffling and rank partitions are over positions in
+    the subset. Labels stay the store's class ids unless ``relabel``:
+    then the subset's classes are renumbered 0..k-1 in store order, and
+    ``classes`` lists the kept names in that order.
+
+    Weighted sampling: ``sampling="balanced"`` (every class equally likely
+    per draw) or ``weights`` (one value >= 0 per record, or per position of
+    ``subset``) draws ``num_samples`` records per epoch (default: as many
+    as there are) with replacement, seeded by (seed, epoch), ``num_samples``
+    rounded up to a multiple of ``world_size`` and dealt out to the ranks
+    (imgpack_sampler_weighted); ``shuffle`` and ``order_window`` do not
+    apply. Neither ``subset`` nor weighted sampling goes with ``indices``,
+    which is the order itself.
+
     ``crop``: None (the record size; required for stores packed with
     --crop 0), an int or (height, width): the output size. ``crop_mode``
     'center' (CenterCrop), 'random' (RandomCrop) or 'random_resized'
@@ -149,12 +167,24 @@ class Loader:
                  dtype="float32", mean=None, std=None, flip=False, crop=None,
                  crop_mode="center", scale=SCALE, ratio=RATIO, threads=0,
                  prefetch=0, indices=None, output="numpy", pin_memory=False,
-                 verify=True, order_window=0):
+                 verify=True, order_window=0, subset=None, relabel=False,
+                 sampling=None, weights=None, num_samples=None):
         self._batcher = None
         self._output = None
         self._reader = None
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if sampling not in (None, "balanced") or (sampling and weights
+                                                  is not None):
+            raise ValueError("sampling is None or 'balanced'; weights "
+                             "replace it, not join it")
+        if num_samples is not None and sampling is None and weights is None:
+            raise ValueError("num_samples needs sampling='balanced' or "
+                             "weights")
+        if indices is not None and (subset is not None or sampling
+                                    or weights is not None):
+            raise ValueError("indices= is the order itself: subset=, "
+                             "sampling= and weights= choose one instead")
         if not 0 <= rank < world_size:
             raise ValueError("rank must be in [0, world_size)")
         if not 0 <= prefetch <= _lib.MAX_PREFETCH:
@@ -185,6 +215,10 @@ class Loader:
         self._ahead = None  # the thread reading the next batch ahead
         self._reader = Reader(path, verify=verify)
         self._external = self._external_order(indices)
+        self._subset = Subset(self._reader, subset, relabel)
+        self._weights = self._sampling_weights(sampling, weights)
+        self.epoch_samples = len(self._subset) if num_samples is None \
+            else int(num_samples)
         opts = _lib.c_opts_p()
         _lib.check(lib.imgpack_batch_options_create(ctypes.byref(opts)),
                    lambda: "out of memory")
@@ -217,6 +251,18 @@ class Loader:
         self._start = 0      # where the next iter() begins (resume)
         self._position = 0   # samples of this epoch handed out
         _LOADERS.add(self)
+
+    def _sampling_weights(self, sampling, weights):
+        """The per-position weights of weighted sampling, or None."""
+        if sampling == "balanced":
+            return balanced_weights(self._subset.store_labels())
+        if weights is None:
+            return None
+        weights = np.ascontiguousarray(weights, np.float64).ravel()
+        if weights.size != len(self._subset):
+            raise ValueError("weights has %d values for %d records"
+                             % (weights.size, len(self._subset)))
+        return weights
 
     def _external_order(self, indices):
         if indices is None:
@@ -269,10 +315,14 @@ class Loader:
 
     @property
     def num_samples(self):
-        if self._external is None:
-            return lib.imgpack_sampler_count(
-                len(self._reader), self.world_size, int(self.drop_last))
-        return len(self.indices())
+        """Records this rank reads per epoch."""
+        if self._external is not None:
+            return len(self.indices())
+        if self._weights is not None:
+            return lib.imgpack_sampler_count(self.epoch_samples,
+                                             self.world_size, 0)
+        return lib.imgpack_sampler_count(len(self._subset), self.world_size,
+                                         int(self.drop_last))
 
     def __len__(self):
         n = self.num_samples
@@ -281,7 +331,7 @@ class Loader:
 
     @property
     def classes(self):
-        return self._reader.classes
+        return self._subset.classes
 
     @property
     def info(self):
@@ -289,10 +339,15 @@ class Loader:
 
     def indices(self):
         """This rank's record indices for the current epoch, in order."""
+        if self._weights is not None:
+            return self._subset.records(weighted_indices(
+                self._weights, self.epoch_samples, self.epoch, self.seed,
+                self.rank, self.world_size))
         if self._external is None:
-            return epoch_indices(len(self._reader), self.epoch, self.seed,
-                                 self.shuffle, self.rank, self.world_size,
-                                 self.drop_last, self.order_window)
+            return self._subset.records(epoch_indices(
+                len(self._subset), self.epoch, self.seed, self.shuffle,
+                self.rank, self.world_size, self.drop_last,
+                self.order_window))
         if isinstance(self._external, np.ndarray):
             return self._external
         self._external.set_epoch(self.epoch)
@@ -409,7 +464,7 @@ class Loader:
     def _run(self, indices, epoch):
         batch, args = self._fill_args(indices, epoch)
         self._check(lib.imgpack_batcher_run(*args))
-        return batch
+        return self._relabelled(batch)
 
     def _top_up(self, order, bounds, submitted, epoch):
         while submitted < len(bounds) and \
@@ -424,6 +479,16 @@ class Loader:
     def _wait(self):
         batch = self._inflight.popleft()
         self._check(lib.imgpack_batcher_wait(self._batcher))
+        return self._relabelled(batch)
+
+    def _relabelled(self, batch):
+        """The filled batch, its labels renumbered in place (relabel=);
+        a torch tensor's through the numpy view of its memory."""
+        if self._subset.relabel:
+            labels = batch[1]
+            view = labels if isinstance(labels, np.ndarray) \
+                else labels.numpy()
+            view[...] = self._subset.map_labels(view)
         return batch
 
     def _check(self, status):

@@ -11,6 +11,7 @@ import numpy as np
 
 from . import _lib
 from ._lib import ImgpackError, lib
+from .subset import Subset
 
 # include/imgpack/reader.h: IMGPACK_PREFETCH_{DEFAULT,MAX}_LIMIT.
 PREFETCH_DEFAULT_LIMIT = 64 << 20
@@ -221,43 +222,52 @@ class Dataset:
     the first time any worker reads it (workers forked after the Dataset
     was made share what was checked).
 
+    ``indices``: read only these records (e.g. ``imgpack.select(...)``):
+    ``ds[i]`` is record ``indices[i]``. Labels stay the store's class ids
+    unless ``relabel``: then the subset's classes are renumbered 0..k-1 in
+    store order and ``classes`` lists the kept ones.
+
     Properties: ``classes`` (names, by label), ``labels`` (int64 array of
-    every record's label, without reading records in a complete store),
+    every item's label, without reading records in a complete store),
     ``info`` (dict: count, format, geometry, ...).
     """
 
     def __init__(self, path, transform=None, copy=False, verify=True,
-                 incomplete=False):
+                 incomplete=False, indices=None, relabel=False):
         self.path = str(path)
         self.transform = transform
         self.copy = copy
         self._options = {"verify": verify, "incomplete": incomplete}
         self._reader = Reader(self.path, **self._options)
+        self._subset = Subset(self._reader, indices, relabel)
         self._labels = None
 
     def __len__(self):
-        return len(self._reader)
+        return len(self._subset)
 
     def __getitem__(self, index):
-        image, label = self._reader.image(int(index), copy=self.copy)
+        image, label = self._reader.image(self._subset.record(int(index)),
+                                          copy=self.copy)
+        label = int(self._subset.map_labels(label))
         if self.transform is not None:
             image = self.transform(image)
         return image, label
 
     def prefetch(self, indices):
-        """Reads records ``indices`` ahead into the page cache
-        (Reader.prefetch), for this process and any forked from it; see
+        """Reads items ``indices`` (of this Dataset: positions in its
+        subset, if any) ahead into the page cache (Reader.prefetch), for
+        this process and any forked from it; see
         imgpack.PrefetchBatchSampler for DataLoader workers."""
-        self._reader.prefetch(indices)
+        self._reader.prefetch(self._subset.records(indices))
 
     @property
     def classes(self):
-        return self._reader.classes
+        return self._subset.classes
 
     @property
     def labels(self):
         if self._labels is None:
-            self._labels = self._reader.labels()
+            self._labels = self._subset.labels()
         return self._labels
 
     @property
@@ -272,8 +282,11 @@ class Dataset:
     # path. (With fork the object is inherited and the C side reopens.)
     def __getstate__(self):
         return {"path": self.path, "transform": self.transform,
-                "copy": self.copy, "options": self._options}
+                "copy": self.copy, "options": self._options,
+                "indices": self._subset.indices,
+                "relabel": self._subset.relabel}
 
     def __setstate__(self, state):
         self.__init__(state["path"], state["transform"], state["copy"],
+                      indices=state["indices"], relabel=state["relabel"],
                       **state["options"])
