@@ -172,14 +172,6 @@ static imgpack_status write_catalog_header(imgpack__writer *w,
     return imgpack__catalog_commit(c, err);
 }
 
-/* Results per batch for `jobs` workers (writer.h). */
-static uint32_t batch_limit(uint32_t jobs) {
-    uint64_t limit = (uint64_t)jobs * IMGPACK__BATCH_RESULTS_PER_JOB;
-    return limit < IMGPACK__BATCH_MIN_RESULTS   ? IMGPACK__BATCH_MIN_RESULTS
-           : limit > IMGPACK__BATCH_MAX_RESULTS ? IMGPACK__BATCH_MAX_RESULTS
-                                                : (uint32_t)limit;
-}
-
 imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
                                     const imgpack__source *source,
                                     const imgpack__writer_info *info,
@@ -188,7 +180,6 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
     char path[4096];
     memset(w, 0, sizeof *w);
     w->source = source;
-    w->batch_limit = batch_limit(info->jobs);
     if ((status = imgpack__store_create(&w->store, out_dir, err)))
         return status;
     snprintf(path, sizeof path, "%s/catalog.db", out_dir);
@@ -288,7 +279,6 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
     uint64_t count;
     memset(w, 0, sizeof *w);
     w->source = source;
-    w->batch_limit = batch_limit(info->jobs);
     snprintf(path, sizeof path, "%s/catalog.db", out_dir);
     /* The environment's databases, then its header, are the first two LMDB
        commits: without either, the pack died while starting and nothing
@@ -331,51 +321,6 @@ out:
     return status;
 }
 
-/* The catalog half of a batch: rows for every result, class counts, and
-   with `complete` the state that says the pack finished. */
-static imgpack_status catalog_batch(imgpack__writer *w, uint64_t first_index,
-                                    int complete, imgpack__error *err) {
-    imgpack__catalog *c = &w->catalog;
-    uint64_t index = first_index;
-    /* One count update per run of equal classes: sources in folder order
-       make that one or two per batch. */
-    uint32_t run_class = 0;
-    uint64_t run_length = 0;
-    imgpack_status status = imgpack__catalog_begin(c, err);
-    for (uint32_t i = 0; i < w->batch_count && status == IMGPACK_OK; i++) {
-        const imgpack__result *r = &w->batch[i];
-        const imgpack__source_item *item =
-            &w->source->items[w->batch_positions[i]];
-        if (r->status != IMGPACK_OK) {
-            status = imgpack__catalog_add_reject(c, w->batch_positions[i],
-                                                 item->path, item->class_id,
-                                                 r->reason, err);
-            continue;
-        }
-        imgpack__catalog_image row = {
-            index++,       item->class_id, item->path,    r->src_width,
-            r->src_height, r->src_bytes,   r->value_size, r->sha256};
-        status = imgpack__catalog_add_image(c, &row, err);
-        if (status == IMGPACK_OK && run_length > 0 &&
-            item->class_id != run_class) {
-            status = imgpack__catalog_count_images(c, run_class, run_length,
-                                                   err);
-            run_length = 0;
-        }
-        run_class = item->class_id;
-        run_length++;
-    }
-    if (status == IMGPACK_OK && run_length > 0)
-        status = imgpack__catalog_count_images(c, run_class, run_length, err);
-    if (status == IMGPACK_OK)
-        status = imgpack__catalog_set_int(c, "count", (int64_t)index, err);
-    if (status == IMGPACK_OK && complete)
-        status = imgpack__catalog_set_text(c, "state", "complete", err);
-    if (status == IMGPACK_OK)
-        return imgpack__catalog_commit(c, err);
-    return status;
-}
-
 /* Every record's label as little-endian u32s, for the "labels" entry: a
    trainer gets all labels without touching a record. */
 static uint8_t *labels_blob(const imgpack__writer *w) {
@@ -386,67 +331,120 @@ static uint8_t *labels_blob(const imgpack__writer *w) {
     return blob;
 }
 
-/* Metadata entries a batch ends with (count, next_position; labels and
-   state when it completes the pack), and a bound on their bytes. */
+/*
+ * The metadata a batch closes with, the one place it is made: count and
+ * next_position, and with `complete` every label and the state that says
+ * the pack finished. BATCH_META_ENTRIES bounds the entries,
+ * batch_meta_room the room they take in the batch; *labels is the blob to
+ * free after the commit.
+ */
 #define BATCH_META_ENTRIES 4
-static size_t batch_meta_bytes(const imgpack__writer *w) {
-    return 4 * (w->packed + w->batch_limit) + 64;
+#define BATCH_META_VALUE 32 /* the longest value but the labels */
+
+static size_t batch_meta_room(const imgpack__writer *w, uint64_t packed) {
+    return imgpack__store_room(&w->store, 4 * packed) +
+           (BATCH_META_ENTRIES - 1) *
+               imgpack__store_room(&w->store, BATCH_META_VALUE);
 }
 
-/* Begins the LMDB half of a batch, with room for a full batch, for one
-   record of `record_size` bytes if that is more, and for the metadata it
-   may end with. */
+static imgpack_status batch_meta(const imgpack__writer *w, int complete,
+                                 imgpack__meta_entry meta[BATCH_META_ENTRIES],
+                                 text_meta numbers[2], size_t *n_meta,
+                                 uint8_t **labels, imgpack__error *err) {
+    size_t n = 0;
+    meta[n++] = text_entry(&numbers[0], "count", w->packed);
+    meta[n++] = text_entry(&numbers[1], "next_position", w->batch_end);
+    if (complete) {
+        if (!(*labels = labels_blob(w)))
+            return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+        meta[n++] = (imgpack__meta_entry){"labels", *labels, w->packed * 4};
+        meta[n++] = string_entry("state", "complete");
+    }
+    *n_meta = n;
+    return IMGPACK_OK;
+}
+
+/*
+ * Begins a batch: its catalog transaction, and its LMDB one with room for
+ * a batch's records, for one record of `record_size` bytes if that is
+ * more, and for the metadata it may end with. Small records take up to
+ * twice their bytes of room (store.h), so a batch of them still ends by
+ * its bytes; each put checks that the closing metadata, which grows with
+ * the labels, still fits after it.
+ */
 static imgpack_status begin_batch(imgpack__writer *w, size_t record_size,
                                   imgpack__error *err) {
-    size_t records = record_size > IMGPACK__BATCH_BYTES ? record_size
-                                                        : IMGPACK__BATCH_BYTES;
-    return imgpack__store_begin(&w->store, records + batch_meta_bytes(w),
-                                w->batch_limit + BATCH_META_ENTRIES, err);
+    size_t record = imgpack__store_room(&w->store, record_size);
+    size_t batch = 2 * IMGPACK__BATCH_BYTES;
+    imgpack_status status = imgpack__store_begin(
+        &w->store,
+        (record > batch ? record : batch) + batch_meta_room(w, w->packed),
+        err);
+    if (status == IMGPACK_OK &&
+        (status = imgpack__catalog_begin(&w->catalog, err)) != IMGPACK_OK)
+        imgpack__store_abort(&w->store);
+    if (status == IMGPACK_OK) {
+        w->batch_open = 1;
+        w->batch_bytes = 0;
+        w->batch_end = w->committed_positions;
+        w->run_length = 0;
+        clock_gettime(CLOCK_MONOTONIC, &w->batch_began);
+    }
+    return status;
 }
 
-/* Commits the batch (possibly empty) to the catalog, then LMDB. With
-   `complete`, the same two transactions mark the pack finished, so the
-   last batch costs no extra commit. */
+/* Drops the open batch after a failure: neither database keeps any of it,
+   and the pack stops. */
+static void abort_batch(imgpack__writer *w) {
+    imgpack__store_abort(&w->store);
+    imgpack__catalog_abort(&w->catalog);
+    w->batch_open = 0;
+}
+
+/* Counts the run of equal classes in the catalog. */
+static imgpack_status count_run(imgpack__writer *w, imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    if (w->run_length > 0)
+        status = imgpack__catalog_count_images(&w->catalog, w->run_class,
+                                               w->run_length, err);
+    w->run_length = 0;
+    return status;
+}
+
+/* Commits the open batch (begun empty if none is) to the catalog, then
+   LMDB. With `complete`, the same two transactions mark the pack
+   finished, so the last batch costs no extra commit. */
 static imgpack_status commit_batch(imgpack__writer *w, int complete,
                                    imgpack__error *err) {
-    uint32_t n = 0;
-    imgpack_status status = IMGPACK_OK;
+    imgpack__catalog *c = &w->catalog;
+    imgpack__meta_entry meta[BATCH_META_ENTRIES];
     text_meta numbers[2];
     uint8_t *labels = NULL;
+    size_t n_meta = 0;
+    imgpack_status status = IMGPACK_OK;
 
-    for (uint32_t i = 0; i < w->batch_count; i++)
-        n += w->batch[i].status == IMGPACK_OK;
-    /* writer_add counted the batch's records already. */
-    uint64_t first_index = w->packed - n;
-    uint64_t next_position =
-        w->batch_count ? w->batch_positions[w->batch_count - 1] + 1
-                       : w->committed_positions;
-    imgpack__meta_entry meta[BATCH_META_ENTRIES] = {
-        text_entry(&numbers[0], "count", first_index + n),
-        text_entry(&numbers[1], "next_position", next_position)};
-    size_t n_meta = 2;
-    if (complete) {
-        if (!(labels = labels_blob(w)))
-            return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
-        meta[n_meta++] = (imgpack__meta_entry){"labels", labels, w->packed * 4};
-        meta[n_meta++] = string_entry("state", "complete");
-    }
-    if (!w->store.txn)
+    if (!w->batch_open)
         status = begin_batch(w, 0, err);
-    if (!status && !(status = catalog_batch(w, first_index, complete, err)) &&
-        !(status = imgpack__store_commit(&w->store, meta, n_meta, err))) {
-        for (uint32_t i = 0; i < w->batch_count; i++)
-            imgpack__result_clear(&w->batch[i]);
-        w->batch_count = 0;
-        w->batch_bytes = 0;
-        w->committed_positions = next_position;
-    }
+    if (status ||
+        (status = batch_meta(w, complete, meta, numbers, &n_meta, &labels,
+                             err)) ||
+        (status = count_run(w, err)) ||
+        (status = imgpack__catalog_set_int(c, "count", (int64_t)w->packed,
+                                           err)) ||
+        (complete &&
+         (status = imgpack__catalog_set_text(c, "state", "complete", err))) ||
+        (status = imgpack__catalog_commit(c, err)) ||
+        (status = imgpack__store_commit(&w->store, meta, n_meta, err)))
+        abort_batch(w);
+    else
+        w->committed_positions = w->batch_end;
+    w->batch_open = 0;
     free(labels);
     return status;
 }
 
 imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err) {
-    return w->batch_count ? commit_batch(w, 0, err) : IMGPACK_OK;
+    return w->batch_open ? commit_batch(w, 0, err) : IMGPACK_OK;
 }
 
 /*
@@ -460,10 +458,12 @@ imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err) {
 static imgpack_status put_record(imgpack__writer *w, imgpack__result *r,
                                  imgpack__error *err) {
     imgpack_status status = IMGPACK_OK;
-    if (w->store.txn &&
-        !imgpack__store_fits(&w->store, r->value_size + batch_meta_bytes(w)))
+    if (w->batch_open &&
+        !imgpack__store_fits(&w->store,
+                             imgpack__store_room(&w->store, r->value_size) +
+                                 batch_meta_room(w, w->packed + 1)))
         status = imgpack__writer_flush(w, err);
-    if (!status && !w->store.txn)
+    if (!status && !w->batch_open)
         status = begin_batch(w, r->value_size, err);
     if (!status)
         status = imgpack__store_put(&w->store, w->packed, r->value,
@@ -473,29 +473,70 @@ static imgpack_status put_record(imgpack__writer *w, imgpack__result *r,
     return status;
 }
 
-imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
-                                   imgpack__result *r, imgpack__error *err) {
+/* The catalog row of a packed result, which becomes record w->packed. */
+static imgpack_status catalog_image(imgpack__writer *w, uint64_t position,
+                                    const imgpack__result *r,
+                                    imgpack__error *err) {
+    const imgpack__source_item *item = &w->source->items[position];
+    imgpack__catalog_image row = {
+        w->packed,     item->class_id, item->path,    r->src_width,
+        r->src_height, r->src_bytes,   r->value_size, r->sha256};
+    imgpack_status status = imgpack__catalog_add_image(&w->catalog, &row, err);
+    if (status == IMGPACK_OK && item->class_id != w->run_class)
+        status = count_run(w, err);
+    w->run_class = item->class_id;
+    w->run_length++;
+    return status;
+}
+
+static imgpack_status add_result(imgpack__writer *w, uint64_t position,
+                                 imgpack__result *r, imgpack__error *err) {
+    const imgpack__source_item *item = &w->source->items[position];
     imgpack_status status;
-    if (r->status == IMGPACK_OK) {
-        if ((status = remember_label(
-                 w, w->source->items[position].class_id, err)) ||
-            (status = put_record(w, r, err))) {
-            imgpack__result_clear(r);
+    if (r->status != IMGPACK_OK) {
+        if (!w->batch_open && (status = begin_batch(w, 0, err)))
             return status;
-        }
+        if ((status = imgpack__catalog_add_reject(&w->catalog, position,
+                                                  item->path, item->class_id,
+                                                  r->reason, err)))
+            return status;
+        w->rejected++;
+    } else {
+        if ((status = remember_label(w, item->class_id, err)) ||
+            (status = put_record(w, r, err)) ||
+            (status = catalog_image(w, position, r, err)))
+            return status;
         w->packed++;
         w->bytes += r->value_size;
-    } else {
-        w->rejected++;
+        w->batch_bytes += r->value_size;
     }
-    w->batch[w->batch_count] = *r;
-    w->batch_positions[w->batch_count] = position;
-    w->batch_count++;
-    w->batch_bytes += r->value_size;
-    if (w->batch_count == w->batch_limit ||
-        w->batch_bytes >= IMGPACK__BATCH_BYTES)
-        return imgpack__writer_flush(w, err);
+    w->batch_end = position + 1;
     return IMGPACK_OK;
+}
+
+/* Whether the open batch holds enough, or has been open long enough, to
+   commit (writer.h). */
+static int batch_is_due(const imgpack__writer *w) {
+    struct timespec now;
+    if (!w->batch_open)
+        return 0;
+    if (w->batch_bytes >= IMGPACK__BATCH_BYTES)
+        return 1;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - w->batch_began.tv_sec) +
+               (double)(now.tv_nsec - w->batch_began.tv_nsec) / 1e9 >=
+           IMGPACK__BATCH_SECONDS;
+}
+
+imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
+                                   imgpack__result *r, imgpack__error *err) {
+    imgpack_status status = add_result(w, position, r, err);
+    imgpack__result_clear(r);
+    if (status != IMGPACK_OK)
+        abort_batch(w);
+    else if (batch_is_due(w))
+        status = commit_batch(w, 0, err);
+    return status;
 }
 
 imgpack_status imgpack__writer_finish(imgpack__writer *w,
@@ -508,9 +549,7 @@ imgpack_status imgpack__writer_finish(imgpack__writer *w,
 }
 
 void imgpack__writer_close(imgpack__writer *w) {
-    for (uint32_t i = 0; i < w->batch_count; i++)
-        imgpack__result_clear(&w->batch[i]);
-    w->batch_count = 0;
+    abort_batch(w);
     imgpack__catalog_close(&w->catalog);
     imgpack__store_close(&w->store);
     free(w->labels);

@@ -44,7 +44,9 @@ static void check_record(imgpack__store *s, uint64_t index) {
 static imgpack_status put_batch(imgpack__store *s, uint64_t first, int n,
                                 uint8_t *value, imgpack__error *err) {
     imgpack_status status = imgpack__store_begin(
-        s, (size_t)n * RECORD_BYTES + 1, (size_t)n + 1, err);
+        s, (size_t)n * imgpack__store_room(s, RECORD_BYTES) +
+               imgpack__store_room(s, 1),
+        err);
     for (int i = 0; i < n && status == IMGPACK_OK; i++) {
         uint64_t index = first + (uint64_t)i;
         value[0] = (uint8_t)index;
@@ -75,23 +77,25 @@ int main(void) {
         check_record(&s, i);
 
     /* A batch takes what it has room for and no more. */
-    CHECK_OK(imgpack__store_begin(&s, 2 * RECORD_BYTES, 3, &err));
-    CHECK(imgpack__store_fits(&s, RECORD_BYTES));
-    CHECK(!imgpack__store_fits(&s, 2 * RECORD_BYTES + 1));
+    size_t room = imgpack__store_room(&s, RECORD_BYTES);
+    CHECK(room >= RECORD_BYTES && room < RECORD_BYTES + 2 * s.page_size);
+    CHECK_OK(imgpack__store_begin(&s, 2 * room, &err));
+    CHECK(imgpack__store_fits(&s, 2 * room));
+    CHECK(!imgpack__store_fits(&s, 2 * room + 1));
     imgpack__store_abort(&s);
     CHECK_EQ(count_records(&s), BATCH * BATCHES);
 
     /* A record beyond the room, or out of order, is refused, and the batch
        is dropped whole: the store stays as it was. */
     CHECK_EQ(put_batch(&s, BATCH * BATCHES, 1, value, &err), IMGPACK_OK);
-    CHECK_OK(imgpack__store_begin(&s, RECORD_BYTES, 2, &err));
+    CHECK_OK(imgpack__store_begin(&s, room, &err));
     CHECK_OK(imgpack__store_put(&s, BATCH * BATCHES + 1, value, RECORD_BYTES,
                                 &err));
     CHECK(imgpack__store_put(&s, BATCH * BATCHES + 2, value, RECORD_BYTES,
                              &err) != IMGPACK_OK);
     CHECK(strstr(err.message, "room") != NULL);
     CHECK(s.txn == NULL);
-    CHECK_OK(imgpack__store_begin(&s, RECORD_BYTES, 2, &err));
+    CHECK_OK(imgpack__store_begin(&s, room, &err));
     CHECK(imgpack__store_put(&s, 3, value, RECORD_BYTES, &err) != IMGPACK_OK);
     CHECK(s.txn == NULL);
     CHECK_EQ(count_records(&s), BATCH * BATCHES + 1);
@@ -109,7 +113,8 @@ int main(void) {
         CHECK_EQ(mdb_env_set_mapsize(small.env, 64 << 10), 0);
         small.map_size = 64 << 10;
         for (uint64_t b = 0; b < 3; b++) {
-            CHECK_OK(imgpack__store_begin(&small, 300 * sizes[k], 300, &err));
+            CHECK_OK(imgpack__store_begin(
+                &small, 300 * imgpack__store_room(&small, sizes[k]), &err));
             for (uint64_t i = 0; i < 300; i++)
                 CHECK_OK(imgpack__store_put(&small, b * 300 + i, value,
                                             sizes[k], &err));

@@ -26,7 +26,7 @@
  * torchvision's ImageFolder(root).samples, rejected files left out.
  *
  * Memory: at most a queue window of records is held at once, plus LMDB's
- * copy of one batch (8 records per job, 16 to 128) and one source file and
+ * copy of one batch (at most 32 MiB of records) and one source file and
  * one decoded image per job; see imgpack_pack_options_set_jobs.
  */
 #ifndef IMGPACK_PACK_H
