@@ -14,9 +14,10 @@
  *   memcpy   copying the records into a 32 MiB buffer (what a put does),
  *   write    write(2) of 32 MiB chunks into a new file (the page cache),
  *   +sync    the same with an fdatasync per chunk (a batch's commit).
- * Only the writer's own calls are timed: making each record (a malloc and
- * a copy, as a worker makes it) is not. Prints medians: records/s, MB/s,
- * and the writer thread's CPU per record.
+ * The records are made before each timed run, each in its own buffer as
+ * a worker makes it; the run is timed whole, store creation and final
+ * syncs included. Prints medians: records/s, MB/s, and the CPU of the
+ * process (the writer's threads) per record.
  *
  *   bench_store [DIR [ROUNDS [MB_PER_SIZE [RECORD_BYTES...]]]]
  *
@@ -47,19 +48,20 @@ static double now(clockid_t clock) {
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Wall and CPU seconds of the timed calls. */
+/* Wall and CPU seconds (of the whole process: the writer's threads) of
+   one timed run. */
 typedef struct timer {
-    double wall, cpu, wall0, cpu0;
+    double wall, cpu;
 } timer;
 
 static void start(timer *t) {
-    t->wall0 = now(CLOCK_MONOTONIC);
-    t->cpu0 = now(CLOCK_THREAD_CPUTIME_ID);
+    t->wall = -now(CLOCK_MONOTONIC);
+    t->cpu = -now(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 static void stop(timer *t) {
-    t->wall += now(CLOCK_MONOTONIC) - t->wall0;
-    t->cpu += now(CLOCK_THREAD_CPUTIME_ID) - t->cpu0;
+    t->wall += now(CLOCK_MONOTONIC);
+    t->cpu += now(CLOCK_PROCESS_CPUTIME_ID);
 }
 
 static void fail(const char *what, const imgpack__error *err) {
@@ -114,8 +116,19 @@ static uint8_t *make_record(const uint8_t *model, size_t size, size_t i) {
     return value;
 }
 
+/* `n` records as workers hand them over: each in its own buffer, made
+   before the timed run so that only the writer's work is timed. */
+static uint8_t **make_records(const uint8_t *model, size_t size, size_t n) {
+    uint8_t **values = malloc(n * sizeof *values);
+    if (!values)
+        fail("out of memory", NULL);
+    for (size_t i = 0; i < n; i++)
+        values[i] = make_record(model, size, i);
+    return values;
+}
+
 static void run_writer(const char *dir, const imgpack__source *src,
-                       const uint8_t *model, size_t size, timer *t) {
+                       uint8_t **values, size_t size, timer *t) {
     imgpack__transform_settings settings = {.resize = 256, .crop = 224,
                                             .quality = 90, .channels = 3};
     imgpack__writer_info info = {&settings, "bench_store", 0, 1, 0,
@@ -126,62 +139,49 @@ static void run_writer(const char *dir, const imgpack__source *src,
     start(t);
     if (imgpack__writer_open(&w, dir, src, &info, &err))
         fail("cannot open the writer", &err);
-    stop(t);
     for (size_t i = 0; i < src->num_items; i++) {
         memset(&r, 0, sizeof r);
-        r.value = make_record(model, size, i);
+        r.value = values[i]; /* the writer frees it */
         r.value_size = size;
         r.src_width = 500;
         r.src_height = 375;
         r.src_bytes = 110000;
         memset(r.sha256, 'a', 64);
-        start(t);
         if (imgpack__writer_add(&w, i, &r, &err))
             fail("cannot add a record", &err);
-        stop(t);
     }
-    start(t);
     if (imgpack__writer_finish(&w, &err))
         fail("cannot finish", &err);
     imgpack__writer_close(&w);
     stop(t);
 }
 
-static void run_lmdb(const char *dir, size_t n, const uint8_t *model,
+static void run_lmdb(const char *dir, size_t n, uint8_t **values,
                      size_t size, timer *t) {
     imgpack__store s;
     imgpack__error err;
     imgpack__meta_entry meta = {"count", "0", 1};
     size_t per_batch = CHUNK / size ? CHUNK / size : 1;
-    uint8_t **values = malloc(per_batch * sizeof *values);
-    if (!values)
-        fail("out of memory", NULL);
     start(t);
     if (imgpack__store_create(&s, dir, &err))
         fail("cannot create a store", &err);
-    stop(t);
     for (size_t first = 0; first < n; first += per_batch) {
         size_t batch = n - first < per_batch ? n - first : per_batch;
-        for (size_t i = 0; i < batch; i++)
-            values[i] = make_record(model, size, first + i);
-        start(t);
         imgpack_status status = imgpack__store_begin(
             &s, batch * imgpack__store_room(&s, size) +
                     imgpack__store_room(&s, 1), &err);
         for (size_t i = 0; i < batch && status == IMGPACK_OK; i++)
-            status = imgpack__store_put(&s, first + i, values[i], size, &err);
+            status = imgpack__store_put(&s, first + i, values[first + i],
+                                        size, &err);
         if (status || (status = imgpack__store_commit(&s, &meta, 1, &err)))
             fail("cannot write a batch", &err);
-        stop(t);
-        for (size_t i = 0; i < batch; i++)
-            free(values[i]);
     }
-    start(t);
     if (imgpack__store_sync(&s, &err))
         fail("cannot sync", &err);
     imgpack__store_close(&s);
     stop(t);
-    free(values);
+    for (size_t i = 0; i < n; i++)
+        free(values[i]);
 }
 
 /* Copies `total` bytes of `size`-byte records into a CHUNK buffer,
@@ -276,14 +276,18 @@ int main(int argc, char **argv) {
             char dir[4200];
             make_dir(base, dir);
             make_source(&src, n);
-            run_writer(dir, &src, model, sizes[k], &t);
+            uint8_t **values = make_records(model, sizes[k], n);
+            run_writer(dir, &src, values, sizes[k], &t);
             writer_rate[k][round] = (double)n / t.wall;
             writer_cpu[k][round] = t.cpu / (double)n * 1e6;
             imgpack__source_free(&src);
+            free(values);
             remove_dir(dir);
             make_dir(base, dir);
             t = (timer){0};
-            run_lmdb(dir, n, model, sizes[k], &t);
+            values = make_records(model, sizes[k], n);
+            run_lmdb(dir, n, values, sizes[k], &t);
+            free(values);
             lmdb_rate[k][round] = (double)n / t.wall;
             lmdb_cpu[k][round] = t.cpu / (double)n * 1e6;
             remove_dir(dir);

@@ -186,7 +186,9 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
     if ((status = imgpack__catalog_create(&w->catalog, path,
                                           shard_column(info), err)) ||
         (status = write_catalog_header(w, info, err)) ||
-        (status = write_store_header(w, info, err)))
+        (status = write_store_header(w, info, err)) ||
+        (status = imgpack__store_thread_start(&w->store_thread, &w->store,
+                                              err)))
         imgpack__writer_close(w);
     return status;
 }
@@ -307,7 +309,9 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
                                           err)) ||
         (status = reserve_labels(w, count, err)) ||
         (status = imgpack__catalog_read_back(&w->catalog, count, w->labels,
-                                             &w->rejected, &w->bytes, err)))
+                                             &w->rejected, &w->bytes, err)) ||
+        (status = imgpack__store_thread_start(&w->store_thread, &w->store,
+                                              err)))
         goto out;
     w->packed = count;
     w->committed_positions = *next_position;
@@ -376,15 +380,15 @@ static imgpack_status begin_batch(imgpack__writer *w, size_t record_size,
                                   imgpack__error *err) {
     size_t record = imgpack__store_room(&w->store, record_size);
     size_t batch = 2 * IMGPACK__BATCH_BYTES;
-    imgpack_status status = imgpack__store_begin(
-        &w->store,
-        (record > batch ? record : batch) + batch_meta_room(w, w->packed),
-        err);
+    size_t room =
+        (record > batch ? record : batch) + batch_meta_room(w, w->packed);
+    imgpack_status status = imgpack__catalog_begin(&w->catalog, err);
     if (status == IMGPACK_OK &&
-        (status = imgpack__catalog_begin(&w->catalog, err)) != IMGPACK_OK)
-        imgpack__store_abort(&w->store);
+        (status = imgpack__store_thread_begin(&w->store_thread, room, err)))
+        imgpack__catalog_abort(&w->catalog);
     if (status == IMGPACK_OK) {
         w->batch_open = 1;
+        w->room = room;
         w->batch_bytes = 0;
         w->batch_end = w->committed_positions;
         w->run_length = 0;
@@ -393,10 +397,9 @@ static imgpack_status begin_batch(imgpack__writer *w, size_t record_size,
     return status;
 }
 
-/* Drops the open batch after a failure: neither database keeps any of it,
-   and the pack stops. */
+/* Drops the open batch's catalog rows after a failure; the store's thread
+   drops its LMDB half when it stops (imgpack__writer_close). */
 static void abort_batch(imgpack__writer *w) {
-    imgpack__store_abort(&w->store);
     imgpack__catalog_abort(&w->catalog);
     w->batch_open = 0;
 }
@@ -411,9 +414,13 @@ static imgpack_status count_run(imgpack__writer *w, imgpack__error *err) {
     return status;
 }
 
-/* Commits the open batch (begun empty if none is) to the catalog, then
-   LMDB. With `complete`, the same two transactions mark the pack
-   finished, so the last batch costs no extra commit. */
+/*
+ * Commits the open batch (begun empty if none is): the catalog, once the
+ * store's thread has committed the batch before, then hands the LMDB
+ * commit to the thread without waiting for it. With `complete`, the same
+ * two transactions mark the pack finished, so the last batch costs no
+ * extra commit.
+ */
 static imgpack_status commit_batch(imgpack__writer *w, int complete,
                                    imgpack__error *err) {
     imgpack__catalog *c = &w->catalog;
@@ -433,8 +440,10 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
                                            err)) ||
         (complete &&
          (status = imgpack__catalog_set_text(c, "state", "complete", err))) ||
+        (status = imgpack__store_thread_wait(&w->store_thread, err)) ||
         (status = imgpack__catalog_commit(c, err)) ||
-        (status = imgpack__store_commit(&w->store, meta, n_meta, err)))
+        (status = imgpack__store_thread_commit(&w->store_thread, meta, n_meta,
+                                               err)))
         abort_batch(w);
     else
         w->committed_positions = w->batch_end;
@@ -444,31 +453,31 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
 }
 
 imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err) {
-    return w->batch_open ? commit_batch(w, 0, err) : IMGPACK_OK;
+    imgpack_status status =
+        w->batch_open ? commit_batch(w, 0, err) : IMGPACK_OK;
+    return status ? status : imgpack__store_thread_wait(&w->store_thread, err);
 }
 
 /*
- * Puts a record into the batch's LMDB transaction, which copies it, and
- * frees the record's buffer at once: the workers' next records reuse it
- * while it is still mapped and warm, instead of the writer holding a
- * batch's worth until the commit. A record the transaction has no room for,
+ * Hands a record to the store's thread, which puts it into the batch's
+ * LMDB transaction (a copy) and frees its buffer at once, so the workers'
+ * next records reuse warm memory. A record the batch has no room for,
  * with the metadata the batch may end with after it, commits the batch
  * first.
  */
 static imgpack_status put_record(imgpack__writer *w, imgpack__result *r,
                                  imgpack__error *err) {
     imgpack_status status = IMGPACK_OK;
-    if (w->batch_open &&
-        !imgpack__store_fits(&w->store,
-                             imgpack__store_room(&w->store, r->value_size) +
-                                 batch_meta_room(w, w->packed + 1)))
-        status = imgpack__writer_flush(w, err);
+    size_t room = imgpack__store_room(&w->store, r->value_size);
+    if (w->batch_open && room + batch_meta_room(w, w->packed + 1) > w->room)
+        status = commit_batch(w, 0, err);
     if (!status && !w->batch_open)
         status = begin_batch(w, r->value_size, err);
-    if (!status)
-        status = imgpack__store_put(&w->store, w->packed, r->value,
-                                    r->value_size, err);
-    free(r->value);
+    if (status)
+        return status;
+    w->room -= room;
+    status = imgpack__store_thread_put(&w->store_thread, w->packed, r->value,
+                                       r->value_size, err);
     r->value = NULL;
     return status;
 }
@@ -543,6 +552,7 @@ imgpack_status imgpack__writer_finish(imgpack__writer *w,
                                       imgpack__error *err) {
     imgpack_status status;
     if (!(status = commit_batch(w, 1, err)) &&
+        !(status = imgpack__store_thread_wait(&w->store_thread, err)) &&
         !(status = imgpack__store_sync(&w->store, err)))
         status = imgpack__catalog_finish(&w->catalog, err);
     return status;
@@ -550,6 +560,7 @@ imgpack_status imgpack__writer_finish(imgpack__writer *w,
 
 void imgpack__writer_close(imgpack__writer *w) {
     abort_batch(w);
+    imgpack__store_thread_stop(&w->store_thread);
     imgpack__catalog_close(&w->catalog);
     imgpack__store_close(&w->store);
     free(w->labels);

@@ -2,12 +2,15 @@
  * The writer: takes results in source order and appends them to the store
  * and the catalog in batches. A batch is one LMDB and one SQLite
  * transaction, both begun with the batch's first result: a record goes
- * into LMDB as it arrives (and its buffer is freed), its catalog row into
- * SQLite. Per batch the catalog commits first, then LMDB: so the LMDB
+ * to the store's thread as it arrives (store_thread.h), its catalog row
+ * into SQLite. Per batch the catalog commits first, then LMDB: so the LMDB
  * store, authoritative for what was packed, is never ahead of the catalog
- * (docs/FORMAT.md, "Crash consistency").
+ * (docs/FORMAT.md, "Crash consistency"). The LMDB commit runs on the
+ * store's thread while the writer goes on with the next batch, whose
+ * catalog commit waits for it: the catalog is at most one batch ahead.
  *
- * Only the thread that runs the pack uses a writer.
+ * Only the thread that runs the pack uses a writer. After a failure, only
+ * imgpack__writer_close may follow.
  */
 #ifndef IMGPACK_SRC_WRITER_H
 #define IMGPACK_SRC_WRITER_H
@@ -18,6 +21,7 @@
 #include "catalog.h"
 #include "sources.h"
 #include "store.h"
+#include "store_thread.h"
 #include "transform.h"
 
 /*
@@ -52,9 +56,11 @@ typedef struct imgpack__writer_info {
 
 typedef struct imgpack__writer {
     imgpack__store store;
+    imgpack__store_thread store_thread; /* runs the store's batches */
     imgpack__catalog catalog;
     const imgpack__source *source;
     int batch_open; /* both transactions begun */
+    size_t room;    /* what the batch may still put (imgpack__store_room) */
     struct timespec batch_began;
     size_t batch_bytes;    /* of the records in the batch */
     uint64_t batch_end;    /* one past the batch's last source item */
@@ -95,7 +101,7 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
 imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
                                    imgpack__result *r, imgpack__error *err);
 
-/* Commits the current batch, if any. */
+/* Commits the current batch, if any, and waits until it is on disk. */
 imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err);
 
 /* Commits the last batch and marks the store complete. */
