@@ -134,12 +134,15 @@ def test_full_disk_is_a_clear_error_and_resume_finishes(tmp_path,
                                                         sample_pack,
                                                         open_store):
     out = tmp_path / "s"
+    # 40 MiB: the first batch (at most 32 MiB of the sample's 45 MB)
+    # commits and a later one cannot, so the resume goes on mid-pack.
     done = subprocess.run([IMGPACK, "pack", "--quiet", "--jobs", "2",
                            str(SAMPLE), str(out)], capture_output=True,
-                          text=True, preexec_fn=limit_file_size(12 << 20))
+                          text=True, preexec_fn=limit_file_size(40 << 20))
     assert done.returncode == 1, done.stderr
     assert "file size limit" in done.stderr, done.stderr
     assert "INCOMPLETE" in run_imgpack("info", out, check=0).stdout
+    assert 0 < committed(out) < 300
     pack(SAMPLE, out, "--resume")
     assert open_store(out).values() == open_store(sample_pack).values()
     assert catalog_rows(out) == catalog_rows(sample_pack)
