@@ -34,8 +34,9 @@
  * a second's work.
  *
  * 32 MiB bounds the writer's memory (LMDB holds a batch's pages until the
- * commit) and how long one commit's fsync blocks it (32 MiB at 1 GB/s is
- * 32 ms); it is 222 records of 224x224 RGB, 41,000 digits. One second
+ * commit, and the next batch waits beside it: store_thread.h) and how long
+ * one commit's fsync takes (32 MiB at 1 GB/s is 32 ms); it is 223 records
+ * of 224x224 RGB, 41,000 digits. One second
  * bounds what a crash can undo and how stale a reader beside the pack or a
  * resume finds the store, while keeping commits of slow or tiny records
  * to one a second. Batch boundaries decide nothing about the content: a
