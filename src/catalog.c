@@ -256,6 +256,11 @@ imgpack_status imgpack__catalog_commit(imgpack__catalog *c,
     return exec(c, "COMMIT", err);
 }
 
+void imgpack__catalog_abort(imgpack__catalog *c) {
+    if (c->db && !sqlite3_get_autocommit(c->db))
+        sqlite3_exec(c->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
 imgpack_status imgpack__catalog_add_image(imgpack__catalog *c,
                                           const imgpack__catalog_image *img,
                                           imgpack__error *err) {

@@ -70,6 +70,8 @@ imgpack_status imgpack__catalog_begin(imgpack__catalog *c,
                                       imgpack__error *err);
 imgpack_status imgpack__catalog_commit(imgpack__catalog *c,
                                        imgpack__error *err);
+/* Rolls back the open transaction, if any. */
+void imgpack__catalog_abort(imgpack__catalog *c);
 
 imgpack_status imgpack__catalog_add_image(imgpack__catalog *c,
                                           const imgpack__catalog_image *img,

@@ -516,8 +516,7 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
     imgpack__writer_info *info = &p->info;
     *info = (imgpack__writer_info){&p->settings,      NULL,
                                    opts->shard_index, opts->shard_count,
-                                   0,                 0,
-                                   p->jobs};
+                                   0,                 0};
     status = name_store(p, out_dir, opts);
     info->command = p->command;
     if (!status)

@@ -21,7 +21,7 @@
 
 typedef struct imgpack__queue {
     pthread_mutex_t lock;
-    pthread_cond_t can_claim; /* a slot was freed, or stop */
+    pthread_cond_t can_claim; /* half the ring is free, or stop */
     pthread_cond_t can_take;  /* the next result arrived, or stop */
     unsigned char *slots;     /* capacity slots of item_size bytes */
     bool *ready;              /* slot holds a completed result */

@@ -23,14 +23,16 @@
 #include "record.h"
 
 /*
- * What a batch may cost LMDB beyond whole pages for its values: the pages
- * the tree's rightmost path copies on write, new branch pages, the meta
- * and free-page databases. A batch's tree changes stay far below this.
+ * What a batch may cost LMDB beyond the room of its values: the pages the
+ * tree's rightmost path copies on write, the meta and free-page databases.
+ * Branch pages are in each value's room (store_room).
  */
 #define TREE_PAGES 64
 
-/* LMDB's header at the start of every page (PAGEHDRSZ in mdb.c). */
+/* LMDB's header at the start of every page and of every node (PAGEHDRSZ
+   and NODESIZE in mdb.c). */
 #define PAGE_HEADER 16
+#define NODE_HEADER 8
 
 imgpack_status imgpack__store_fail(imgpack__error *err, int rc,
                                    const char *dir, const char *what) {
@@ -280,36 +282,51 @@ static int grow_map(imgpack__store *s, size_t at_least) {
     return rc;
 }
 
-/* The most pages a value of `size` bytes can take: its overflow pages
-   (or its share of a leaf page), one for rounding and one for its node. */
-static size_t value_pages(const imgpack__store *s, size_t size) {
-    return size / (s->page_size - PAGE_HEADER) + 2;
+/*
+ * A node is its header, key, data (or the page number of its overflow
+ * pages) and a 2-byte slot; LMDB moves a node's data to overflow pages when
+ * the node exceeds its nodemax, about half a page. Appended leaves are at
+ * least half full, so a leaf value takes at most twice its node; the
+ * allowance of IMGPACK__STORE_MAX_KEY for a key of 8 bytes leaves each
+ * record enough over for its share of branch nodes.
+ */
+size_t imgpack__store_room(const imgpack__store *s, size_t size) {
+    size_t node = NODE_HEADER + IMGPACK__STORE_MAX_KEY + sizeof(uint64_t) + 2;
+    size_t nodemax = (((s->page_size - PAGE_HEADER) / 2) & ~(size_t)1) - 2;
+    if (node + size <= nodemax)
+        return 2 * (node + size);
+    /* Perhaps in overflow pages (a short key may keep it in a leaf, where
+       it takes less than the one page counted here). */
+    return ((size + PAGE_HEADER) / s->page_size + 1) * s->page_size + 2 * node;
 }
 
-imgpack_status imgpack__store_begin(imgpack__store *s, size_t bytes,
-                                    size_t values, imgpack__error *err) {
+size_t imgpack__store_meta_room(const imgpack__store *s, size_t size) {
+    /* The value, and the checksum beside it (meta_sum.h). */
+    return imgpack__store_room(s, size) +
+           imgpack__store_room(s, IMGPACK__META_SUM_DIGITS);
+}
+
+imgpack_status imgpack__store_begin(imgpack__store *s, size_t room,
+                                    imgpack__error *err) {
     MDB_envinfo info;
     int rc = mdb_env_info(s->env, &info);
-    /* Two pages a value, twice: a metadata value brings its checksum
-       (meta_sum.h), a few bytes that can still split a page. */
-    size_t room = value_pages(s, bytes) + 4 * values + TREE_PAGES;
-    size_t needed = (info.me_last_pgno + 1 + room) * s->page_size;
+    size_t pages = room / s->page_size + 1 + TREE_PAGES;
+    size_t needed = (info.me_last_pgno + 1 + pages) * s->page_size;
     if (rc == 0 && needed > s->map_size)
         rc = grow_map(s, needed);
     if (rc == 0)
         rc = mdb_txn_begin(s->env, NULL, 0, &s->txn);
     if (rc != 0) {
         s->txn = NULL;
-        return write_failure(s, rc, bytes, err);
+        return write_failure(s, rc, room, err);
     }
-    s->room_bytes = bytes;
-    s->room_values = values;
+    s->room = room;
     s->txn_bytes = 0;
     return IMGPACK_OK;
 }
 
-int imgpack__store_fits(const imgpack__store *s, size_t size) {
-    return s->room_values > 0 && size <= s->room_bytes;
+int imgpack__store_fits(const imgpack__store *s, size_t room) {
+    return room <= s->room;
 }
 
 /* Puts one value into the open batch, within the room it was begun with. */
@@ -317,13 +334,16 @@ static imgpack_status put(imgpack__store *s, MDB_dbi dbi, MDB_val *key,
                           const void *data, size_t size, unsigned flags,
                           imgpack__error *err) {
     MDB_val val = {size, (void *)data};
-    int rc = imgpack__store_fits(s, size)
+    size_t room = imgpack__store_room(s, size);
+    int rc = key->mv_size <= IMGPACK__STORE_MAX_KEY &&
+                     imgpack__store_fits(s, room)
                  ? mdb_put(s->txn, dbi, key, &val, flags)
                  : MDB_MAP_FULL;
     if (rc != 0) {
         imgpack__store_abort(s);
         /* The room is a bound on what LMDB can need, so a full map here
-           means the caller put more than it reserved. */
+           means the caller put more than it reserved (or a key longer
+           than the room allows for). */
         if (rc == MDB_MAP_FULL)
             return imgpack__error_set(err, IMGPACK_ERR_STORE,
                                       "%s: a batch outgrew the room reserved "
@@ -331,8 +351,7 @@ static imgpack_status put(imgpack__store *s, MDB_dbi dbi, MDB_val *key,
                                       s->dir);
         return write_failure(s, rc, size, err);
     }
-    s->room_bytes -= size;
-    s->room_values--;
+    s->room -= room;
     s->txn_bytes += size;
     return IMGPACK_OK;
 }
@@ -354,7 +373,8 @@ imgpack_status imgpack__store_commit(imgpack__store *s,
     for (size_t i = 0; i < n_meta && status == IMGPACK_OK; i++) {
         MDB_val key = {strlen(meta[i].key), (void *)meta[i].key};
         status = put(s, s->meta, &key, meta[i].value, meta[i].size, 0, err);
-        /* Within the room begin reserved for each value (see there). */
+        /* Within the room the caller asked begin for: its
+           imgpack__store_meta_room. */
         if (status == IMGPACK_OK &&
             (rc = imgpack__meta_sum_put(s->txn, s->meta, meta[i].key,
                                         meta[i].value, meta[i].size)) != 0) {
@@ -451,7 +471,9 @@ imgpack_status imgpack__store_add_checksums(imgpack__store *s,
     if (rc != 0) {
         status = imgpack__store_fail(err, rc, s->dir, "cannot read metadata");
     } else if (keys &&
-               !(status = imgpack__store_begin(s, 16 * n, n, err))) {
+               !(status = imgpack__store_begin(
+                   s, n * imgpack__store_room(s, IMGPACK__META_SUM_DIGITS),
+                   err))) {
         for (size_t i = 0; i < n && rc == 0; i++) {
             MDB_val k = {strlen(keys[i]), keys[i]};
             if ((rc = mdb_get(s->txn, s->meta, &k, &value)) == 0)
@@ -477,10 +499,10 @@ imgpack_status imgpack__store_add_checksums(imgpack__store *s,
 imgpack_status imgpack__store_set_meta(imgpack__store *s,
                                        const imgpack__meta_entry *meta,
                                        size_t n_meta, imgpack__error *err) {
-    size_t bytes = 0;
+    size_t room = 0;
     for (size_t i = 0; i < n_meta; i++)
-        bytes += meta[i].size;
-    imgpack_status status = imgpack__store_begin(s, bytes, n_meta, err);
+        room += imgpack__store_meta_room(s, meta[i].size);
+    imgpack_status status = imgpack__store_begin(s, room, err);
     return status ? status : imgpack__store_commit(s, meta, n_meta, err);
 }
 

@@ -31,11 +31,14 @@ typedef struct imgpack__store {
     size_t map_size;
     size_t page_size;
     char *dir;
-    MDB_txn *txn;       /* the batch begun, or NULL */
-    size_t room_bytes;  /* what the batch may still put */
-    size_t room_values;
-    size_t txn_bytes;   /* what it has put */
+    MDB_txn *txn;      /* the batch begun, or NULL */
+    size_t room;       /* what the batch may still put, as store_room counts */
+    size_t txn_bytes;  /* the bytes of the values it has put */
 } imgpack__store;
+
+/* The longest key a store holds: record keys are 8 bytes, metadata keys
+   short names. A key is part of what store_room bounds. */
+#define IMGPACK__STORE_MAX_KEY 64
 
 /* A metadata entry to set. */
 typedef struct imgpack__meta_entry {
@@ -83,15 +86,23 @@ imgpack_status imgpack__store_get_meta(imgpack__store *s, const char *key,
  * for each record in index order, then imgpack__store_commit with the
  * batch's metadata (or imgpack__store_abort). LMDB cannot grow its map
  * inside a transaction, and a record put is not kept for a retry, so begin
- * grows the map first: `values` values (records and metadata) of `bytes`
- * bytes in all then fit, whatever LMDB adds to them. On failure nothing of
- * the batch is stored and none is open.
+ * grows the map first, by `room`: the sum of imgpack__store_room over the
+ * records and of imgpack__store_meta_room over the metadata the batch may
+ * put. On failure nothing of the batch is stored and none is open.
  */
-imgpack_status imgpack__store_begin(imgpack__store *s, size_t bytes,
-                                    size_t values, imgpack__error *err);
+imgpack_status imgpack__store_begin(imgpack__store *s, size_t room,
+                                    imgpack__error *err);
 
-/* Whether one more value of `size` bytes fits the room of the open batch. */
-int imgpack__store_fits(const imgpack__store *s, size_t size);
+/* The most room a value of `size` bytes can take in a batch: its share of
+   leaf and branch pages, or its overflow pages and node. */
+size_t imgpack__store_room(const imgpack__store *s, size_t size);
+
+/* The same for a metadata value, which imgpack__store_commit stores with
+   its checksum (meta_sum.h). */
+size_t imgpack__store_meta_room(const imgpack__store *s, size_t size);
+
+/* Whether `room` more fits what the open batch has left. */
+int imgpack__store_fits(const imgpack__store *s, size_t room);
 
 /* Puts record `index` (one past the last one stored) into the open batch;
    LMDB copies it. Beyond the batch's room it fails and aborts the batch. */

@@ -192,14 +192,6 @@ static imgpack_status write_catalog_header(imgpack__writer *w,
     return imgpack__catalog_commit(c, err);
 }
 
-/* Results per batch for `jobs` workers (writer.h). */
-static uint32_t batch_limit(uint32_t jobs) {
-    uint64_t limit = (uint64_t)jobs * IMGPACK__BATCH_RESULTS_PER_JOB;
-    return limit < IMGPACK__BATCH_MIN_RESULTS   ? IMGPACK__BATCH_MIN_RESULTS
-           : limit > IMGPACK__BATCH_MAX_RESULTS ? IMGPACK__BATCH_MAX_RESULTS
-                                                : (uint32_t)limit;
-}
-
 imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
                                     const imgpack__source *source,
                                     const imgpack__writer_info *info,
@@ -208,7 +200,6 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
     char path[4096], created[32];
     memset(w, 0, sizeof *w);
     w->source = source;
-    w->batch_limit = batch_limit(info->jobs);
     w->catalog_digest_known = 1;
     utc_now(created);
     if ((status = imgpack__store_create(&w->store, out_dir, err)))
@@ -217,7 +208,9 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
     if ((status = imgpack__catalog_create(&w->catalog, path,
                                           shard_column(info), err)) ||
         (status = write_catalog_header(w, info, created, err)) ||
-        (status = write_store_header(w, info, created, err)))
+        (status = write_store_header(w, info, created, err)) ||
+        (status = imgpack__store_thread_start(&w->store_thread, &w->store,
+                                              err)))
         imgpack__writer_close(w);
     return status;
 }
@@ -324,7 +317,6 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
     uint64_t count;
     memset(w, 0, sizeof *w);
     w->source = source;
-    w->batch_limit = batch_limit(info->jobs);
     snprintf(path, sizeof path, "%s/catalog.db", out_dir);
     /* The environment's databases, then its header, are the first two LMDB
        commits: without either, the pack died while starting and nothing
@@ -356,10 +348,10 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
         (status = imgpack__store_payload_crcs(&w->store, count, w->crcs,
                                               err)) ||
         (status = imgpack__catalog_read_back(&w->catalog, count, w->labels,
-                                             &w->rejected, &w->bytes, err)))
+                                             &w->rejected, &w->bytes, err)) ||
+        (status = imgpack__store_thread_start(&w->store_thread, &w->store,
+                                              err)))
         goto out;
-    w->packed = count;
-    w->committed_positions = *next_position;
     /* Missing in a store packed before the digest existed: go on without
        one rather than refuse the resume. */
     w->catalog_digest_known =
@@ -367,6 +359,10 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
                                 sizeof w->catalog_digest, err) == IMGPACK_OK;
     if (!w->catalog_digest_known)
         imgpack__error_clear(err);
+    w->packed = count;
+    w->committed_positions = *next_position;
+    w->handed = w->durable = (imgpack__writer_counts){w->packed, w->rejected,
+                                                     w->bytes};
     /* A complete store has nothing left to pack: finishing it again is
        harmless and keeps one path for both cases. */
     if (strcmp(state, "complete") == 0)
@@ -396,51 +392,6 @@ imgpack_status imgpack__writer_discard_unstarted(const char *out_dir,
     return imgpack__store_remove(out_dir, err);
 }
 
-/* The catalog half of a batch: rows for every result, class counts, and
-   with `complete` the state that says the pack finished. */
-static imgpack_status catalog_batch(imgpack__writer *w, uint64_t first_index,
-                                    int complete, imgpack__error *err) {
-    imgpack__catalog *c = &w->catalog;
-    uint64_t index = first_index;
-    /* One count update per run of equal classes: sources in folder order
-       make that one or two per batch. */
-    uint32_t run_class = 0;
-    uint64_t run_length = 0;
-    imgpack_status status = imgpack__catalog_begin(c, err);
-    for (uint32_t i = 0; i < w->batch_count && status == IMGPACK_OK; i++) {
-        const imgpack__result *r = &w->batch[i];
-        const imgpack__source_item *item =
-            &w->source->items[w->batch_positions[i]];
-        if (r->status != IMGPACK_OK) {
-            status = imgpack__catalog_add_reject(c, w->batch_positions[i],
-                                                 item->path, item->class_id,
-                                                 r->reason, err);
-            continue;
-        }
-        imgpack__catalog_image row = {
-            index++,       item->class_id, item->path,    r->src_width,
-            r->src_height, r->src_bytes,   r->value_size, r->sha256};
-        status = imgpack__catalog_add_image(c, &row, err);
-        if (status == IMGPACK_OK && run_length > 0 &&
-            item->class_id != run_class) {
-            status = imgpack__catalog_count_images(c, run_class, run_length,
-                                                   err);
-            run_length = 0;
-        }
-        run_class = item->class_id;
-        run_length++;
-    }
-    if (status == IMGPACK_OK && run_length > 0)
-        status = imgpack__catalog_count_images(c, run_class, run_length, err);
-    if (status == IMGPACK_OK)
-        status = imgpack__catalog_set_int(c, "count", (int64_t)index, err);
-    if (status == IMGPACK_OK && complete)
-        status = imgpack__catalog_set_text(c, "state", "complete", err);
-    if (status == IMGPACK_OK)
-        return imgpack__catalog_commit(c, err);
-    return status;
-}
-
 /* Every record's label (or payload CRC) as little-endian u32s, for the
    "labels" ("payload_crcs") entry: a trainer gets all labels without
    touching a record. */
@@ -452,174 +403,263 @@ static uint8_t *u32_blob(const imgpack__writer *w, const uint32_t *values) {
     return blob;
 }
 
-/* Metadata entries a batch ends with (count, next_position,
-   catalog_digest; labels, payload_crcs and state when it completes the
-   pack), and a bound on their bytes. */
+/*
+ * The metadata a batch closes with, the one place it is made: count,
+ * next_position and the catalog digest, and with `complete` every label
+ * and payload CRC and the state that says the pack finished.
+ * BATCH_META_ENTRIES bounds the entries, batch_meta_room the room they
+ * take in the batch, checksums included; blobs[] are the blobs to free
+ * after the commit.
+ */
 #define BATCH_META_ENTRIES 6
-static size_t batch_meta_bytes(const imgpack__writer *w) {
-    return 8 * (w->packed + w->batch_limit) + 160;
+#define BATCH_META_VALUE 80 /* the longest value but the two blobs */
+
+static size_t batch_meta_room(const imgpack__writer *w, uint64_t packed) {
+    return 2 * imgpack__store_meta_room(&w->store, 4 * packed) +
+           (BATCH_META_ENTRIES - 2) *
+               imgpack__store_meta_room(&w->store, BATCH_META_VALUE);
 }
 
-/* The catalog digest after the batch's images rows, into `digest`. */
-static void advance_digest(const imgpack__writer *w, uint64_t first_index,
-                           char digest[IMGPACK_CATALOG_DIGEST_HEX]) {
-    uint64_t index = first_index;
-    memcpy(digest, w->catalog_digest, IMGPACK_CATALOG_DIGEST_HEX);
-    for (uint32_t i = 0; i < w->batch_count; i++) {
-        const imgpack__result *r = &w->batch[i];
-        const imgpack__source_item *item =
-            &w->source->items[w->batch_positions[i]];
-        if (r->status == IMGPACK_OK)
-            imgpack_catalog_digest_row(digest, index++, item->class_id,
-                                       item->path, strlen(item->path),
-                                       r->sha256);
+static imgpack_status batch_meta(const imgpack__writer *w, int complete,
+                                 imgpack__meta_entry meta[BATCH_META_ENTRIES],
+                                 text_meta numbers[2], size_t *n_meta,
+                                 uint8_t *blobs[2], imgpack__error *err) {
+    size_t n = 0;
+    meta[n++] = text_entry(&numbers[0], "count", w->packed);
+    meta[n++] = text_entry(&numbers[1], "next_position", w->batch_end);
+    if (w->catalog_digest_known)
+        meta[n++] = (imgpack__meta_entry){"catalog_digest", w->batch_digest,
+                                          IMGPACK_CATALOG_DIGEST_HEX - 1};
+    if (complete) {
+        if (!(blobs[0] = u32_blob(w, w->labels)) ||
+            !(blobs[1] = u32_blob(w, w->crcs)))
+            return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+        meta[n++] = (imgpack__meta_entry){"labels", blobs[0], w->packed * 4};
+        meta[n++] =
+            (imgpack__meta_entry){"payload_crcs", blobs[1], w->packed * 4};
+        meta[n++] = string_entry("state", "complete");
     }
+    *n_meta = n;
+    return IMGPACK_OK;
 }
 
-/* Begins the LMDB half of a batch, with room for a full batch, for one
-   record of `record_size` bytes if that is more, and for the metadata it
-   may end with. */
+/*
+ * Begins a batch: its catalog transaction, and its LMDB one with room for
+ * a batch's records, for one record of `record_size` bytes if that is
+ * more, and for the metadata it may end with. Small records take up to
+ * twice their bytes of room (store.h), so a batch of them still ends by
+ * its bytes; each put checks that the closing metadata, which grows with
+ * the labels, still fits after it.
+ */
 static imgpack_status begin_batch(imgpack__writer *w, size_t record_size,
                                   imgpack__error *err) {
-    size_t records = record_size > IMGPACK__BATCH_BYTES ? record_size
-                                                        : IMGPACK__BATCH_BYTES;
-    return imgpack__store_begin(&w->store, records + batch_meta_bytes(w),
-                                w->batch_limit + BATCH_META_ENTRIES, err);
+    size_t record = imgpack__store_room(&w->store, record_size);
+    size_t batch = 2 * IMGPACK__BATCH_BYTES;
+    size_t room =
+        (record > batch ? record : batch) + batch_meta_room(w, w->packed);
+    imgpack_status status = imgpack__catalog_begin(&w->catalog, err);
+    if (status == IMGPACK_OK &&
+        (status = imgpack__store_thread_begin(&w->store_thread, room, err)))
+        imgpack__catalog_abort(&w->catalog);
+    if (status == IMGPACK_OK) {
+        w->batch_open = 1;
+        w->room = room;
+        w->batch_bytes = 0;
+        w->batch_end = w->committed_positions;
+        w->run_length = 0;
+        memcpy(w->batch_digest, w->catalog_digest, sizeof w->batch_digest);
+        clock_gettime(CLOCK_MONOTONIC, &w->batch_began);
+    }
+    return status;
 }
 
-/* Commits the batch (possibly empty) to the catalog, then LMDB. With
-   `complete`, the same two transactions mark the pack finished, so the
-   last batch costs no extra commit. */
+/* Drops the open batch's catalog rows after a failure; the store's thread
+   drops its LMDB half when it stops (imgpack__writer_close). */
+static void abort_batch(imgpack__writer *w) {
+    imgpack__catalog_abort(&w->catalog);
+    w->batch_open = 0;
+}
+
+/* Counts the run of equal classes in the catalog. */
+static imgpack_status count_run(imgpack__writer *w, imgpack__error *err) {
+    imgpack_status status = IMGPACK_OK;
+    if (w->run_length > 0)
+        status = imgpack__catalog_count_images(&w->catalog, w->run_class,
+                                               w->run_length, err);
+    w->run_length = 0;
+    return status;
+}
+
+/* Waits for the store's thread to commit every batch handed to it: they
+   are then what LMDB holds. */
+static imgpack_status thread_wait(imgpack__writer *w, imgpack__error *err) {
+    imgpack_status status = imgpack__store_thread_wait(&w->store_thread, err);
+    if (status == IMGPACK_OK)
+        w->durable = w->handed;
+    return status;
+}
+
+/*
+ * Commits the open batch (begun empty if none is): the catalog, once the
+ * store's thread has committed the batch before, then hands the LMDB
+ * commit to the thread without waiting for it. With `complete`, the same
+ * two transactions mark the pack finished, so the last batch costs no
+ * extra commit.
+ */
 static imgpack_status commit_batch(imgpack__writer *w, int complete,
                                    imgpack__error *err) {
-    uint32_t n = 0;
-    imgpack_status status = IMGPACK_OK;
+    imgpack__catalog *c = &w->catalog;
+    imgpack__meta_entry meta[BATCH_META_ENTRIES];
     text_meta numbers[2];
-    uint8_t *labels = NULL, *crcs = NULL;
+    uint8_t *blobs[2] = {NULL, NULL};
+    size_t n_meta = 0;
+    imgpack_status status = IMGPACK_OK;
 
-    for (uint32_t i = 0; i < w->batch_count; i++)
-        n += w->batch[i].status == IMGPACK_OK;
-    /* writer_add counted the batch's records already. */
-    uint64_t first_index = w->packed - n;
-    uint64_t next_position =
-        w->batch_count ? w->batch_positions[w->batch_count - 1] + 1
-                       : w->committed_positions;
-    imgpack__meta_entry meta[BATCH_META_ENTRIES] = {
-        text_entry(&numbers[0], "count", first_index + n),
-        text_entry(&numbers[1], "next_position", next_position)};
-    size_t n_meta = 2;
-    char digest[IMGPACK_CATALOG_DIGEST_HEX];
-    if (w->catalog_digest_known) {
-        advance_digest(w, first_index, digest);
-        meta[n_meta++] = (imgpack__meta_entry){"catalog_digest", digest,
-                                               IMGPACK_CATALOG_DIGEST_HEX - 1};
-    }
-    if (complete) {
-        labels = u32_blob(w, w->labels);
-        crcs = u32_blob(w, w->crcs);
-        if (!labels || !crcs) {
-            status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
-            goto out;
-        }
-        meta[n_meta++] = (imgpack__meta_entry){"labels", labels, w->packed * 4};
-        meta[n_meta++] =
-            (imgpack__meta_entry){"payload_crcs", crcs, w->packed * 4};
-        meta[n_meta++] = string_entry("state", "complete");
-    }
-    if (!w->store.txn)
+    if (!w->batch_open)
         status = begin_batch(w, 0, err);
-    if (!status && !(status = catalog_batch(w, first_index, complete, err)) &&
-        !(status = imgpack__store_commit(&w->store, meta, n_meta, err))) {
-        for (uint32_t i = 0; i < w->batch_count; i++)
-            imgpack__result_clear(&w->batch[i]);
-        w->batch_count = 0;
-        w->batch_bytes = 0;
-        w->committed_positions = next_position;
-        if (w->catalog_digest_known)
-            memcpy(w->catalog_digest, digest, sizeof digest);
+    if (status ||
+        (status = batch_meta(w, complete, meta, numbers, &n_meta, blobs,
+                             err)) ||
+        (status = count_run(w, err)) ||
+        (status = imgpack__catalog_set_int(c, "count", (int64_t)w->packed,
+                                           err)) ||
+        (complete &&
+         (status = imgpack__catalog_set_text(c, "state", "complete", err))) ||
+        (status = thread_wait(w, err)) ||
+        (status = imgpack__catalog_commit(c, err)) ||
+        (status = imgpack__store_thread_commit(&w->store_thread, meta, n_meta,
+                                               err)))
+        abort_batch(w);
+    else {
+        w->committed_positions = w->batch_end;
+        memcpy(w->catalog_digest, w->batch_digest, sizeof w->catalog_digest);
+        w->handed = (imgpack__writer_counts){w->packed, w->rejected, w->bytes};
     }
-out:
-    free(labels);
-    free(crcs);
+    w->batch_open = 0;
+    free(blobs[0]);
+    free(blobs[1]);
     return status;
 }
 
 void imgpack__writer_committed(const imgpack__writer *w, uint64_t *packed,
                                uint64_t *rejected, uint64_t *bytes) {
-    uint32_t batch_packed = 0;
-    for (uint32_t i = 0; i < w->batch_count; i++)
-        batch_packed += w->batch[i].status == IMGPACK_OK;
-    *packed = w->packed - batch_packed;
-    *rejected = w->rejected - (w->batch_count - batch_packed);
-    *bytes = w->bytes - w->batch_bytes;
+    *packed = w->durable.packed;
+    *rejected = w->durable.rejected;
+    *bytes = w->durable.bytes;
 }
 
 imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err) {
-    return w->batch_count ? commit_batch(w, 0, err) : IMGPACK_OK;
+    imgpack_status status =
+        w->batch_open ? commit_batch(w, 0, err) : IMGPACK_OK;
+    return status ? status : thread_wait(w, err);
 }
 
 /*
- * Puts a record into the batch's LMDB transaction, which copies it, and
- * frees the record's buffer at once: the workers' next records reuse it
- * while it is still mapped and warm, instead of the writer holding a
- * batch's worth until the commit. A record the transaction has no room for,
+ * Hands a record to the store's thread, which puts it into the batch's
+ * LMDB transaction (a copy) and frees its buffer at once, so the workers'
+ * next records reuse warm memory. A record the batch has no room for,
  * with the metadata the batch may end with after it, commits the batch
  * first.
  */
 static imgpack_status put_record(imgpack__writer *w, imgpack__result *r,
                                  imgpack__error *err) {
     imgpack_status status = IMGPACK_OK;
-    if (w->store.txn &&
-        !imgpack__store_fits(&w->store, r->value_size + batch_meta_bytes(w)))
-        status = imgpack__writer_flush(w, err);
-    if (!status && !w->store.txn)
+    size_t room = imgpack__store_room(&w->store, r->value_size);
+    if (w->batch_open && room + batch_meta_room(w, w->packed + 1) > w->room)
+        status = commit_batch(w, 0, err);
+    if (!status && !w->batch_open)
         status = begin_batch(w, r->value_size, err);
-    if (!status)
-        status = imgpack__store_put(&w->store, w->packed, r->value,
-                                    r->value_size, err);
-    free(r->value);
+    if (status)
+        return status;
+    w->room -= room;
+    status = imgpack__store_thread_put(&w->store_thread, w->packed, r->value,
+                                       r->value_size, err);
     r->value = NULL;
     return status;
 }
 
-imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
-                                   imgpack__result *r, imgpack__error *err) {
+/* The catalog row of a packed result, which becomes record w->packed. */
+static imgpack_status catalog_image(imgpack__writer *w, uint64_t position,
+                                    const imgpack__result *r,
+                                    imgpack__error *err) {
+    const imgpack__source_item *item = &w->source->items[position];
+    imgpack__catalog_image row = {
+        w->packed,     item->class_id, item->path,    r->src_width,
+        r->src_height, r->src_bytes,   r->value_size, r->sha256};
+    imgpack_status status = imgpack__catalog_add_image(&w->catalog, &row, err);
+    if (w->catalog_digest_known)
+        imgpack_catalog_digest_row(w->batch_digest, w->packed, item->class_id,
+                                   item->path, strlen(item->path), r->sha256);
+    if (status == IMGPACK_OK && item->class_id != w->run_class)
+        status = count_run(w, err);
+    w->run_class = item->class_id;
+    w->run_length++;
+    return status;
+}
+
+static imgpack_status add_result(imgpack__writer *w, uint64_t position,
+                                 imgpack__result *r, imgpack__error *err) {
+    const imgpack__source_item *item = &w->source->items[position];
     imgpack_status status;
-    if (r->status == IMGPACK_OK) {
-        if ((status = remember_record(
-                 w, w->source->items[position].class_id, r, err)) ||
-            (status = put_record(w, r, err))) {
-            imgpack__result_clear(r);
+    if (r->status != IMGPACK_OK) {
+        if (!w->batch_open && (status = begin_batch(w, 0, err)))
             return status;
-        }
+        if ((status = imgpack__catalog_add_reject(&w->catalog, position,
+                                                  item->path, item->class_id,
+                                                  r->reason, err)))
+            return status;
+        w->rejected++;
+    } else {
+        if ((status = remember_record(w, item->class_id, r, err)) ||
+            (status = put_record(w, r, err)) ||
+            (status = catalog_image(w, position, r, err)))
+            return status;
         w->packed++;
         w->bytes += r->value_size;
-    } else {
-        w->rejected++;
+        w->batch_bytes += r->value_size;
     }
-    w->batch[w->batch_count] = *r;
-    w->batch_positions[w->batch_count] = position;
-    w->batch_count++;
-    w->batch_bytes += r->value_size;
-    if (w->batch_count == w->batch_limit ||
-        w->batch_bytes >= IMGPACK__BATCH_BYTES)
-        return imgpack__writer_flush(w, err);
+    w->batch_end = position + 1;
     return IMGPACK_OK;
+}
+
+/* Whether the open batch holds enough, or has been open long enough, to
+   commit (writer.h). */
+static int batch_is_due(const imgpack__writer *w) {
+    struct timespec now;
+    if (!w->batch_open)
+        return 0;
+    if (w->batch_bytes >= IMGPACK__BATCH_BYTES)
+        return 1;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)(now.tv_sec - w->batch_began.tv_sec) +
+               (double)(now.tv_nsec - w->batch_began.tv_nsec) / 1e9 >=
+           IMGPACK__BATCH_SECONDS;
+}
+
+imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
+                                   imgpack__result *r, imgpack__error *err) {
+    imgpack_status status = add_result(w, position, r, err);
+    imgpack__result_clear(r);
+    if (status != IMGPACK_OK)
+        abort_batch(w);
+    else if (batch_is_due(w))
+        status = commit_batch(w, 0, err);
+    return status;
 }
 
 imgpack_status imgpack__writer_finish(imgpack__writer *w,
                                       imgpack__error *err) {
     imgpack_status status;
     if (!(status = commit_batch(w, 1, err)) &&
+        !(status = thread_wait(w, err)) &&
         !(status = imgpack__store_sync(&w->store, err)))
         status = imgpack__catalog_finish(&w->catalog, err);
     return status;
 }
 
 void imgpack__writer_close(imgpack__writer *w) {
-    for (uint32_t i = 0; i < w->batch_count; i++)
-        imgpack__result_clear(&w->batch[i]);
-    w->batch_count = 0;
+    abort_batch(w);
+    imgpack__store_thread_stop(&w->store_thread);
     imgpack__catalog_close(&w->catalog);
     imgpack__store_close(&w->store);
     free(w->labels);

@@ -26,8 +26,9 @@
  * torchvision's ImageFolder(root).samples, rejected files left out.
  *
  * Memory: at most a queue window of records is held at once, plus LMDB's
- * copy of one batch (8 records per job, 16 to 128) and one source file and
- * one decoded image per job; see imgpack_pack_options_set_jobs.
+ * copy of one batch and the next one waiting while it commits (at most
+ * 32 MiB of records each), and one source file and one decoded image per
+ * job; see imgpack_pack_options_set_jobs.
  */
 #ifndef IMGPACK_PACK_H
 #define IMGPACK_PACK_H

@@ -70,10 +70,24 @@ def test_sigkill_at_random_moments_then_resume(tmp_path, sample_pack,
     assert catalog_rows(out) == catalog_rows(sample_pack)
 
 
+def repeated_sample(root, copies):
+    """The sample's ImageFolder tree with every image `copies` times
+    (symlinks), so that a pack runs on well past its first batch."""
+    for cls in sorted(os.listdir(SAMPLE)):
+        (root / cls).mkdir(parents=True)
+        for name in sorted(os.listdir(SAMPLE / cls)):
+            for k in range(copies):
+                (root / cls / f"{k}_{name}").symlink_to(SAMPLE / cls / name)
+    return root
+
+
 def test_incomplete_store_is_refused_by_readers_and_flagged_by_info(
         tmp_path):
     out = tmp_path / "s"
-    proc = start_pack(SAMPLE, out, "--jobs", "1")
+    # A batch is up to 32 MiB (223 of these records): three times the
+    # sample leaves a second's packing after the first commit to kill in.
+    src = repeated_sample(tmp_path / "src", 3)
+    proc = start_pack(src, out, "--jobs", "1")
     deadline = time.time() + 60
     while time.time() < deadline and committed(out) == 0:
         time.sleep(0.02)
@@ -88,7 +102,7 @@ def test_incomplete_store_is_refused_by_readers_and_flagged_by_info(
     except imgpack.ImgpackError as error:
         assert error.name == "ERR_INCOMPLETE"
     with imgpack.Reader(str(out), incomplete=True) as reader:
-        assert 0 < len(reader) < 300
+        assert 0 < len(reader) < 900
 
 
 def test_resume_refuses_other_options_and_other_sources(tmp_path):
@@ -198,12 +212,15 @@ def test_full_disk_is_a_clear_error_and_resume_finishes(tmp_path,
                                                         sample_pack,
                                                         open_store):
     out = tmp_path / "s"
+    # 40 MiB: the first batch (at most 32 MiB of the sample's 45 MB)
+    # commits and a later one cannot, so the resume goes on mid-pack.
     done = subprocess.run([IMGPACK, "pack", "--quiet", "--jobs", "2",
                            str(SAMPLE), str(out)], capture_output=True,
-                          text=True, preexec_fn=limit_file_size(12 << 20))
+                          text=True, preexec_fn=limit_file_size(40 << 20))
     assert done.returncode == 1, done.stderr
     assert "file size limit" in done.stderr, done.stderr
     assert "INCOMPLETE" in run_imgpack("info", out, check=0).stdout
+    assert 0 < committed(out) < 300
     pack(SAMPLE, out, "--resume")
     assert open_store(out).values() == open_store(sample_pack).values()
     assert catalog_rows(out) == catalog_rows(sample_pack)
