@@ -107,13 +107,18 @@ static void make_source(imgpack__source *src, size_t n) {
     src->num_items = n;
 }
 
-/* A record as a worker hands it over: its own buffer, filled. */
+/* A record as a worker hands it over: its own buffer, filled,
+   behind a header the writer accepts (a jpeg payload of any size). */
 static uint8_t *make_record(const uint8_t *model, size_t size, size_t i) {
     uint8_t *value = malloc(size);
     if (!value)
         fail("out of memory", NULL);
     memcpy(value, model, size);
     memcpy(value + size - sizeof i, &i, sizeof i);
+    imgpack__record_header h = {IMGPACK_FORMAT_JPEG, 3, 1, 1, 0,
+                                (uint32_t)(size - IMGPACK__RECORD_HEADER_SIZE),
+                                0};
+    imgpack__record_header_write(value, &h);
     return value;
 }
 
@@ -260,9 +265,14 @@ int main(int argc, char **argv) {
     if (argc > 4)
         for (n_sizes = 0; n_sizes + 4 < argc && n_sizes < MAX_SIZES; n_sizes++)
             sizes[n_sizes] = strtoull(argv[n_sizes + 4], NULL, 10);
-    if (rounds < 1 || rounds > MAX_ROUNDS || mb <= 0) {
+    int sizes_ok = 1;
+    for (int k = 0; k < n_sizes; k++)
+        sizes_ok &= sizes[k] >= IMGPACK__RECORD_HEADER_SIZE + sizeof(size_t);
+    if (rounds < 1 || rounds > MAX_ROUNDS || mb <= 0 || !sizes_ok) {
         fprintf(stderr, "usage: bench_store [DIR [ROUNDS [MB_PER_SIZE "
-                        "[RECORD_BYTES...]]]]\n");
+                        "[RECORD_BYTES...]]]]\n"
+                        "  (a record holds at least %zu bytes)\n",
+                IMGPACK__RECORD_HEADER_SIZE + sizeof(size_t));
         return 2;
     }
     /* As the imgpack command tunes the allocator (tools/imgpack.c). */
