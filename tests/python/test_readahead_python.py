@@ -153,14 +153,20 @@ def test_prefetch_reads_ahead_within_its_limit(stores, tmp_path):
             time.sleep(0.05)
         assert 9 * per_record <= grown <= 12 * per_record, grown
 
+        # Records 100..159 lie end to end (8.7 MB), more than Linux reads
+        # for one madvise call on a disk with an 8 MiB read-ahead window:
+        # asked for in one piece, 172 of their pages (4.6 records) were
+        # missing. Pages the reader's open brought in with the B-tree's
+        # (the file system reads whole folios around them) were in `base`
+        # already and do not count, hence 108 of 110.
         r.set_prefetch_limit(imgpack.reader.PREFETCH_DEFAULT_LIMIT)
         r.prefetch(np.arange(100, 200))
         for _ in range(100):
             grown = resident_pages(data) - base
-            if grown >= 105 * per_record:
+            if grown >= 108 * per_record:
                 break
             time.sleep(0.05)
-        assert grown >= 105 * per_record, grown
+        assert grown >= 108 * per_record, grown
 
         with pytest.raises(imgpack.ImgpackError, match="ERR_RANGE"):
             r.prefetch([5, len(r)])
