@@ -16,8 +16,12 @@ warm.
    float32 NCHW, batch 256, 2 threads. Issue 12's floor: first epoch >=
    0.8 x later ones. Then the same with the store's map faulted in
    before the first epoch ("(map)": every record read once through the
-   Loader's reader), which leaves the output buffers as the only thing
-   new in the first epoch. Rounds alternate the four cases.
+   Loader's reader, which also runs the first-read checks), which leaves
+   the output buffers as the only thing new in the first epoch. And with
+   verify=False ("(noverify)"): the
+   default checks each record's payload CRC on its first read in a
+   process (docs/FORMAT.md), which is work only the first epoch does.
+   Rounds alternate the six cases.
 2. Prefetch: float32 batches (1 thread) with a time.sleep standing in
    for a training step 1.5 x as long as a batch; the time the loop still
    waits for each batch, as a fraction of a batch's time, with prefetch 0
@@ -44,7 +48,8 @@ def faults():
     return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 store, dtype, layout, touch = sys.argv[1:5]
 began = time.perf_counter()
-loader = imgpack.Loader(store, 256, dtype=dtype, layout=layout, threads=2)
+loader = imgpack.Loader(store, 256, dtype=dtype, layout=layout, threads=2,
+                        verify=touch != "noverify")
 made = time.perf_counter() - began
 if touch == "map":
     # Fault the store's map in first (each record read once through the
@@ -90,7 +95,7 @@ def warm(store):
 
 def first_epoch(store, rounds):
     env = dict(os.environ, PYTHONPATH=str(REPO / "python"))
-    cases = [(dtype, layout, touch) for touch in ("-", "map")
+    cases = [(dtype, layout, touch) for touch in ("-", "map", "noverify")
              for dtype, layout in (("uint8", "NHWC"), ("float32", "NCHW"))]
     results = {case: [] for case in cases}
     for _ in range(rounds):
@@ -117,7 +122,7 @@ def first_epoch(store, rounds):
             statistics.median(r["faults"][0] for r in runs),
             statistics.median(statistics.median(r["faults"][1:])
                               for r in runs))
-        name = dtype + (" (map)" if touch == "map" else "")
+        name = dtype + ("" if touch == "-" else " (%s)" % touch)
         print("%-14s %9.3fs %12.0f %12.0f %9.2fx %13.2fx %14s" % (
             name, construct, n / first, n / later, later / first,
             later / with_construct, faults))
