@@ -2,11 +2,11 @@
 # rules list (cmake/install.cmake), for Debian 12 and its derivatives.
 # Depends is computed by dpkg-shlibdeps (package dpkg-dev) from the
 # libraries the binaries link: libc6, libjpeg62-turbo, liblmdb0,
-# libnettle8, libpng16-16, libsqlite3-0, libwebp7, zlib1g. libarchive13 is
-# only loaded when an archive is packed (src/libarchive.h), so it is
-# recommended, which apt installs by default, not required: the reader and
-# every other source work without it. Included from CMakeLists.txt when
-# imgpack is the top-level project.
+# libnettle8, libpng16-16, libsqlite3-0, libwebp7, zlib1g, libdeflate0.
+# libarchive13 is only loaded when an archive is packed (src/libarchive.h),
+# so it is recommended, which apt installs by default, not required: the
+# reader and every other source work without it. Included from
+# CMakeLists.txt when imgpack is the top-level project.
 set(IMGPACK_PACKAGE_CONTACT "imgpack maintainers <imgpack@invalid>"
     CACHE STRING "Maintainer field of the .deb")
 

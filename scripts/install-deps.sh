@@ -6,7 +6,7 @@ set -euo pipefail
 
 packages=(cmake make gcc pkg-config liblmdb-dev libjpeg62-turbo-dev
           libpng-dev libwebp-dev libsqlite3-dev sqlite3 nettle-dev zlib1g-dev
-          libarchive-dev)
+          libarchive-dev libdeflate-dev)
 if [[ "${1:-}" == "--test" ]]; then
     # Debian's Python packages are the references the tests compare with:
     # Pillow and torchvision for pixels, python-lmdb for the file format.

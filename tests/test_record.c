@@ -20,9 +20,10 @@ static void make_record(uint8_t *value, uint32_t label) {
     imgpack__record_header_write(value, &h);
 }
 
-/* imgpack__crc32 folds with carry-less multiplies where the CPU has them:
-   it must give zlib's value for any length (short ones, the folding's
-   64-byte start, tails of 1 to 15 bytes) from any address. */
+/* imgpack__crc32 is libdeflate's, which folds with carry-less multiplies
+   where the CPU has them: it must give zlib's value, the one docs/FORMAT.md
+   names, for any length (short ones, where the folding starts, tails of 1
+   to 15 bytes) from any address. */
 static void test_crc_matches_zlib(void) {
     enum { LARGE = (1 << 20) + 5 };
     uint8_t *data = malloc(LARGE + 16);
