@@ -18,11 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archive_stream.h"
 #include "checksums.h"
 #include "error.h"
 #include "pool.h"
 #include "queue.h"
+#include "resize.h"
 #include "sources.h"
 #include "transform.h"
 #include "writer.h"
@@ -251,44 +251,21 @@ imgpack_status imgpack_format_parse(const char *name, int32_t *format) {
     return IMGPACK_ERR_INVALID_ARG;
 }
 
-/* Lists the source by its kind: a folder (or the files a list names), an
-   MNIST-style IDX or CSV file; then settles what depends on the kind. */
+/* Lists the source (sources.h picks its kind); then settles what depends
+   on whether its items are gray digits. */
 static imgpack_status scan_source(imgpack_packer *p, const char *src,
                                   const imgpack_pack_options *opts) {
     imgpack__source *s = &p->source;
-    struct stat st;
-    imgpack_status status;
-    if (stat(src, &st) != 0)
-        return imgpack__error_set(&p->error, imgpack__status_from_errno(errno),
-                                  "%s: %s", src, strerror(errno));
-    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
-        status = imgpack__error_set(&p->error, IMGPACK_ERR_INVALID_ARG,
-                                    "%s: neither a directory nor a regular "
-                                    "file",
-                                    src);
-    else if (S_ISDIR(st.st_mode))
-        status = opts->list ? imgpack__source_scan_list(src, opts->list,
-                                                        opts->sort_list, s,
-                                                        &p->error)
-                            : imgpack__source_scan_folder(src, s, &p->error);
-    else if (imgpack__is_archive_name(src))
-        status = imgpack__source_scan_archive(src, s, &p->error);
-    else if (strstr(src, "idx3-ubyte"))
-        status = imgpack__source_scan_idx(src, opts->labels, s, &p->error);
-    else if (imgpack__ends_with(src, ".csv") ||
-             imgpack__ends_with(src, ".csv.gz"))
-        status = imgpack__source_scan_pixel_csv(src, s, &p->error);
-    else
-        status = imgpack__error_set(&p->error, IMGPACK_ERR_INVALID_ARG,
-                                    "%s: not a directory, an IDX images file "
-                                    "(*-images-idx3-ubyte[.gz]) or an MNIST "
-                                    "CSV (*.csv)",
-                                    src);
+    imgpack__source_request request = {.path = src,
+                                       .list = opts->list,
+                                       .sort_list = opts->sort_list,
+                                       .labels = opts->labels};
+    imgpack_status status = imgpack__source_open(&request, s, &p->error);
     if (status == IMGPACK_OK && opts->class_names)
         status = imgpack__source_name_classes(s, opts->class_names, &p->error);
     if (status != IMGPACK_OK)
         return status;
-    int gray = s->kind == IMGPACK__SOURCE_PIXELS;
+    int gray = s->ops->gray;
     p->settings.channels = opts->channels ? opts->channels : gray ? 1 : 3;
     if (!gray && p->settings.channels != 3)
         return imgpack__error_set(&p->error, IMGPACK_ERR_INVALID_ARG,
@@ -301,6 +278,20 @@ static imgpack_status scan_source(imgpack_packer *p, const char *src,
     if (gray && !opts->crop_set)
         p->settings.crop = 0;
     return IMGPACK_OK;
+}
+
+/* The size every record will have, for the store's metadata: cropped
+   ones, or ones resized from items that share a size (gray digit sets);
+   else 0 by 0, they vary. */
+static void record_size(imgpack_packer *p) {
+    imgpack__geometry g = {0};
+    if (p->settings.crop > 0)
+        g.out_width = g.out_height = p->settings.crop;
+    else if (p->source.width > 0)
+        imgpack__geometry_plan(p->source.width, p->source.height,
+                               p->settings.resize, 0, &g);
+    p->info.width = g.out_width;
+    p->info.height = g.out_height;
 }
 
 /* Shard k of n holds items [k*m/n, (k+1)*m/n) of the m listed: contiguous
@@ -514,9 +505,9 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                                                  : (uint32_t)cores;
     }
     imgpack__writer_info *info = &p->info;
-    *info = (imgpack__writer_info){&p->settings,      NULL,
-                                   opts->shard_index, opts->shard_count,
-                                   0,                 0};
+    *info = (imgpack__writer_info){.settings = &p->settings,
+                                   .shard_index = opts->shard_index,
+                                   .shard_count = opts->shard_count};
     status = name_store(p, out_dir, opts);
     info->command = p->command;
     if (!status)
@@ -529,6 +520,8 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
         status = imgpack__verify_checksums(opts->checksums, &p->error);
     if (!status)
         status = scan_source(p, src_dir, opts);
+    if (!status)
+        record_size(p);
     if (!status && opts->classes_from)
         status = imgpack__source_use_classes(&p->source, opts->classes_from,
                                              &p->error);
@@ -662,17 +655,13 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
                             sizeof(imgpack__result)) != 0)
         return imgpack__error_set(&p->error, IMGPACK_ERR_NOMEM,
                                   "out of memory");
-    if (p->source.kind == IMGPACK__SOURCE_STREAM &&
-        (status = imgpack__archive_stream_start(&p->source.stream, &p->source,
-                                                p->start, p->end,
-                                                IMGPACK__STREAM_MAX_HELD,
-                                                &p->error))) {
-        imgpack__archive_stream_stop(p->source.stream, &p->error);
+    if ((status = imgpack__source_start(&p->source, p->start, p->end,
+                                        &p->error))) {
         imgpack__queue_destroy(&queue);
         return status;
     }
     if ((status = imgpack__pool_start(&pool, p->jobs, &queue, &job))) {
-        imgpack__archive_stream_stop(p->source.stream, &p->error);
+        imgpack__source_stop(&p->source, &p->error);
         imgpack__queue_destroy(&queue);
         return imgpack__error_set(&p->error, status,
                                   "cannot start the worker threads");
@@ -687,15 +676,12 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
     /* Workers wait for room in the queue: release them before joining. */
     imgpack__queue_stop(&queue);
     joined = imgpack__pool_join(&pool);
-    if (p->source.stream) {
-        imgpack__error streaming;
-        imgpack__error_clear(&streaming);
-        imgpack__archive_stream_stop(p->source.stream, &streaming);
-        p->source.stream = NULL;
-        if (status == IMGPACK_OK && streaming.code != IMGPACK_OK)
-            status = imgpack__error_set(&p->error, streaming.code, "%s",
-                                        streaming.message);
-    }
+    imgpack__error reading;
+    imgpack__error_clear(&reading);
+    imgpack__source_stop(&p->source, &reading);
+    if (status == IMGPACK_OK && reading.code != IMGPACK_OK)
+        status = imgpack__error_set(&p->error, reading.code, "%s",
+                                    reading.message);
     for (void *left; (left = imgpack__queue_drain(&queue)) != NULL;)
         imgpack__result_clear(left);
     imgpack__queue_destroy(&queue);

@@ -1,5 +1,8 @@
 /*
- * Listing an ImageFolder tree the way torchvision does.
+ * The folder kind of source, and what every kind shares (the open that
+ * picks one, items, class tables, the listing's digest, reading files).
+ *
+ * An ImageFolder tree is listed the way torchvision does it.
  *
  * torchvision's order: classes are the first-level directories (symlinks
  * followed) sorted by name; within a class, `sorted(os.walk(dir,
@@ -16,6 +19,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -271,9 +275,13 @@ static void count_loose_files(const char *root, DIR *d, imgpack__source *src) {
             src->skipped++;
 }
 
-imgpack_status imgpack__source_scan_folder(const char *root,
-                                           imgpack__source *src,
-                                           imgpack__error *err) {
+static int claims_folder(const imgpack__source_request *request) {
+    return request->is_dir && !request->list;
+}
+
+static imgpack_status open_folder(const imgpack__source_request *request,
+                                  imgpack__source *src, imgpack__error *err) {
+    const char *root = request->path;
     imgpack_status status = IMGPACK_OK;
     walk_state w = {.root = root, .src = src, .err = err};
     string_list classes = {0};
@@ -281,6 +289,7 @@ imgpack_status imgpack__source_scan_folder(const char *root,
     DIR *d;
 
     memset(src, 0, sizeof *src);
+    src->ops = &imgpack__source_folder;
     d = opendir(root);
     if (!d || stat(root, &w.ancestors[0]) != 0) {
         if (d)
@@ -328,6 +337,129 @@ out:
     if (status != IMGPACK_OK)
         imgpack__source_free(src);
     return status;
+}
+
+int imgpack__grow_buffer(uint8_t **buffer, size_t *capacity, size_t size) {
+    if (size <= *capacity)
+        return 0;
+    uint8_t *bigger = realloc(*buffer, size);
+    if (!bigger)
+        return -1;
+    *buffer = bigger;
+    *capacity = size;
+    return 0;
+}
+
+void imgpack__item_buffer_free(imgpack__item_buffer *buffer) {
+    free(buffer->bytes);
+    free(buffer->path);
+    memset(buffer, 0, sizeof *buffer);
+}
+
+/* Reads the whole file into buffer->bytes. O_NONBLOCK so that a FIFO
+   named like an image cannot stall a worker; it is then refused as not a
+   file. */
+imgpack_status imgpack__source_read_file(const imgpack__source *src,
+                                         size_t index,
+                                         imgpack__item_buffer *buffer,
+                                         imgpack__item_data *out,
+                                         char reason[IMGPACK__REASON_SIZE]) {
+    imgpack_status status = IMGPACK_OK;
+    const char *relative = src->items[index].path;
+    struct stat st;
+    size_t length = strlen(src->root) + strlen(relative) + 2;
+    if (imgpack__grow_buffer((uint8_t **)&buffer->path, &buffer->path_capacity,
+                             length) != 0) {
+        snprintf(reason, IMGPACK__REASON_SIZE, "out of memory");
+        return IMGPACK_ERR_NOMEM;
+    }
+    snprintf(buffer->path, length, "%s/%s", src->root, relative);
+    int fd = open(buffer->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        int error = errno;
+        snprintf(reason, IMGPACK__REASON_SIZE, "cannot open: %s",
+                 strerror(error));
+        return imgpack__status_from_errno(error);
+    }
+    if (fstat(fd, &st) != 0) {
+        snprintf(reason, IMGPACK__REASON_SIZE, "cannot stat: %s",
+                 strerror(errno));
+        status = IMGPACK_ERR_IO;
+    } else if (!S_ISREG(st.st_mode)) {
+        snprintf(reason, IMGPACK__REASON_SIZE, "not a regular file");
+        status = IMGPACK_ERR_UNSUPPORTED;
+    } else if ((uint64_t)st.st_size > IMGPACK__MAX_FILE_BYTES) {
+        snprintf(reason, IMGPACK__REASON_SIZE,
+                 "file is larger than the 1 GiB limit");
+        status = IMGPACK_ERR_TOO_LARGE;
+    } else if (imgpack__grow_buffer(&buffer->bytes, &buffer->capacity,
+                                    (size_t)st.st_size + 1) != 0) {
+        snprintf(reason, IMGPACK__REASON_SIZE, "out of memory");
+        status = IMGPACK_ERR_NOMEM;
+    }
+    size_t done = 0;
+    while (status == IMGPACK_OK && done < (size_t)st.st_size) {
+        ssize_t n = read(fd, buffer->bytes + done, (size_t)st.st_size - done);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(reason, IMGPACK__REASON_SIZE, "read error: %s",
+                     n < 0 ? strerror(errno) : "file shrank");
+            status = IMGPACK_ERR_IO;
+        } else {
+            done += (size_t)n;
+        }
+    }
+    close(fd);
+    out->data = buffer->bytes;
+    out->size = status == IMGPACK_OK ? done : 0;
+    return status;
+}
+
+const imgpack__source_ops imgpack__source_folder = {
+    .claims = claims_folder,
+    .open = open_folder,
+    .read = imgpack__source_read_file,
+};
+
+imgpack_status imgpack__source_open(imgpack__source_request *request,
+                                    imgpack__source *src,
+                                    imgpack__error *err) {
+    /* In the order they are tried: --list makes a directory a list's root. */
+    static const imgpack__source_ops *const kinds[] = {
+        &imgpack__source_list, &imgpack__source_folder, &imgpack__source_tar,
+        &imgpack__source_idx,  &imgpack__source_csv,
+    };
+    const char *path = request->path;
+    struct stat st;
+    if (stat(path, &st) != 0)
+        return imgpack__error_set(err, imgpack__status_from_errno(errno),
+                                  "%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+        return imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                                  "%s: neither a directory nor a regular "
+                                  "file",
+                                  path);
+    request->is_dir = S_ISDIR(st.st_mode);
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
+        if (kinds[k]->claims(request))
+            return kinds[k]->open(request, src, err);
+    return imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                              "%s: not a directory, an IDX images file "
+                              "(*-images-idx3-ubyte[.gz]) or an MNIST "
+                              "CSV (*.csv)",
+                              path);
+}
+
+imgpack_status imgpack__source_start(imgpack__source *src, uint64_t first,
+                                     uint64_t end, imgpack__error *err) {
+    return src->ops->start ? src->ops->start(src, first, end, err)
+                           : IMGPACK_OK;
+}
+
+void imgpack__source_stop(imgpack__source *src, imgpack__error *err) {
+    if (src->ops && src->ops->stop)
+        src->ops->stop(src, err);
 }
 
 static int find_class(const imgpack__source *src, const char *name) {
@@ -472,10 +604,7 @@ void imgpack__source_free(imgpack__source *src) {
     }
     free(src->items);
     free(src->root);
-    free(src->pixels);
-    if ((src->kind == IMGPACK__SOURCE_ARCHIVE ||
-         src->kind == IMGPACK__SOURCE_STREAM) &&
-        src->archive_fd >= 0)
-        close(src->archive_fd);
+    if (src->ops && src->ops->close)
+        src->ops->close(src);
     memset(src, 0, sizeof *src);
 }
