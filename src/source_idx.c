@@ -144,10 +144,6 @@ static imgpack_status number_classes(imgpack__source *src,
     return IMGPACK_OK;
 }
 
-static int claims_idx(const imgpack__source_request *request) {
-    return !request->is_dir && strstr(request->path, "idx3-ubyte");
-}
-
 static imgpack_status open_idx_pair(const imgpack__source_request *request,
                                     imgpack__source *src,
                                     imgpack__error *err) {
@@ -159,7 +155,7 @@ static imgpack_status open_idx_pair(const imgpack__source_request *request,
     char *found = labels_path ? NULL : labels_beside(images_path);
 
     memset(src, 0, sizeof *src);
-    src->ops = &imgpack__source_idx;
+    src->ops = &imgpack__source_pixels;
     if (!labels_path && !(labels_path = found)) {
         status = imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
                                     "%s: no labels file beside it (name it "
@@ -233,11 +229,6 @@ static int parse_row(char *line, uint8_t *label, uint8_t *pixels) {
     return 0;
 }
 
-static int claims_csv(const imgpack__source_request *request) {
-    return !request->is_dir && (imgpack__ends_with(request->path, ".csv") ||
-                                imgpack__ends_with(request->path, ".csv.gz"));
-}
-
 static imgpack_status open_csv(const imgpack__source_request *request,
                                imgpack__source *src, imgpack__error *err) {
     const char *csv_path = request->path;
@@ -248,7 +239,7 @@ static imgpack_status open_csv(const imgpack__source_request *request,
     gzFile f = gzopen(csv_path, "rb");
 
     memset(src, 0, sizeof *src);
-    src->ops = &imgpack__source_csv;
+    src->ops = &imgpack__source_pixels;
     src->width = src->height = MNIST_SIDE;
     if (!f)
         return imgpack__error_set(err, imgpack__status_from_errno(errno),
@@ -327,17 +318,23 @@ static void free_pixels(imgpack__source *src) {
     src->pixels = NULL;
 }
 
-const imgpack__source_ops imgpack__source_idx = {
-    .claims = claims_idx,
-    .open = open_idx_pair,
-    .read = read_pixels,
-    .close = free_pixels,
-    .gray = 1,
-};
+static int claims_pixels(const imgpack__source_request *request) {
+    const char *path = request->path;
+    return !request->is_dir &&
+           (strstr(path, "idx3-ubyte") || imgpack__ends_with(path, ".csv") ||
+            imgpack__ends_with(path, ".csv.gz"));
+}
 
-const imgpack__source_ops imgpack__source_csv = {
-    .claims = claims_csv,
-    .open = open_csv,
+static imgpack_status open_pixels(const imgpack__source_request *request,
+                                  imgpack__source *src, imgpack__error *err) {
+    return strstr(request->path, "idx3-ubyte")
+               ? open_idx_pair(request, src, err)
+               : open_csv(request, src, err);
+}
+
+const imgpack__source_ops imgpack__source_pixels = {
+    .claims = claims_pixels,
+    .open = open_pixels,
     .read = read_pixels,
     .close = free_pixels,
     .gray = 1,

@@ -112,17 +112,6 @@ imgpack_status imgpack__source_add_item(imgpack__source *src, char *path,
                                         uint32_t class_id, size_t *capacity);
 
 /*
- * The list kind reads the files a list file names, under the root, in the
- * file's order (by path with --sort). Two forms: Caffe's convert_imageset
- * lines "relative/path label" (the label a class id or a class name; the
- * path is all before the last blank), and ImageNet's Kaggle
- * LOC_val_solution.csv, recognised by its "ImageId,PredictionString"
- * header, whose rows name root/ImageId.JPEG and whose first token is the
- * class name (a WordNet id). Class names make a table in byte order, as
- * folders do; ids name classes "0".."N-1".
- */
-
-/*
  * Replaces the class table with the one of the store in `store_dir` and
  * maps every item to it by class name (a list's numeric labels by id), so
  * labels mean what they mean there. Items whose class is not in that table
@@ -132,14 +121,33 @@ imgpack_status imgpack__source_use_classes(imgpack__source *src,
                                            const char *store_dir,
                                            imgpack__error *err);
 
-/* The kinds: an ImageFolder tree (sources.c); the files a list names
-   (source_list.c); MNIST-style IDX and CSV files (source_idx.c); a tar
-   archive (source_archive.c), streamed when compressed
-   (archive_stream.c). imgpack__source_open picks one. */
+/*
+ * The kinds, each in its file; imgpack__source_open picks one.
+ *
+ * folder (source_folder.c): an ImageFolder tree.
+ *
+ * list (source_list.c): the files a list file names, under the root, in
+ * the file's order (by path with --sort). Two forms: Caffe's
+ * convert_imageset lines "relative/path label" (the label a class id or a
+ * class name; the path is all before the last blank), and ImageNet's
+ * Kaggle LOC_val_solution.csv, recognised by its "ImageId,PredictionString"
+ * header, whose rows name root/ImageId.JPEG and whose first token is the
+ * class name (a WordNet id). Class names make a table in byte order, as
+ * folders do; ids name classes "0".."N-1".
+ *
+ * pixels (source_idx.c): gray digits held in memory, from an MNIST-style
+ * IDX pair, the images file (train-images-idx3-ubyte, gzip or not) and
+ * --labels or the labels-idx1 file beside it (magic numbers, 28x28 images
+ * and equal counts checked), or from a Kaggle-style MNIST CSV (a
+ * "label,pixel1,...,pixel784" header, then a label and 784 values per
+ * row). Classes are named "0".."max".
+ *
+ * tar (source_archive.c), and tar_stream (archive_stream.c) when it is
+ * compressed: see imgpack__source_scan_archive.
+ */
 extern const imgpack__source_ops imgpack__source_folder;
 extern const imgpack__source_ops imgpack__source_list;
-extern const imgpack__source_ops imgpack__source_idx;
-extern const imgpack__source_ops imgpack__source_csv;
+extern const imgpack__source_ops imgpack__source_pixels;
 extern const imgpack__source_ops imgpack__source_tar;
 extern const imgpack__source_ops imgpack__source_tar_stream;
 
@@ -180,6 +188,22 @@ imgpack_status imgpack__source_load_synsets(imgpack__source *src,
                                             const char *path,
                                             imgpack__error *err);
 
+/* A growing array of malloc'd strings, for listings. */
+typedef struct imgpack__strings {
+    char **items;
+    size_t count, capacity;
+} imgpack__strings;
+
+/* Appends `s`, taken (freed if it cannot be added; NULL counts as out of
+   memory): 0, or -1 out of memory. */
+int imgpack__strings_push(imgpack__strings *l, char *s);
+
+/* Sorts by bytes (qsort's order for C strings: imgpack__compare_strings). */
+void imgpack__strings_sort(imgpack__strings *l);
+int imgpack__compare_strings(const void *a, const void *b);
+
+void imgpack__strings_free(imgpack__strings *l);
+
 /* Whether `s` ends with `suffix` (case matters). */
 int imgpack__ends_with(const char *s, const char *suffix);
 
@@ -196,15 +220,6 @@ imgpack_status imgpack__source_set_class_names(imgpack__source *src,
 imgpack_status imgpack__source_read_class_names(imgpack__source *src,
                                                const char *path,
                                                imgpack__error *err);
-
-/*
- * The IDX kind reads an MNIST-style pair: the images file
- * (train-images-idx3-ubyte, gzip or not) and --labels, or the labels-idx1
- * file beside it. Checks magic numbers, 28x28 images and equal counts; the
- * pixels are read into memory, classes named "0".."max". The CSV kind
- * reads a Kaggle-style MNIST CSV: a "label,pixel1,...,pixel784" header,
- * then a label and 784 values per row.
- */
 
 /* Names a source's numbered classes: "fashion-mnist", "mnist", or a file
    of names, one a line. IMGPACK_ERR_INVALID_ARG if a label is not below
