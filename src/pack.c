@@ -20,8 +20,8 @@
 #include <unistd.h>
 
 #include "checksums.h"
-#include "pack_options.h"
 #include "error.h"
+#include "pack_options.h"
 #include "pool.h"
 #include "queue.h"
 #include "resize.h"

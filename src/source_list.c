@@ -1,5 +1,5 @@
 /*
- * Sources other than a folder tree: list files (Caffe's format and
+ * The list kind of source: list files (Caffe's format and
  * ImageNet's Kaggle validation CSV), and class tables taken from another
  * store so that a validation pack's labels mean what the training pack's
  * mean.
