@@ -211,6 +211,16 @@ static int claims_list(const imgpack__source_request *request) {
 }
 
 static imgpack_status open_list(const imgpack__source_request *request,
+                                imgpack__source *src, imgpack__error *err);
+
+/* Its files are read as a folder's are. */
+const imgpack__source_ops imgpack__source_list = {
+    .claims = claims_list,
+    .open = open_list,
+    .read = imgpack__source_read_file,
+};
+
+static imgpack_status open_list(const imgpack__source_request *request,
                                 imgpack__source *src, imgpack__error *err) {
     entries e = {0};
     size_t capacity = 0;
@@ -240,13 +250,6 @@ out:
         imgpack__source_free(src);
     return status;
 }
-
-/* Its files are read as a folder's are. */
-const imgpack__source_ops imgpack__source_list = {
-    .claims = claims_list,
-    .open = open_list,
-    .read = imgpack__source_read_file,
-};
 
 /* The class table of another store: names and descriptions by id. */
 static imgpack_status load_table(const char *store_dir, char ***names,
