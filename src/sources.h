@@ -22,8 +22,8 @@ typedef struct imgpack__source_item {
     /* Why the item is rejected without being read (its label names no
        class, the archive broke off there), or NULL. */
     char *reject;
-    /* An archive member's data: its offset in the file (ARCHIVE), or its
-       place in the stream (STREAM); and its size. */
+    /* An archive member's data: its offset in the file (a tar), or its
+       place in the stream (a compressed tar); and its size. */
     uint64_t offset, size;
 } imgpack__source_item;
 
@@ -49,9 +49,7 @@ typedef struct imgpack__item_data {
     imgpack__pixels pixels;
 } imgpack__item_data;
 
-/* What the packer asks of a source, whatever its kind. Each kind has one
-   file that lists it (`open`) and reads its items; start and stop may be
-   NULL when reading needs no state beyond the listing. */
+/* What is to be listed: the SRC argument and the options that say how. */
 typedef struct imgpack__source_request {
     const char *path;   /* the SRC argument */
     int is_dir;         /* it names a directory (else a regular file) */
@@ -60,6 +58,11 @@ typedef struct imgpack__source_request {
     const char *labels; /* --labels: an IDX labels file, or NULL */
 } imgpack__source_request;
 
+/* What the packer asks of a source, whatever its kind. Each kind is one
+   table in its own file, which lists the source (`open`) and reads its
+   items, and one line in imgpack__source_open's list of kinds. start,
+   stop and close may be NULL when reading needs nothing beyond the
+   listing. */
 typedef struct imgpack__source_ops {
     /* Whether this kind reads what `request` names. */
     int (*claims)(const imgpack__source_request *request);
