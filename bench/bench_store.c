@@ -86,7 +86,7 @@ static void remove_dir(const char *dir) {
 /* A source of `n` items in CLASSES classes, as a folder listing gives. */
 static void make_source(imgpack__source *src, size_t n) {
     memset(src, 0, sizeof *src);
-    src->kind = IMGPACK__SOURCE_FILES;
+    src->ops = &imgpack__source_folder;
     src->root = strdup("bench");
     src->num_classes = CLASSES;
     src->class_names = calloc(CLASSES, sizeof *src->class_names);
@@ -152,7 +152,7 @@ static void run_writer(const char *dir, const imgpack__source *src,
     imgpack__transform_settings settings = {.resize = 256, .crop = 224,
                                             .quality = 90, .channels = 3};
     imgpack__writer_info info = {&settings, "bench_store", 0, 1, 0,
-                                 src->num_items};
+                                 src->num_items, 224, 224};
     imgpack__writer w;
     imgpack__error err;
     imgpack__result r;

@@ -1,5 +1,6 @@
 /*
- * The reader thread of a compressed archive. Lock discipline: one mutex
+ * The reader thread of a compressed archive, and the compressed tar kind
+ * of source built on it. Lock discipline: one mutex
  * guards the slots and counters; the thread reads member data with the
  * lock released, and workers copy a member out with it released too (the
  * slot is theirs once marked taken).
@@ -212,3 +213,40 @@ void imgpack__archive_stream_stop(imgpack__archive_stream *s,
     free(s->position_of);
     free(s);
 }
+
+/* The compressed tar kind: its listing is the tar kind's, its items come
+   from the reader thread that start begins and stop ends. */
+static imgpack_status start_stream(imgpack__source *src, uint64_t first,
+                                   uint64_t end, imgpack__error *err) {
+    imgpack_status status = imgpack__archive_stream_start(
+        &src->stream, src, first, end, IMGPACK__STREAM_MAX_HELD, err);
+    if (status != IMGPACK_OK) {
+        imgpack__archive_stream_stop(src->stream, err);
+        src->stream = NULL;
+    }
+    return status;
+}
+
+static imgpack_status take_member(const imgpack__source *src, size_t index,
+                                  imgpack__item_buffer *buffer,
+                                  imgpack__item_data *out,
+                                  char reason[IMGPACK__REASON_SIZE]) {
+    size_t size = 0;
+    imgpack_status status = imgpack__archive_stream_take(
+        src->stream, index, &buffer->bytes, &buffer->capacity, &size, reason);
+    out->data = buffer->bytes;
+    out->size = size;
+    return status;
+}
+
+static void stop_stream(imgpack__source *src, imgpack__error *err) {
+    imgpack__archive_stream_stop(src->stream, err);
+    src->stream = NULL;
+}
+
+const imgpack__source_ops imgpack__source_tar_stream = {
+    .start = start_stream,
+    .read = take_member,
+    .stop = stop_stream,
+    .close = imgpack__source_close_archive,
+};

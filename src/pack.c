@@ -1,6 +1,7 @@
 /*
- * The public packing API: options, and the packer that ties the source
- * listing, the worker pool, the ordered queue and the writer together.
+ * The public packing API: the packer that ties the source, the worker
+ * pool, the ordered queue and the writer together (its options are in
+ * pack_options.c).
  *
  * imgpack_packer_run starts the workers and then acts as the writer itself:
  * the calling thread owns every LMDB write transaction and runs the
@@ -18,11 +19,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "archive_stream.h"
 #include "checksums.h"
 #include "error.h"
+#include "pack_options.h"
 #include "pool.h"
 #include "queue.h"
+#include "resize.h"
 #include "sources.h"
 #include "transform.h"
 #include "writer.h"
@@ -31,24 +33,6 @@
    idle the others, few enough that memory stays a few dozen records. */
 #define QUEUE_RESULTS_PER_JOB 8
 #define QUEUE_MIN_RESULTS 32
-
-struct imgpack_pack_options {
-    imgpack__transform_settings settings;
-    uint32_t jobs;
-    int32_t strict;
-    int32_t resume;
-    uint32_t shard_index, shard_count;
-    char *synsets;
-    char *command;
-    char *list;         /* a list file naming the files, or NULL */
-    int32_t sort_list;  /* pack a list's files in path order */
-    char *classes_from; /* a store whose class table to use, or NULL */
-    char *checksums;    /* a sha256sum list to verify first, or NULL */
-    char *labels;       /* an IDX labels file, or NULL to look beside */
-    char *class_names;  /* "fashion-mnist", "mnist", a file, or NULL */
-    uint32_t channels;  /* 0: 1 for gray sources, 3 for images */
-    int resize_set, crop_set; /* else gray sources keep their size */
-};
 
 struct imgpack_packer {
     imgpack__error error;
@@ -73,158 +57,6 @@ struct imgpack_packer {
     imgpack_pack_progress progress;
     struct timespec started;
 };
-
-imgpack_status imgpack_pack_options_create(imgpack_pack_options **out) {
-    imgpack_pack_options *o = calloc(1, sizeof *o);
-    *out = o;
-    if (!o)
-        return IMGPACK_ERR_NOMEM;
-    o->shard_count = 1;
-    o->settings = (imgpack__transform_settings){
-        .resize = IMGPACK_DEFAULT_RESIZE,
-        .crop = IMGPACK_DEFAULT_CROP,
-        .format = IMGPACK_FORMAT_RAW,
-        .quality = IMGPACK_DEFAULT_QUALITY,
-        .channels = 3,
-        .max_pixels = IMGPACK_DEFAULT_MAX_PIXELS,
-    };
-    return IMGPACK_OK;
-}
-
-void imgpack_pack_options_destroy(imgpack_pack_options *opts) {
-    if (!opts)
-        return;
-    free(opts->synsets);
-    free(opts->command);
-    free(opts->list);
-    free(opts->classes_from);
-    free(opts->checksums);
-    free(opts->labels);
-    free(opts->class_names);
-    free(opts);
-}
-
-imgpack_status imgpack_pack_options_set_resize(imgpack_pack_options *opts,
-                                               uint32_t side) {
-    if (side > IMGPACK_MAX_SIDE)
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->settings.resize = side;
-    opts->resize_set = 1;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_pack_options_set_crop(imgpack_pack_options *opts,
-                                             uint32_t side) {
-    if (side > IMGPACK_MAX_SIDE)
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->settings.crop = side;
-    opts->crop_set = 1;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_pack_options_set_format(imgpack_pack_options *opts,
-                                               int32_t format) {
-    if (!imgpack_format_name(format))
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->settings.format = format;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_pack_options_set_quality(imgpack_pack_options *opts,
-                                                int32_t quality) {
-    if (quality < 1 || quality > 100)
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->settings.quality = quality;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_pack_options_set_jobs(imgpack_pack_options *opts,
-                                             uint32_t jobs) {
-    if (jobs > IMGPACK__MAX_THREADS)
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->jobs = jobs;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_pack_options_set_max_pixels(imgpack_pack_options *opts,
-                                                   uint64_t max_pixels) {
-    opts->settings.max_pixels = max_pixels;
-    return IMGPACK_OK;
-}
-
-static imgpack_status replace_string(char **slot, const char *value) {
-    char *copy = value ? strdup(value) : NULL;
-    if (value && !copy)
-        return IMGPACK_ERR_NOMEM;
-    free(*slot);
-    *slot = copy;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_pack_options_set_synsets(imgpack_pack_options *opts,
-                                                const char *path) {
-    return replace_string(&opts->synsets, path);
-}
-
-imgpack_status imgpack_pack_options_set_list(imgpack_pack_options *opts,
-                                             const char *path, int32_t sort) {
-    opts->sort_list = sort != 0;
-    return replace_string(&opts->list, path);
-}
-
-imgpack_status imgpack_pack_options_set_classes_from(imgpack_pack_options *opts,
-                                                     const char *store_dir) {
-    return replace_string(&opts->classes_from, store_dir);
-}
-
-imgpack_status imgpack_pack_options_set_checksums(imgpack_pack_options *opts,
-                                                  const char *sums_path) {
-    return replace_string(&opts->checksums, sums_path);
-}
-
-imgpack_status imgpack_pack_options_set_labels(imgpack_pack_options *opts,
-                                               const char *path) {
-    return replace_string(&opts->labels, path);
-}
-
-imgpack_status imgpack_pack_options_set_class_names(imgpack_pack_options *opts,
-                                                    const char *names) {
-    return replace_string(&opts->class_names, names);
-}
-
-imgpack_status imgpack_pack_options_set_channels(imgpack_pack_options *opts,
-                                                 uint32_t channels) {
-    if (channels != 0 && channels != 1 && channels != 3)
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->channels = channels;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_pack_options_set_strict(imgpack_pack_options *opts,
-                                               int32_t strict) {
-    opts->strict = strict != 0;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_pack_options_set_resume(imgpack_pack_options *opts,
-                                               int32_t resume) {
-    opts->resume = resume != 0;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_pack_options_set_shard(imgpack_pack_options *opts,
-                                              uint32_t index, uint32_t count) {
-    if (count == 0 || index >= count || count > IMGPACK_MAX_SHARDS)
-        return IMGPACK_ERR_INVALID_ARG;
-    opts->shard_index = index;
-    opts->shard_count = count;
-    return IMGPACK_OK;
-}
-
-imgpack_status imgpack_pack_options_set_command(imgpack_pack_options *opts,
-                                                const char *command) {
-    return replace_string(&opts->command, command);
-}
 
 const char *imgpack_format_name(int format) {
     switch (format) {
@@ -251,44 +83,21 @@ imgpack_status imgpack_format_parse(const char *name, int32_t *format) {
     return IMGPACK_ERR_INVALID_ARG;
 }
 
-/* Lists the source by its kind: a folder (or the files a list names), an
-   MNIST-style IDX or CSV file; then settles what depends on the kind. */
+/* Lists the source (sources.h picks its kind); then settles what depends
+   on whether its items are gray digits. */
 static imgpack_status scan_source(imgpack_packer *p, const char *src,
                                   const imgpack_pack_options *opts) {
     imgpack__source *s = &p->source;
-    struct stat st;
-    imgpack_status status;
-    if (stat(src, &st) != 0)
-        return imgpack__error_set(&p->error, imgpack__status_from_errno(errno),
-                                  "%s: %s", src, strerror(errno));
-    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
-        status = imgpack__error_set(&p->error, IMGPACK_ERR_INVALID_ARG,
-                                    "%s: neither a directory nor a regular "
-                                    "file",
-                                    src);
-    else if (S_ISDIR(st.st_mode))
-        status = opts->list ? imgpack__source_scan_list(src, opts->list,
-                                                        opts->sort_list, s,
-                                                        &p->error)
-                            : imgpack__source_scan_folder(src, s, &p->error);
-    else if (imgpack__is_archive_name(src))
-        status = imgpack__source_scan_archive(src, s, &p->error);
-    else if (strstr(src, "idx3-ubyte"))
-        status = imgpack__source_scan_idx(src, opts->labels, s, &p->error);
-    else if (imgpack__ends_with(src, ".csv") ||
-             imgpack__ends_with(src, ".csv.gz"))
-        status = imgpack__source_scan_pixel_csv(src, s, &p->error);
-    else
-        status = imgpack__error_set(&p->error, IMGPACK_ERR_INVALID_ARG,
-                                    "%s: not a directory, an IDX images file "
-                                    "(*-images-idx3-ubyte[.gz]) or an MNIST "
-                                    "CSV (*.csv)",
-                                    src);
+    imgpack__source_request request = {.path = src,
+                                       .list = opts->list,
+                                       .sort_list = opts->sort_list,
+                                       .labels = opts->labels};
+    imgpack_status status = imgpack__source_open(&request, s, &p->error);
     if (status == IMGPACK_OK && opts->class_names)
         status = imgpack__source_name_classes(s, opts->class_names, &p->error);
     if (status != IMGPACK_OK)
         return status;
-    int gray = s->kind == IMGPACK__SOURCE_PIXELS;
+    int gray = s->ops->gray;
     p->settings.channels = opts->channels ? opts->channels : gray ? 1 : 3;
     if (!gray && p->settings.channels != 3)
         return imgpack__error_set(&p->error, IMGPACK_ERR_INVALID_ARG,
@@ -301,6 +110,20 @@ static imgpack_status scan_source(imgpack_packer *p, const char *src,
     if (gray && !opts->crop_set)
         p->settings.crop = 0;
     return IMGPACK_OK;
+}
+
+/* The size every record will have, for the store's metadata: cropped
+   ones, or ones resized from items that share a size (gray digit sets);
+   else 0 by 0, they vary. */
+static void record_size(imgpack_packer *p) {
+    imgpack__geometry g = {0};
+    if (p->settings.crop > 0)
+        g.out_width = g.out_height = p->settings.crop;
+    else if (p->source.width > 0)
+        imgpack__geometry_plan(p->source.width, p->source.height,
+                               p->settings.resize, 0, &g);
+    p->info.width = g.out_width;
+    p->info.height = g.out_height;
 }
 
 /* Shard k of n holds items [k*m/n, (k+1)*m/n) of the m listed: contiguous
@@ -514,9 +337,9 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                                                  : (uint32_t)cores;
     }
     imgpack__writer_info *info = &p->info;
-    *info = (imgpack__writer_info){&p->settings,      NULL,
-                                   opts->shard_index, opts->shard_count,
-                                   0,                 0};
+    *info = (imgpack__writer_info){.settings = &p->settings,
+                                   .shard_index = opts->shard_index,
+                                   .shard_count = opts->shard_count};
     status = name_store(p, out_dir, opts);
     info->command = p->command;
     if (!status)
@@ -529,6 +352,8 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
         status = imgpack__verify_checksums(opts->checksums, &p->error);
     if (!status)
         status = scan_source(p, src_dir, opts);
+    if (!status)
+        record_size(p);
     if (!status && opts->classes_from)
         status = imgpack__source_use_classes(&p->source, opts->classes_from,
                                              &p->error);
@@ -662,17 +487,13 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
                             sizeof(imgpack__result)) != 0)
         return imgpack__error_set(&p->error, IMGPACK_ERR_NOMEM,
                                   "out of memory");
-    if (p->source.kind == IMGPACK__SOURCE_STREAM &&
-        (status = imgpack__archive_stream_start(&p->source.stream, &p->source,
-                                                p->start, p->end,
-                                                IMGPACK__STREAM_MAX_HELD,
-                                                &p->error))) {
-        imgpack__archive_stream_stop(p->source.stream, &p->error);
+    if ((status = imgpack__source_start(&p->source, p->start, p->end,
+                                        &p->error))) {
         imgpack__queue_destroy(&queue);
         return status;
     }
     if ((status = imgpack__pool_start(&pool, p->jobs, &queue, &job))) {
-        imgpack__archive_stream_stop(p->source.stream, &p->error);
+        imgpack__source_stop(&p->source, &p->error);
         imgpack__queue_destroy(&queue);
         return imgpack__error_set(&p->error, status,
                                   "cannot start the worker threads");
@@ -687,15 +508,12 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
     /* Workers wait for room in the queue: release them before joining. */
     imgpack__queue_stop(&queue);
     joined = imgpack__pool_join(&pool);
-    if (p->source.stream) {
-        imgpack__error streaming;
-        imgpack__error_clear(&streaming);
-        imgpack__archive_stream_stop(p->source.stream, &streaming);
-        p->source.stream = NULL;
-        if (status == IMGPACK_OK && streaming.code != IMGPACK_OK)
-            status = imgpack__error_set(&p->error, streaming.code, "%s",
-                                        streaming.message);
-    }
+    imgpack__error reading;
+    imgpack__error_clear(&reading);
+    imgpack__source_stop(&p->source, &reading);
+    if (status == IMGPACK_OK && reading.code != IMGPACK_OK)
+        status = imgpack__error_set(&p->error, reading.code, "%s",
+                                    reading.message);
     for (void *left; (left = imgpack__queue_drain(&queue)) != NULL;)
         imgpack__result_clear(left);
     imgpack__queue_destroy(&queue);

@@ -143,8 +143,8 @@ imgpack_status imgpack__source_scan_archive(const char *path,
     imgpack_status status = IMGPACK_OK;
 
     memset(src, 0, sizeof *src);
-    src->kind = found.seekable ? IMGPACK__SOURCE_ARCHIVE
-                               : IMGPACK__SOURCE_STREAM;
+    src->ops = found.seekable ? &imgpack__source_tar
+                              : &imgpack__source_tar_stream;
     src->archive_fd = w.fd = open(path, O_RDONLY | O_CLOEXEC);
     if (w.fd < 0) {
         status = imgpack__error_set(err, imgpack__status_from_errno(errno),
@@ -179,3 +179,60 @@ out:
         imgpack__source_free(src);
     return status;
 }
+
+static int claims_tar(const imgpack__source_request *request) {
+    return !request->is_dir && imgpack__is_archive_name(request->path);
+}
+
+static imgpack_status open_tar(const imgpack__source_request *request,
+                               imgpack__source *src, imgpack__error *err) {
+    return imgpack__source_scan_archive(request->path, src, err);
+}
+
+/* A member's bytes: one pread, safe from any thread on the archive's
+   shared descriptor. */
+static imgpack_status read_member(const imgpack__source *src, size_t index,
+                                  imgpack__item_buffer *buffer,
+                                  imgpack__item_data *out,
+                                  char reason[IMGPACK__REASON_SIZE]) {
+    const imgpack__source_item *item = &src->items[index];
+    if (item->size > IMGPACK__MAX_FILE_BYTES) {
+        snprintf(reason, IMGPACK__REASON_SIZE,
+                 "file is larger than the 1 GiB limit");
+        return IMGPACK_ERR_TOO_LARGE;
+    }
+    if (imgpack__grow_buffer(&buffer->bytes, &buffer->capacity,
+                             item->size + 1) != 0) {
+        snprintf(reason, IMGPACK__REASON_SIZE, "out of memory");
+        return IMGPACK_ERR_NOMEM;
+    }
+    size_t done = 0;
+    while (done < item->size) {
+        ssize_t n = pread(src->archive_fd, buffer->bytes + done,
+                          item->size - done, (off_t)(item->offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            snprintf(reason, IMGPACK__REASON_SIZE, "archive read error: %s",
+                     n < 0 ? strerror(errno) : "archive shrank");
+            return IMGPACK_ERR_IO;
+        }
+        done += (size_t)n;
+    }
+    out->data = buffer->bytes;
+    out->size = done;
+    return IMGPACK_OK;
+}
+
+void imgpack__source_close_archive(imgpack__source *src) {
+    if (src->archive_fd >= 0)
+        close(src->archive_fd);
+    src->archive_fd = -1;
+}
+
+const imgpack__source_ops imgpack__source_tar = {
+    .claims = claims_tar,
+    .open = open_tar,
+    .read = read_member,
+    .close = imgpack__source_close_archive,
+};

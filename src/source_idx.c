@@ -4,7 +4,7 @@
  * checks tutorials do by hand happen here, before anything is written:
  * magic numbers, 28x28 images, as many labels as images, labels within the
  * class count. The pixels stay in memory (47 MB for Fashion-MNIST's train
- * set) and become gray records.
+ * set) and become gray records: reading an item is pointing at them.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -144,10 +144,10 @@ static imgpack_status number_classes(imgpack__source *src,
     return IMGPACK_OK;
 }
 
-imgpack_status imgpack__source_scan_idx(const char *images_path,
-                                        const char *labels_path,
-                                        imgpack__source *src,
-                                        imgpack__error *err) {
+static imgpack_status open_idx_pair(const imgpack__source_request *request,
+                                    imgpack__source *src,
+                                    imgpack__error *err) {
+    const char *images_path = request->path, *labels_path = request->labels;
     imgpack_status status;
     gzFile images = NULL, labels = NULL;
     uint32_t image_dims[3] = {0}, label_dims[1] = {0};
@@ -155,7 +155,7 @@ imgpack_status imgpack__source_scan_idx(const char *images_path,
     char *found = labels_path ? NULL : labels_beside(images_path);
 
     memset(src, 0, sizeof *src);
-    src->kind = IMGPACK__SOURCE_PIXELS;
+    src->ops = &imgpack__source_pixels;
     if (!labels_path && !(labels_path = found)) {
         status = imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
                                     "%s: no labels file beside it (name it "
@@ -229,9 +229,9 @@ static int parse_row(char *line, uint8_t *label, uint8_t *pixels) {
     return 0;
 }
 
-imgpack_status imgpack__source_scan_pixel_csv(const char *csv_path,
-                                              imgpack__source *src,
-                                              imgpack__error *err) {
+static imgpack_status open_csv(const imgpack__source_request *request,
+                               imgpack__source *src, imgpack__error *err) {
+    const char *csv_path = request->path;
     imgpack_status status = IMGPACK_OK;
     char *line = NULL;
     size_t capacity = 0, rows = 0, allocated = 0, number = 0;
@@ -239,7 +239,7 @@ imgpack_status imgpack__source_scan_pixel_csv(const char *csv_path,
     gzFile f = gzopen(csv_path, "rb");
 
     memset(src, 0, sizeof *src);
-    src->kind = IMGPACK__SOURCE_PIXELS;
+    src->ops = &imgpack__source_pixels;
     src->width = src->height = MNIST_SIDE;
     if (!f)
         return imgpack__error_set(err, imgpack__status_from_errno(errno),
@@ -296,6 +296,49 @@ imgpack_status imgpack__source_scan_pixel_csv(const char *csv_path,
         imgpack__source_free(src);
     return status;
 }
+
+/* Item `index` is already pixels: no file to read, nothing to decode. */
+static imgpack_status read_pixels(const imgpack__source *src, size_t index,
+                                  imgpack__item_buffer *buffer,
+                                  imgpack__item_data *out,
+                                  char reason[IMGPACK__REASON_SIZE]) {
+    size_t bytes = (size_t)src->width * src->height;
+    (void)buffer;
+    (void)reason;
+    out->data = src->pixels + index * bytes;
+    out->size = bytes;
+    out->decoded = 1;
+    out->pixels = (imgpack__pixels){out->data, src->width, src->height, 1,
+                                    src->width};
+    return IMGPACK_OK;
+}
+
+static void free_pixels(imgpack__source *src) {
+    free(src->pixels);
+    src->pixels = NULL;
+}
+
+static int claims_pixels(const imgpack__source_request *request) {
+    const char *path = request->path;
+    return !request->is_dir &&
+           (strstr(path, "idx3-ubyte") || imgpack__ends_with(path, ".csv") ||
+            imgpack__ends_with(path, ".csv.gz"));
+}
+
+static imgpack_status open_pixels(const imgpack__source_request *request,
+                                  imgpack__source *src, imgpack__error *err) {
+    return strstr(request->path, "idx3-ubyte")
+               ? open_idx_pair(request, src, err)
+               : open_csv(request, src, err);
+}
+
+const imgpack__source_ops imgpack__source_pixels = {
+    .claims = claims_pixels,
+    .open = open_pixels,
+    .read = read_pixels,
+    .close = free_pixels,
+    .gray = 1,
+};
 
 imgpack_status imgpack__source_name_classes(imgpack__source *src,
                                             const char *names,

@@ -1,5 +1,5 @@
 /*
- * Sources other than a folder tree: list files (Caffe's format and
+ * The list kind of source: list files (Caffe's format and
  * ImageNet's Kaggle validation CSV), and class tables taken from another
  * store so that a validation pack's labels mean what the training pack's
  * mean.
@@ -206,22 +206,35 @@ static uint32_t class_of(const imgpack__source *src, const char *label) {
     return (uint32_t)(found - src->class_names);
 }
 
-imgpack_status imgpack__source_scan_list(const char *root,
-                                         const char *list_path, int sort,
-                                         imgpack__source *src,
-                                         imgpack__error *err) {
+static int claims_list(const imgpack__source_request *request) {
+    return request->is_dir && request->list;
+}
+
+static imgpack_status open_list(const imgpack__source_request *request,
+                                imgpack__source *src, imgpack__error *err);
+
+/* Its files are read as a folder's are. */
+const imgpack__source_ops imgpack__source_list = {
+    .claims = claims_list,
+    .open = open_list,
+    .read = imgpack__source_read_file,
+};
+
+static imgpack_status open_list(const imgpack__source_request *request,
+                                imgpack__source *src, imgpack__error *err) {
     entries e = {0};
     size_t capacity = 0;
     imgpack_status status;
     memset(src, 0, sizeof *src);
-    if (!(src->root = strdup(root))) {
+    src->ops = &imgpack__source_list;
+    if (!(src->root = strdup(request->path))) {
         status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if ((status = read_list(list_path, &e, err)) ||
+    if ((status = read_list(request->list, &e, err)) ||
         (status = make_classes(src, &e, err)))
         goto out;
-    if (sort)
+    if (request->sort_list)
         qsort(e.items, e.count, sizeof *e.items, by_path);
     for (size_t i = 0; i < e.count && status == IMGPACK_OK; i++) {
         status = imgpack__source_add_item(src, e.items[i].path,

@@ -1,39 +1,18 @@
 /*
- * Listing an ImageFolder tree the way torchvision does.
- *
- * torchvision's order: classes are the first-level directories (symlinks
- * followed) sorted by name; within a class, `sorted(os.walk(dir,
- * followlinks=True))` orders the directories by their full path string, and
- * each directory's files are sorted by name. So a class's own files come
- * before any subdirectory's, and "a b/" sorts before "a/" (' ' < '/').
- * We sort by bytes, which is Python's code point order for UTF-8 names.
- *
- * Unlike os.walk, a directory that is its own ancestor (a symlink loop) is
- * skipped and counted instead of being walked until the path is too long.
+ * What every kind of source shares: the open that picks a kind, start and
+ * stop, items and their buffers, class tables, the listing's digest.
  */
 #include "sources.h"
 
-
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "digest.h"
-
-/* Deeper trees than this are refused rather than risking the stack. */
-#define MAX_DEPTH 64
-
-typedef struct string_list {
-    char **items;
-    size_t count, capacity;
-} string_list;
-
-static int list_push(string_list *l, char *s) {
+int imgpack__strings_push(imgpack__strings *l, char *s) {
     if (!s)
         return -1;
     if (l->count == l->capacity) {
@@ -50,32 +29,22 @@ static int list_push(string_list *l, char *s) {
     return 0;
 }
 
-static void list_free(string_list *l) {
+void imgpack__strings_free(imgpack__strings *l) {
     for (size_t i = 0; i < l->count; i++)
         free(l->items[i]);
     free(l->items);
     memset(l, 0, sizeof *l);
 }
 
-static int compare_strings(const void *a, const void *b) {
+int imgpack__compare_strings(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static void list_sort(string_list *l) {
+void imgpack__strings_sort(imgpack__strings *l) {
     /* An empty list has no array yet, and qsort's may not be NULL. */
     if (l->count > 1)
-        qsort(l->items, l->count, sizeof *l->items, compare_strings);
-}
-
-static char *join(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    char *s = malloc(la + lb + 2);
-    if (!s)
-        return NULL;
-    memcpy(s, a, la);
-    s[la] = '/';
-    memcpy(s + la + 1, b, lb + 1);
-    return s;
+        qsort(l->items, l->count, sizeof *l->items,
+              imgpack__compare_strings);
 }
 
 int imgpack__ends_with(const char *s, const char *suffix) {
@@ -92,153 +61,6 @@ int imgpack__is_image_name(const char *name) {
             return 1;
     }
     return 0;
-}
-
-/* Whether a directory entry is a directory, following symlinks. */
-static int is_directory(const char *dir, const struct dirent *entry) {
-    if (entry->d_type == DT_DIR)
-        return 1;
-    if (entry->d_type != DT_LNK && entry->d_type != DT_UNKNOWN)
-        return 0;
-    char *path = join(dir, entry->d_name);
-    struct stat st;
-    int result = path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-    free(path);
-    return result;
-}
-
-/* A directory of the class being walked and the image files right in it. */
-typedef struct dir_files {
-    char *rel;
-    string_list files;
-} dir_files;
-
-typedef struct walk_state {
-    const char *root;
-    imgpack__source *src;
-    imgpack__error *err;
-    dir_files *dirs; /* every directory of the class, in the order met */
-    size_t dir_count, dir_capacity;
-    /* The directories above the one being walked; [0] is the root, so a
-       link back to it (or to any class) counts as a loop too. */
-    struct stat ancestors[MAX_DEPTH];
-} walk_state;
-
-static void free_dirs(walk_state *w) {
-    for (size_t i = 0; i < w->dir_count; i++) {
-        free(w->dirs[i].rel);
-        list_free(&w->dirs[i].files);
-    }
-    free(w->dirs);
-    w->dirs = NULL;
-    w->dir_count = w->dir_capacity = 0;
-}
-
-/* Adds directory `rel` (taken) to w->dirs; its index, or -1. */
-static long push_dir(walk_state *w, char *rel) {
-    if (!rel)
-        return -1;
-    if (w->dir_count == w->dir_capacity) {
-        size_t cap = w->dir_capacity ? w->dir_capacity * 2 : 16;
-        dir_files *dirs = realloc(w->dirs, cap * sizeof *dirs);
-        if (!dirs) {
-            free(rel);
-            return -1;
-        }
-        w->dirs = dirs;
-        w->dir_capacity = cap;
-    }
-    w->dirs[w->dir_count] = (dir_files){rel, {0}};
-    return (long)w->dir_count++;
-}
-
-/*
- * Reads directory `rel` once: its image files go to its w->dirs entry, the
- * other files are counted as skipped, and its subdirectories are walked
- * the same way after it.
- */
-static imgpack_status walk_dir(walk_state *w, const char *rel, int depth) {
-    imgpack_status status = IMGPACK_OK;
-    char *abs = join(w->root, rel);
-    string_list subdirs = {0};
-    DIR *d = NULL;
-    struct stat st;
-    long k;
-
-    if (!abs)
-        return imgpack__error_set(w->err, IMGPACK_ERR_NOMEM, "out of memory");
-    if (stat(abs, &st) != 0)
-        goto out; /* vanished or dangling: os.walk skips it too */
-    for (int i = 0; i < depth; i++) {
-        if (w->ancestors[i].st_dev == st.st_dev &&
-            w->ancestors[i].st_ino == st.st_ino) {
-            w->src->loops++;
-            goto out;
-        }
-    }
-    if (depth >= MAX_DEPTH) {
-        status = imgpack__error_set(w->err, IMGPACK_ERR_INVALID_ARG,
-                                    "%s: directories nested deeper than %d",
-                                    abs, MAX_DEPTH);
-        goto out;
-    }
-    w->ancestors[depth] = st;
-    d = opendir(abs);
-    if (!d)
-        goto out; /* os.walk ignores unreadable directories as well */
-    if ((k = push_dir(w, strdup(rel))) < 0) {
-        status = IMGPACK_ERR_NOMEM;
-        goto out;
-    }
-    for (struct dirent *e; (e = readdir(d)) != NULL && status == IMGPACK_OK;) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        if (is_directory(abs, e)) {
-            if (list_push(&subdirs, join(rel, e->d_name)) != 0)
-                status = IMGPACK_ERR_NOMEM;
-        } else if (!imgpack__is_image_name(e->d_name)) {
-            w->src->skipped++;
-        } else if (list_push(&w->dirs[k].files, strdup(e->d_name)) != 0) {
-            status = IMGPACK_ERR_NOMEM;
-        }
-    }
-    closedir(d);
-    d = NULL;
-    for (size_t i = 0; i < subdirs.count && status == IMGPACK_OK; i++)
-        status = walk_dir(w, subdirs.items[i], depth + 1);
-out:
-    if (status == IMGPACK_ERR_NOMEM)
-        status = imgpack__error_set(w->err, status, "%s: out of memory", abs);
-    if (d)
-        closedir(d);
-    list_free(&subdirs);
-    free(abs);
-    return status;
-}
-
-static int compare_dirs(const void *a, const void *b) {
-    return strcmp(((const dir_files *)a)->rel, ((const dir_files *)b)->rel);
-}
-
-/* Walks class `class_id` and lists its images in torchvision's order:
-   directories by path, files by name within each. */
-static imgpack_status list_class(walk_state *w, uint32_t class_id,
-                                 size_t *capacity) {
-    imgpack_status status =
-        walk_dir(w, w->src->class_names[class_id], 1);
-    qsort(w->dirs, w->dir_count, sizeof *w->dirs, compare_dirs);
-    for (size_t i = 0; i < w->dir_count && status == IMGPACK_OK; i++) {
-        string_list *files = &w->dirs[i].files;
-        list_sort(files);
-        for (size_t f = 0; f < files->count && status == IMGPACK_OK; f++)
-            if (imgpack__source_add_item(w->src,
-                                         join(w->dirs[i].rel, files->items[f]),
-                                         class_id, capacity) != IMGPACK_OK)
-                status = imgpack__error_set(w->err, IMGPACK_ERR_NOMEM,
-                                            "out of memory");
-    }
-    free_dirs(w);
-    return status;
 }
 
 imgpack_status imgpack__source_add_item(imgpack__source *src, char *path,
@@ -262,77 +84,69 @@ imgpack_status imgpack__source_add_item(imgpack__source *src, char *path,
     return IMGPACK_OK;
 }
 
-/* Counts the plain files directly in the root: they belong to no class. */
-static void count_loose_files(const char *root, DIR *d, imgpack__source *src) {
-    rewinddir(d);
-    for (struct dirent *e; (e = readdir(d)) != NULL;)
-        if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..") &&
-            !is_directory(root, e))
-            src->skipped++;
+int imgpack__grow_buffer(uint8_t **buffer, size_t *capacity, size_t size) {
+    if (size <= *capacity)
+        return 0;
+    uint8_t *bigger = realloc(*buffer, size);
+    if (!bigger)
+        return -1;
+    *buffer = bigger;
+    *capacity = size;
+    return 0;
 }
 
-imgpack_status imgpack__source_scan_folder(const char *root,
-                                           imgpack__source *src,
-                                           imgpack__error *err) {
-    imgpack_status status = IMGPACK_OK;
-    walk_state w = {.root = root, .src = src, .err = err};
-    string_list classes = {0};
-    size_t capacity = 0;
-    DIR *d;
+void imgpack__item_buffer_free(imgpack__item_buffer *buffer) {
+    free(buffer->bytes);
+    free(buffer->path);
+    memset(buffer, 0, sizeof *buffer);
+}
 
-    memset(src, 0, sizeof *src);
-    d = opendir(root);
-    if (!d || stat(root, &w.ancestors[0]) != 0) {
-        if (d)
-            closedir(d);
+imgpack_status imgpack__source_open(imgpack__source_request *request,
+                                    imgpack__source *src,
+                                    imgpack__error *err) {
+    /* In the order they are tried: --list makes a directory a list's root. */
+    static const imgpack__source_ops *const kinds[] = {
+        &imgpack__source_list,
+        &imgpack__source_folder,
+        &imgpack__source_tar,
+        &imgpack__source_pixels,
+    };
+    const char *path = request->path;
+    struct stat st;
+    if (stat(path, &st) != 0)
         return imgpack__error_set(err, imgpack__status_from_errno(errno),
-                                  "%s: cannot open the source directory: %s",
-                                  root, strerror(errno));
-    }
-    src->root = strdup(root);
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0 ||
-            !is_directory(root, e))
-            continue;
-        if (list_push(&classes, strdup(e->d_name)) != 0) {
-            status = IMGPACK_ERR_NOMEM;
-            break;
-        }
-    }
-    count_loose_files(root, d, src);
-    closedir(d);
-    if (status != IMGPACK_OK || !src->root) {
-        status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    if (classes.count == 0) {
-        status = imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
-                                    "%s: no class directories: expected the "
-                                    "ImageFolder layout ROOT/CLASS/IMAGE",
-                                    root);
-        goto out;
-    }
-    list_sort(&classes);
-    src->num_classes = (uint32_t)classes.count;
-    src->class_names = classes.items;
-    src->class_descriptions = calloc(classes.count, sizeof(char *));
-    classes = (string_list){0};
-    if (!src->class_descriptions) {
-        status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    for (uint32_t c = 0; c < src->num_classes && status == IMGPACK_OK; c++)
-        status = list_class(&w, c, &capacity);
-out:
-    list_free(&classes);
-    if (status != IMGPACK_OK)
-        imgpack__source_free(src);
-    return status;
+                                  "%s: %s", path, strerror(errno));
+    if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+        return imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                                  "%s: neither a directory nor a regular "
+                                  "file",
+                                  path);
+    request->is_dir = S_ISDIR(st.st_mode);
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++)
+        if (kinds[k]->claims(request))
+            return kinds[k]->open(request, src, err);
+    return imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
+                              "%s: not a directory, an IDX images file "
+                              "(*-images-idx3-ubyte[.gz]) or an MNIST "
+                              "CSV (*.csv)",
+                              path);
+}
+
+imgpack_status imgpack__source_start(imgpack__source *src, uint64_t first,
+                                     uint64_t end, imgpack__error *err) {
+    return src->ops->start ? src->ops->start(src, first, end, err)
+                           : IMGPACK_OK;
+}
+
+void imgpack__source_stop(imgpack__source *src, imgpack__error *err) {
+    if (src->ops && src->ops->stop)
+        src->ops->stop(src, err);
 }
 
 static int find_class(const imgpack__source *src, const char *name) {
     char *const *found = bsearch(&name, src->class_names, src->num_classes,
-                                 sizeof *src->class_names, compare_strings);
+                                 sizeof *src->class_names,
+                                 imgpack__compare_strings);
     return found ? (int)(found - src->class_names) : -1;
 }
 
@@ -407,7 +221,7 @@ imgpack_status imgpack__source_read_class_names(imgpack__source *src,
                                                const char *path,
                                                imgpack__error *err) {
     imgpack_status status = IMGPACK_OK;
-    string_list names = {0};
+    imgpack__strings names = {0};
     char *line = NULL;
     size_t capacity = 0;
     FILE *f = fopen(path, "r");
@@ -418,7 +232,7 @@ imgpack_status imgpack__source_read_class_names(imgpack__source *src,
     for (ssize_t n; (n = getline(&line, &capacity, f)) > 0;) {
         while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
             line[--n] = '\0';
-        if (n > 0 && list_push(&names, strdup(line)) != 0) {
+        if (n > 0 && imgpack__strings_push(&names, strdup(line)) != 0) {
             status = imgpack__error_set(err, IMGPACK_ERR_NOMEM,
                                         "out of memory");
             break;
@@ -434,7 +248,7 @@ imgpack_status imgpack__source_read_class_names(imgpack__source *src,
     if (status == IMGPACK_OK)
         status = imgpack__source_set_class_names(
             src, (const char *const *)names.items, (uint32_t)names.count, err);
-    list_free(&names);
+    imgpack__strings_free(&names);
     return status;
 }
 
@@ -472,10 +286,7 @@ void imgpack__source_free(imgpack__source *src) {
     }
     free(src->items);
     free(src->root);
-    free(src->pixels);
-    if ((src->kind == IMGPACK__SOURCE_ARCHIVE ||
-         src->kind == IMGPACK__SOURCE_STREAM) &&
-        src->archive_fd >= 0)
-        close(src->archive_fd);
+    if (src->ops && src->ops->close)
+        src->ops->close(src);
     memset(src, 0, sizeof *src);
 }

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "decode.h"
 #include "error.h"
 
 /* The class id of an item that has none (see `reject`). */
@@ -21,27 +22,84 @@ typedef struct imgpack__source_item {
     /* Why the item is rejected without being read (its label names no
        class, the archive broke off there), or NULL. */
     char *reject;
-    /* An archive member's data: its offset in the file (ARCHIVE), or its
-       place in the stream (STREAM); and its size. */
+    /* An archive member's data: its offset in the file (a tar), or its
+       place in the stream (a compressed tar); and its size. */
     uint64_t offset, size;
 } imgpack__source_item;
 
-/* Where the items' bytes are. */
-typedef enum imgpack__source_kind {
-    IMGPACK__SOURCE_FILES,   /* files under root */
-    IMGPACK__SOURCE_ARCHIVE, /* members of an uncompressed archive (fd) */
-    IMGPACK__SOURCE_STREAM,  /* members of a compressed archive, streamed */
-    IMGPACK__SOURCE_PIXELS,  /* gray pixels in memory (IDX, CSV) */
-} imgpack__source_kind;
+struct imgpack__source;
+
+/* Where the file opened for an item goes: the caller's buffers, reused
+   from item to item by one thread (a worker) and freed with
+   imgpack__item_buffer_free. */
+typedef struct imgpack__item_buffer {
+    uint8_t *bytes;
+    size_t capacity;
+    char *path; /* root/relative path of a file item */
+    size_t path_capacity;
+} imgpack__item_buffer;
+
+/* One item as its source gives it: a file's encoded bytes (to decode), or
+   pixels the source already holds. `data` and `size` are what the catalog
+   hashes either way. */
+typedef struct imgpack__item_data {
+    const uint8_t *data;
+    size_t size;
+    int decoded;           /* `pixels` holds the image; else decode data */
+    imgpack__pixels pixels;
+} imgpack__item_data;
+
+/* What is to be listed: the SRC argument and the options that say how. */
+typedef struct imgpack__source_request {
+    const char *path;   /* the SRC argument */
+    int is_dir;         /* it names a directory (else a regular file) */
+    const char *list;   /* --list: a list file naming the files, or NULL */
+    int sort_list;      /* --sort: the list's files in path order */
+    const char *labels; /* --labels: an IDX labels file, or NULL */
+} imgpack__source_request;
+
+/* What the packer asks of a source, whatever its kind. Each kind is one
+   table in its own file, which lists the source (`open`) and reads its
+   items, and one line in imgpack__source_open's list of kinds. start,
+   stop and close may be NULL when reading needs nothing beyond the
+   listing. */
+typedef struct imgpack__source_ops {
+    /* Whether this kind reads what `request` names. */
+    int (*claims)(const imgpack__source_request *request);
+    /* Lists the source into *src (which it clears first) and sets
+       src->ops; frees what it made when it fails. */
+    imgpack_status (*open)(const imgpack__source_request *request,
+                           struct imgpack__source *src, imgpack__error *err);
+    /* Readies reading items [first, end) before the workers start. */
+    imgpack_status (*start)(struct imgpack__source *src, uint64_t first,
+                            uint64_t end, imgpack__error *err);
+    /* Item `index` into *out, `buffer` holding what it reads; any worker
+       thread, between start and stop. IMGPACK_OK, or why not in `reason`. */
+    imgpack_status (*read)(const struct imgpack__source *src, size_t index,
+                           imgpack__item_buffer *buffer,
+                           imgpack__item_data *out,
+                           char reason[IMGPACK__REASON_SIZE]);
+    /* Ends what start began, once the workers are done; sets `err` if
+       reading failed as a whole. */
+    void (*stop)(struct imgpack__source *src, imgpack__error *err);
+    /* Releases what the kind holds beyond the listing (a file, pixels). */
+    void (*close)(struct imgpack__source *src);
+    /* Items are gray pixels (digit sets): packed as one channel, at their
+       own size unless resize or crop is asked for. */
+    int gray;
+} imgpack__source_ops;
 
 typedef struct imgpack__source {
-    imgpack__source_kind kind;
+    const imgpack__source_ops *ops; /* its kind */
     char *root;
-    int archive_fd;          /* ARCHIVE: read with pread, by any thread */
-    /* STREAM: the reader thread handing members out while packing. */
+    int archive_fd;          /* a tar: read with pread, by any thread */
+    /* A compressed tar: the reader thread handing members out while
+       packing. */
     struct imgpack__archive_stream *stream;
-    uint8_t *pixels;         /* PIXELS: item i at i * width * height */
-    uint32_t width, height;  /* PIXELS: every item's size */
+    uint8_t *pixels;         /* IDX, CSV: item i at i * width * height */
+    /* Every item's size when the source's items share one (IDX, CSV);
+       else 0. */
+    uint32_t width, height;
     char **class_names; /* class_id -> name */
     char **class_descriptions; /* class_id -> description or NULL */
     uint32_t num_classes;
@@ -57,20 +115,6 @@ imgpack_status imgpack__source_add_item(imgpack__source *src, char *path,
                                         uint32_t class_id, size_t *capacity);
 
 /*
- * Lists the files a list file names, under `root`, in the file's order (by
- * path with `sort`). Two forms: Caffe's convert_imageset lines "relative/
- * path label" (the label a class id or a class name; the path is all before
- * the last blank), and ImageNet's Kaggle LOC_val_solution.csv, recognised
- * by its "ImageId,PredictionString" header, whose rows name root/ImageId
- * .JPEG and whose first token is the class name (a WordNet id). Class names
- * make a table in byte order, as folders do; ids name classes "0".."N-1".
- */
-imgpack_status imgpack__source_scan_list(const char *root,
-                                         const char *list_path, int sort,
-                                         imgpack__source *src,
-                                         imgpack__error *err);
-
-/*
  * Replaces the class table with the one of the store in `store_dir` and
  * maps every item to it by class name (a list's numeric labels by id), so
  * labels mean what they mean there. Items whose class is not in that table
@@ -80,10 +124,64 @@ imgpack_status imgpack__source_use_classes(imgpack__source *src,
                                            const char *store_dir,
                                            imgpack__error *err);
 
-/* Lists the ImageFolder tree at `root` into *src. */
-imgpack_status imgpack__source_scan_folder(const char *root,
-                                           imgpack__source *src,
-                                           imgpack__error *err);
+/*
+ * The kinds, each in its file; imgpack__source_open picks one.
+ *
+ * folder (source_folder.c): an ImageFolder tree.
+ *
+ * list (source_list.c): the files a list file names, under the root, in
+ * the file's order (by path with --sort). Two forms: Caffe's
+ * convert_imageset lines "relative/path label" (the label a class id or a
+ * class name; the path is all before the last blank), and ImageNet's
+ * Kaggle LOC_val_solution.csv, recognised by its "ImageId,PredictionString"
+ * header, whose rows name root/ImageId.JPEG and whose first token is the
+ * class name (a WordNet id). Class names make a table in byte order, as
+ * folders do; ids name classes "0".."N-1".
+ *
+ * pixels (source_idx.c): gray digits held in memory, from an MNIST-style
+ * IDX pair, the images file (train-images-idx3-ubyte, gzip or not) and
+ * --labels or the labels-idx1 file beside it (magic numbers, 28x28 images
+ * and equal counts checked), or from a Kaggle-style MNIST CSV (a
+ * "label,pixel1,...,pixel784" header, then a label and 784 values per
+ * row). Classes are named "0".."max".
+ *
+ * tar (source_archive.c), and tar_stream (archive_stream.c) when it is
+ * compressed: see imgpack__source_scan_archive.
+ */
+extern const imgpack__source_ops imgpack__source_folder;
+extern const imgpack__source_ops imgpack__source_list;
+extern const imgpack__source_ops imgpack__source_pixels;
+extern const imgpack__source_ops imgpack__source_tar;
+extern const imgpack__source_ops imgpack__source_tar_stream;
+
+/* Source files larger than this are rejected before being read: no image
+   we can decode within the default pixel limit needs a 1 GiB file. */
+#define IMGPACK__MAX_FILE_BYTES ((uint64_t)1 << 30)
+
+/* Lists what request->path names with the first kind that claims it;
+   sets request->is_dir. IMGPACK_ERR_INVALID_ARG if none does. */
+imgpack_status imgpack__source_open(imgpack__source_request *request,
+                                    imgpack__source *src,
+                                    imgpack__error *err);
+
+/* The source's start and stop, for kinds that have them (else nothing). */
+imgpack_status imgpack__source_start(imgpack__source *src, uint64_t first,
+                                     uint64_t end, imgpack__error *err);
+void imgpack__source_stop(imgpack__source *src, imgpack__error *err);
+
+/* The read of a file under src->root, item->path: the folder's and the
+   list's. */
+imgpack_status imgpack__source_read_file(const imgpack__source *src,
+                                         size_t index,
+                                         imgpack__item_buffer *buffer,
+                                         imgpack__item_data *out,
+                                         char reason[IMGPACK__REASON_SIZE]);
+
+/* Grows *buffer to at least `size` bytes (*capacity its size); 0, or -1
+   out of memory (the buffer is then unchanged). */
+int imgpack__grow_buffer(uint8_t **buffer, size_t *capacity, size_t size);
+
+void imgpack__item_buffer_free(imgpack__item_buffer *buffer);
 
 /*
  * Fills class descriptions from a synsets file: lines "wnid description".
@@ -92,6 +190,22 @@ imgpack_status imgpack__source_scan_folder(const char *root,
 imgpack_status imgpack__source_load_synsets(imgpack__source *src,
                                             const char *path,
                                             imgpack__error *err);
+
+/* A growing array of malloc'd strings, for listings. */
+typedef struct imgpack__strings {
+    char **items;
+    size_t count, capacity;
+} imgpack__strings;
+
+/* Appends `s`, taken (freed if it cannot be added; NULL counts as out of
+   memory): 0, or -1 out of memory. */
+int imgpack__strings_push(imgpack__strings *l, char *s);
+
+/* Sorts by bytes (qsort's order for C strings: imgpack__compare_strings). */
+void imgpack__strings_sort(imgpack__strings *l);
+int imgpack__compare_strings(const void *a, const void *b);
+
+void imgpack__strings_free(imgpack__strings *l);
 
 /* Whether `s` ends with `suffix` (case matters). */
 int imgpack__ends_with(const char *s, const char *suffix);
@@ -110,23 +224,6 @@ imgpack_status imgpack__source_read_class_names(imgpack__source *src,
                                                const char *path,
                                                imgpack__error *err);
 
-/*
- * Lists an MNIST-style IDX pair: `images_path` (train-images-idx3-ubyte,
- * gzip or not) and `labels_path`, or when NULL the labels-idx1 file beside
- * it. Checks magic numbers, 28x28 images and equal counts; the pixels are
- * read into memory (a PIXELS source), classes named "0".."max".
- */
-imgpack_status imgpack__source_scan_idx(const char *images_path,
-                                        const char *labels_path,
-                                        imgpack__source *src,
-                                        imgpack__error *err);
-
-/* Lists a Kaggle-style MNIST CSV: a "label,pixel1,...,pixel784" header,
-   then a label and 784 values per row. */
-imgpack_status imgpack__source_scan_pixel_csv(const char *csv_path,
-                                              imgpack__source *src,
-                                              imgpack__error *err);
-
 /* Names a source's numbered classes: "fashion-mnist", "mnist", or a file
    of names, one a line. IMGPACK_ERR_INVALID_ARG if a label is not below
    the number of names, or the source's labels are not ids. */
@@ -138,15 +235,19 @@ imgpack_status imgpack__source_name_classes(imgpack__source *src,
 int imgpack__is_archive_name(const char *path);
 
 /*
- * Lists a tar archive (compressed or not): members "class/.../file" as a
- * folder's, and inner "<class>.tar" members (ImageNet's train layout) as
- * that class's images, in the order the extracted tree would pack in.
- * Uncompressed: an ARCHIVE source whose items keep their data's offset.
- * Compressed: a STREAM source whose items keep their place in the stream.
+ * Lists a tar archive (compressed or not), the tar kind's open: members
+ * "class/.../file" as a folder's, and inner "<class>.tar" members
+ * (ImageNet's train layout) as that class's images, in the order the
+ * extracted tree would pack in. Uncompressed: imgpack__source_tar, whose
+ * items keep their data's offset. Compressed: imgpack__source_tar_stream,
+ * whose items keep their place in the stream.
  */
 imgpack_status imgpack__source_scan_archive(const char *path,
                                             imgpack__source *src,
                                             imgpack__error *err);
+
+/* Closes the archive a tar source reads (both tar kinds' close). */
+void imgpack__source_close_archive(imgpack__source *src);
 
 /* SHA-256 (hex) of the listing: class names, then each item's path and
    class. A resumed pack must see the same listing as the one it resumes. */

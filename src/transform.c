@@ -1,5 +1,6 @@
 /*
- * One source file in, one LMDB value (or a reject reason) out.
+ * One source item in, one LMDB value (or a reject reason) out: the item as
+ * its source reads it (sources.h), decoded, resized, encoded.
  *
  * For raw records the resizer writes straight into the value after its
  * header, so the crop is computed once and never copied. Gray images are
@@ -9,15 +10,10 @@
  */
 #include "transform.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "archive_stream.h"
 #include "digest.h"
 #include "encode.h"
 #include "error.h"
@@ -28,12 +24,9 @@ struct imgpack__transformer {
     imgpack__transform_settings settings;
     imgpack__decoder *decoder;
     imgpack__resizer *resizer;
-    uint8_t *file;        /* the source file's bytes */
-    size_t file_capacity;
+    imgpack__item_buffer buffer; /* what the source reads an item into */
     uint8_t *gray;        /* a gray crop before replication */
     size_t gray_capacity;
-    char *path;           /* root/relative path of the file at hand */
-    size_t path_capacity;
 };
 
 imgpack_status imgpack__transformer_create(
@@ -58,26 +51,14 @@ void imgpack__transformer_destroy(imgpack__transformer *t) {
         return;
     imgpack__decoder_destroy(t->decoder);
     imgpack__resizer_destroy(t->resizer);
-    free(t->file);
+    imgpack__item_buffer_free(&t->buffer);
     free(t->gray);
-    free(t->path);
     free(t);
 }
 
 void imgpack__result_clear(imgpack__result *r) {
     free(r->value);
     memset(r, 0, sizeof *r);
-}
-
-static int grow(uint8_t **buffer, size_t *capacity, size_t size) {
-    if (size <= *capacity)
-        return 0;
-    uint8_t *bigger = realloc(*buffer, size);
-    if (!bigger)
-        return -1;
-    *buffer = bigger;
-    *capacity = size;
-    return 0;
 }
 
 static imgpack_status reject(imgpack__result *r, imgpack_status status,
@@ -87,62 +68,12 @@ static imgpack_status reject(imgpack__result *r, imgpack_status status,
     return status;
 }
 
-/* Reads the whole file into t->file. O_NONBLOCK so that a FIFO named like
-   an image cannot stall a worker; it is then refused as not a file. */
-static imgpack_status read_file(imgpack__transformer *t, const char *root,
-                                const char *relative, imgpack__result *r) {
-    imgpack_status status = IMGPACK_OK;
-    struct stat st;
-    size_t length = strlen(root) + strlen(relative) + 2;
-    if (grow((uint8_t **)&t->path, &t->path_capacity, length) != 0)
-        return reject(r, IMGPACK_ERR_NOMEM, "%s", "out of memory");
-    snprintf(t->path, length, "%s/%s", root, relative);
-    int fd = open(t->path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return reject(r, imgpack__status_from_errno(errno), "cannot open: %s",
-                      strerror(errno));
-    if (fstat(fd, &st) != 0) {
-        status = reject(r, IMGPACK_ERR_IO, "cannot stat: %s", strerror(errno));
-        goto out;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        status = reject(r, IMGPACK_ERR_UNSUPPORTED, "%s", "not a regular file");
-        goto out;
-    }
-    if ((uint64_t)st.st_size > IMGPACK__MAX_FILE_BYTES) {
-        status = reject(r, IMGPACK_ERR_TOO_LARGE, "%s",
-                        "file is larger than the 1 GiB limit");
-        goto out;
-    }
-    if (grow(&t->file, &t->file_capacity, (size_t)st.st_size + 1) != 0) {
-        status = reject(r, IMGPACK_ERR_NOMEM, "%s", "out of memory");
-        goto out;
-    }
-    size_t done = 0;
-    while (done < (size_t)st.st_size) {
-        ssize_t n = read(fd, t->file + done, (size_t)st.st_size - done);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0) {
-            status = reject(r, IMGPACK_ERR_IO, "read error: %s",
-                            n < 0 ? strerror(errno) : "file shrank");
-            goto out;
-        }
-        done += (size_t)n;
-    }
-    r->src_bytes = done;
-out:
-    close(fd);
-    return status;
-}
-
 /* Replicates a gray crop into RGB. */
 static void gray_to_rgb(const uint8_t *gray, size_t pixels, uint8_t *rgb) {
     for (size_t i = 0; i < pixels; i++)
         rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = gray[i];
 }
 
-/* Resizes and crops into a fresh RGB buffer after `room` header bytes. */
 /* Resizes and crops into a fresh buffer after `room` header bytes, with
    `channels` channels (gray sources are replicated into RGB ones). */
 static imgpack_status make_crop(imgpack__transformer *t,
@@ -157,7 +88,7 @@ static imgpack_status make_crop(imgpack__transformer *t,
     if (src->channels == channels) {
         status = imgpack__resize_crop(t->resizer, src, g, value + room,
                                       (size_t)g->out_width * channels);
-    } else if (grow(&t->gray, &t->gray_capacity, pixels) != 0) {
+    } else if (imgpack__grow_buffer(&t->gray, &t->gray_capacity, pixels) != 0) {
         status = IMGPACK_ERR_NOMEM;
     } else {
         status = imgpack__resize_crop(t->resizer, src, g, t->gray,
@@ -182,69 +113,25 @@ static void crop_region(void *user, uint32_t width, uint32_t height,
     imgpack__geometry_source_region(&g, out);
 }
 
-/* An archive member's bytes into t->file: one pread, safe from any thread
-   on the archive's shared descriptor. */
-static imgpack_status read_member(imgpack__transformer *t, int fd,
-                                  const imgpack__source_item *item,
-                                  imgpack__result *r) {
-    if (item->size > IMGPACK__MAX_FILE_BYTES)
-        return reject(r, IMGPACK_ERR_TOO_LARGE, "%s",
-                      "file is larger than the 1 GiB limit");
-    if (grow(&t->file, &t->file_capacity, item->size + 1) != 0)
-        return reject(r, IMGPACK_ERR_NOMEM, "%s", "out of memory");
-    size_t done = 0;
-    while (done < item->size) {
-        ssize_t n = pread(fd, t->file + done, item->size - done,
-                          (off_t)(item->offset + done));
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return reject(r, IMGPACK_ERR_IO, "archive read error: %s",
-                          n < 0 ? strerror(errno) : "archive shrank");
-        done += (size_t)n;
-    }
-    r->src_bytes = done;
-    return IMGPACK_OK;
-}
-
-/* The item's pixels into *decoded: read and decoded for files and archive
-   members, straight from memory for pixel sources. */
+/* The item's pixels into *decoded: as its source reads them, decoded
+   unless the source holds pixels already. */
 static imgpack_status load_item(imgpack__transformer *t,
                                 const imgpack__source *src, size_t index,
                                 imgpack__pixels *decoded, imgpack__result *r) {
-    const imgpack__transform_settings *s = &t->settings;
-    const imgpack__source_item *item = &src->items[index];
-    if (src->kind == IMGPACK__SOURCE_PIXELS) {
-        size_t bytes = (size_t)src->width * src->height;
-        *decoded = (imgpack__pixels){src->pixels + index * bytes, src->width,
-                                     src->height, 1, src->width};
-        r->src_bytes = bytes;
-        imgpack__sha256_hex(decoded->data, bytes, r->sha256);
+    imgpack__item_data item = {0};
+    r->status = src->ops->read(src, index, &t->buffer, &item, r->reason);
+    r->src_bytes = item.size;
+    if (r->status != IMGPACK_OK)
+        return r->status;
+    imgpack__sha256_hex(item.data, item.size, r->sha256);
+    if (item.decoded) {
+        *decoded = item.pixels;
         return IMGPACK_OK;
     }
-    imgpack_status status;
-    switch (src->kind) {
-    case IMGPACK__SOURCE_ARCHIVE:
-        status = read_member(t, src->archive_fd, item, r);
-        break;
-    case IMGPACK__SOURCE_STREAM: {
-        size_t size = 0;
-        status = r->status = imgpack__archive_stream_take(
-            src->stream, index, &t->file, &t->file_capacity, &size,
-            r->reason);
-        r->src_bytes = size;
-        break;
-    }
-    default:
-        status = read_file(t, src->root, item->path, r);
-    }
-    if (status != IMGPACK_OK)
-        return status;
-    imgpack__sha256_hex(t->file, r->src_bytes, r->sha256);
     imgpack__window window = {crop_region, &t->settings};
-    return r->status = imgpack__decode_window(t->decoder, t->file,
-                                              r->src_bytes, s->max_pixels,
-                                              &window, decoded, r->reason);
+    return r->status = imgpack__decode_window(
+               t->decoder, item.data, item.size, t->settings.max_pixels,
+               &window, decoded, r->reason);
 }
 
 void imgpack__transform_item(imgpack__transformer *t,

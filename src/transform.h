@@ -1,8 +1,9 @@
 /*
- * The work a pool thread does for one source file: read it, hash it, decode,
- * resize and crop, expand gray to RGB, encode, and lay out the LMDB value.
- * A transformer holds one thread's reusable state (decoder, resizer, file
- * and pixel buffers); it is made by the thread that uses it.
+ * The work a pool thread does for one source item: read it (the source's
+ * read operation), hash it, decode, resize and crop, expand gray to RGB,
+ * encode, and lay out the LMDB value. A transformer holds one thread's
+ * reusable state (decoder, resizer, file and pixel buffers); it is made by
+ * the thread that uses it.
  */
 #ifndef IMGPACK_SRC_TRANSFORM_H
 #define IMGPACK_SRC_TRANSFORM_H
@@ -12,10 +13,6 @@
 #include "decode.h"
 #include "imgpack/imgpack.h"
 #include "sources.h"
-
-/* Source files larger than this are rejected before being read: no image
-   we can decode within the default pixel limit needs a 1 GiB file. */
-#define IMGPACK__MAX_FILE_BYTES ((uint64_t)1 << 30)
 
 typedef struct imgpack__transform_settings {
     uint32_t resize;     /* short side, 0 = keep */

@@ -77,13 +77,6 @@ static imgpack_status write_store_header(imgpack__writer *w,
     const imgpack__transform_settings *s = info->settings;
     const imgpack__source *src = w->source;
     char shard[32], dataset[IMGPACK_CATALOG_DIGEST_HEX];
-    /* Records share a size when cropped, or when the source's images all
-       have one size (gray digit sets); otherwise width and height say 0. */
-    imgpack__geometry g = {0};
-    if (s->crop > 0)
-        g.out_width = g.out_height = s->crop;
-    else if (src->kind == IMGPACK__SOURCE_PIXELS)
-        imgpack__geometry_plan(src->width, src->height, s->resize, 0, &g);
     size_t n = 0, capacity = 20 + 2 * (size_t)src->num_classes;
     imgpack__meta_entry *meta = calloc(capacity, sizeof *meta);
     text_meta *numbers = calloc(10, sizeof *numbers);
@@ -98,8 +91,8 @@ static imgpack_status write_store_header(imgpack__writer *w,
                            IMGPACK__STORE_FORMAT_VERSION);
     meta[n++] = string_entry("format", imgpack_format_name(s->format));
     meta[n++] = text_entry(&numbers[1], "channels", s->channels);
-    meta[n++] = text_entry(&numbers[2], "width", g.out_width);
-    meta[n++] = text_entry(&numbers[3], "height", g.out_height);
+    meta[n++] = text_entry(&numbers[2], "width", info->width);
+    meta[n++] = text_entry(&numbers[3], "height", info->height);
     meta[n++] = text_entry(&numbers[4], "resize", s->resize);
     meta[n++] = text_entry(&numbers[5], "crop", s->crop);
     meta[n++] = text_entry(&numbers[6], "num_classes", src->num_classes);

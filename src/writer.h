@@ -53,6 +53,8 @@ typedef struct imgpack__writer_info {
        or shard `shard_index` of `shard_count`, items [begin, end). */
     uint32_t shard_index, shard_count;
     uint64_t begin, end;
+    /* The size every record has, when they share one; else 0 by 0. */
+    uint32_t width, height;
 } imgpack__writer_info;
 
 /* What a pack holds: records, rejects, and the records' bytes. */

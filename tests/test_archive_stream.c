@@ -54,7 +54,7 @@ static uint64_t stream_all(const char *path, size_t held,
     char reason[IMGPACK__REASON_SIZE];
     uint64_t good = 0;
     CHECK_OK(imgpack__source_scan_archive(path, &src, err));
-    CHECK_EQ(src.kind, IMGPACK__SOURCE_STREAM);
+    CHECK(src.ops == &imgpack__source_tar_stream);
     CHECK_EQ(src.num_items, MEMBERS);
     CHECK_OK(imgpack__archive_stream_start(&s, &src, 0, src.num_items, held,
                                            err));
