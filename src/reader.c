@@ -347,11 +347,6 @@ imgpack_status imgpack__reader_fail(imgpack_reader *r, imgpack_status code,
 
 /* ---- Records ---------------------------------------------------------- */
 
-static uint32_t le32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
 /* The shard holding global index `index` (< r->count). */
 static uint32_t locate(const imgpack_reader *r, uint64_t index) {
     /* Invariant first[lo] <= index < first[hi]. An empty shard's first
@@ -377,23 +372,6 @@ static const char *where(const imgpack_reader *r, uint32_t k, uint64_t local,
     snprintf(buf, WHERE_SIZE, " (%s record %" PRIu64 ")",
              slash ? slash + 1 : r->shards[k].dir, local);
     return buf;
-}
-
-/* The fields of a header that passed imgpack__record_parse before (see
-   "Header checks" above); the size check keeps every later access to the
-   payload within the value even so. */
-static imgpack_status parse_verified(const uint8_t *value, size_t size,
-                                     imgpack__record_header *h) {
-    h->format = value[6];
-    h->channels = value[7];
-    h->width = le32(value + 8);
-    h->height = le32(value + 12);
-    h->label = le32(value + 16);
-    h->payload_size = le32(value + 20);
-    h->payload_crc = le32(value + 24);
-    return h->payload_size == size - IMGPACK__RECORD_HEADER_SIZE
-               ? IMGPACK_OK
-               : IMGPACK_ERR_CORRUPT;
 }
 
 /* Finds the value of record `index` (global) and the shard holding it,
@@ -470,7 +448,8 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
     imgpack_status status;
     if (word && !always &&
         (atomic_load_explicit(word, memory_order_relaxed) & bit)) {
-        status = parse_verified(value.mv_data, value.mv_size, h);
+        status =
+            imgpack__record_parse_verified(value.mv_data, value.mv_size, h);
         if (status != IMGPACK_OK)
             return imgpack__error_set(&s->err, status,
                                       "%s: record %" PRIu64
