@@ -67,6 +67,7 @@
 #include "meta_sum.h"
 #include "reader_open.h"
 #include "store.h"
+#include "store_meta.h"
 
 /* Recently used (reader, slot) pairs per thread: a training process reads
    one or two stores, and a miss only costs a locked list walk. */
@@ -497,8 +498,8 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
                                   ", past the %" PRIu32 " classes",
                                   r->dir, index, where(r, k, local, at),
                                   h->label, r->num_classes);
-    if (h->width == 0 || h->height == 0 || h->width > 65536 ||
-        h->height > 65536 || (h->channels != r->channels && h->channels != 1))
+    if (h->width == 0 || h->height == 0 || h->width > IMGPACK_MAX_RECORD_SIDE ||
+        h->height > IMGPACK_MAX_RECORD_SIDE || (h->channels != r->channels && h->channels != 1))
         return imgpack__error_set(&s->err, IMGPACK_ERR_CORRUPT,
                                   "%s: record %" PRIu64 "%s claims %" PRIu32
                                   "x%" PRIu32 "x%u pixels",
@@ -652,8 +653,12 @@ imgpack_status imgpack_reader_label(imgpack_reader *r, uint64_t index,
 static void encode_labels(const imgpack_reader *r, uint8_t *buf,
                           uint64_t capacity) {
     uint64_t bytes = r->count * 4 < capacity ? r->count * 4 : capacity;
-    for (uint64_t b = 0; b < bytes; b++)
-        buf[b] = (uint8_t)(r->labels[b / 4] >> (8 * (b % 4)));
+    uint8_t last[4];
+    imgpack__meta_u32_encode(buf, r->labels, bytes / 4);
+    if (bytes % 4) {
+        imgpack__meta_u32_encode(last, r->labels + bytes / 4, 1);
+        memcpy(buf + bytes / 4 * 4, last, bytes % 4);
+    }
 }
 
 /*
@@ -669,23 +674,24 @@ static int sharded_meta(imgpack_reader *r, imgpack__read_slot *s,
                         size_t number_size, int *synth_labels) {
     uint32_t k = 0;
     *synth_labels = 0;
-    if (strcmp(key, "count") == 0) {
+    if (strcmp(key, IMGPACK_META_COUNT) == 0) {
         value->mv_size =
             (size_t)snprintf(number, number_size, "%" PRIu64, r->count);
         value->mv_data = number;
         return 0;
     }
-    if (strcmp(key, "labels") == 0) {
+    if (strcmp(key, IMGPACK_META_LABELS) == 0) {
         *synth_labels = r->labels != NULL;
         value->mv_size = r->count * 4;
         return r->labels ? 0 : MDB_NOTFOUND;
     }
-    if (strcmp(key, "shard") == 0 || strcmp(key, "shard_first_position") == 0)
+    if (strcmp(key, IMGPACK_META_SHARD) == 0 ||
+        strcmp(key, IMGPACK_META_SHARD_FIRST_POSITION) == 0)
         return MDB_NOTFOUND;
-    if (strcmp(key, "state") == 0)
+    if (strcmp(key, IMGPACK_META_STATE) == 0)
         while (k + 1 < r->num_shards && r->shards[k].complete)
             k++;
-    if (strcmp(key, "next_position") == 0)
+    if (strcmp(key, IMGPACK_META_NEXT_POSITION) == 0)
         k = r->num_shards - 1;
     MDB_txn *txn = current(r, s, k);
     if (!txn)

@@ -33,6 +33,7 @@
 #include "imgpack/pack.h"
 #include "meta_sum.h"
 #include "store.h"
+#include "store_meta.h"
 
 /* Slots for read transactions in each lock file. Honoured only when this
    reader creates lock.mdb; LMDB's default of 126 is too few for many
@@ -200,7 +201,7 @@ static imgpack_status load_classes(imgpack_reader *r, imgpack__shard *sh,
     for (uint32_t c = 0; c < r->num_classes; c++) {
         char key[32];
         MDB_val v;
-        snprintf(key, sizeof key, "class/%08" PRIu32, c);
+        snprintf(key, sizeof key, IMGPACK_META_CLASS_FORMAT, c);
         int rc = meta_value(sh, txn, key, &v);
         if (rc == MDB_NOTFOUND)
             return imgpack__error_set(&r->err, IMGPACK_ERR_CORRUPT,
@@ -224,7 +225,7 @@ static imgpack_status load_static(imgpack_reader *r, MDB_txn *txn) {
     MDB_val v;
     uint64_t n;
     imgpack_status status;
-    if ((status = meta_number(sh, txn, "format_version", UINT32_MAX, &n,
+    if ((status = meta_number(sh, txn, IMGPACK_META_FORMAT_VERSION, UINT32_MAX, &n,
                               &r->err)))
         return status;
     if (n != IMGPACK__STORE_FORMAT_VERSION)
@@ -232,29 +233,33 @@ static imgpack_status load_static(imgpack_reader *r, MDB_txn *txn) {
                                   "%s: store format version %" PRIu64
                                   ", this library reads %d",
                                   sh->dir, n, IMGPACK__STORE_FORMAT_VERSION);
-    int rc = meta_value(sh, txn, "format", &v);
+    int rc = meta_value(sh, txn, IMGPACK_META_FORMAT, &v);
     char name[32] = "";
     if (rc != 0 && rc != MDB_NOTFOUND)
-        return meta_fail(&r->err, rc, sh, "format");
+        return meta_fail(&r->err, rc, sh, IMGPACK_META_FORMAT);
     if (rc == 0 && v.mv_size < sizeof name)
         memcpy(name, v.mv_data, v.mv_size);
     if (rc != 0 || imgpack_format_parse(name, &r->format) != IMGPACK_OK)
         return imgpack__error_set(&r->err, IMGPACK_ERR_CORRUPT,
-                                  "%s: metadata \"format\" is missing or "
-                                  "unknown",
+                                  "%s: metadata \"" IMGPACK_META_FORMAT
+                                  "\" is missing or unknown",
                                   sh->dir);
-    /* Sides are capped like the packer's options; 65536 leaves room. */
     static const struct {
         const char *key;
         uint64_t max;
         size_t offset;
     } numbers[] = {
-        {"channels", 4, offsetof(imgpack_reader, channels)},
-        {"width", 65536, offsetof(imgpack_reader, width)},
-        {"height", 65536, offsetof(imgpack_reader, height)},
-        {"resize", 65536, offsetof(imgpack_reader, resize)},
-        {"crop", 65536, offsetof(imgpack_reader, crop)},
-        {"num_classes", UINT32_MAX, offsetof(imgpack_reader, num_classes)},
+        {IMGPACK_META_CHANNELS, 4, offsetof(imgpack_reader, channels)},
+        {IMGPACK_META_WIDTH, IMGPACK_MAX_RECORD_SIDE,
+         offsetof(imgpack_reader, width)},
+        {IMGPACK_META_HEIGHT, IMGPACK_MAX_RECORD_SIDE,
+         offsetof(imgpack_reader, height)},
+        {IMGPACK_META_RESIZE, IMGPACK_MAX_RECORD_SIDE,
+         offsetof(imgpack_reader, resize)},
+        {IMGPACK_META_CROP, IMGPACK_MAX_RECORD_SIDE,
+         offsetof(imgpack_reader, crop)},
+        {IMGPACK_META_NUM_CLASSES, UINT32_MAX,
+         offsetof(imgpack_reader, num_classes)},
     };
     for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
         if ((status = meta_number(sh, txn, numbers[i].key, numbers[i].max, &n,
@@ -264,7 +269,8 @@ static imgpack_status load_static(imgpack_reader *r, MDB_txn *txn) {
     }
     if (r->channels != 1 && r->channels != 3)
         return imgpack__error_set(&r->err, IMGPACK_ERR_CORRUPT,
-                                  "%s: metadata \"channels\" is %" PRIu32,
+                                  "%s: metadata \"" IMGPACK_META_CHANNELS
+                                  "\" is %" PRIu32,
                                   sh->dir, r->channels);
     return load_classes(r, sh, txn);
 }
@@ -298,20 +304,23 @@ static imgpack_status same_meta(imgpack_reader *r, uint32_t k,
 static imgpack_status check_shard(imgpack_reader *r, uint32_t k,
                                   MDB_txn *const *txns) {
     static const char *const shared[] = {
-        "format_version", "format",   "channels", "width",
-        "height",         "resize",   "crop",     "settings",
-        "source_digest",  "num_classes"};
+        IMGPACK_META_FORMAT_VERSION, IMGPACK_META_FORMAT,
+        IMGPACK_META_CHANNELS,       IMGPACK_META_WIDTH,
+        IMGPACK_META_HEIGHT,         IMGPACK_META_RESIZE,
+        IMGPACK_META_CROP,           IMGPACK_META_SETTINGS,
+        IMGPACK_META_SOURCE_DIGEST,  IMGPACK_META_NUM_CLASSES};
     imgpack__shard *sh = &r->shards[k];
-    char want[32], key[32];
+    char want[IMGPACK__SHARD_NAME_SIZE], key[32];
     MDB_val v;
     imgpack_status status = IMGPACK_OK;
-    snprintf(want, sizeof want, "%" PRIu32 "/%" PRIu32, k, r->num_shards);
-    int rc = meta_value(sh, txns[k], "shard", &v);
+    imgpack__shard_value(want, k, r->num_shards);
+    int rc = meta_value(sh, txns[k], IMGPACK_META_SHARD, &v);
     if (rc != 0 && rc != MDB_NOTFOUND)
-        return meta_fail(&r->err, rc, sh, "shard");
+        return meta_fail(&r->err, rc, sh, IMGPACK_META_SHARD);
     if (rc == MDB_NOTFOUND || !value_is(&v, want))
         return imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                  "%s: metadata \"shard\" is \"%.*s\", not "
+                                  "%s: metadata \"" IMGPACK_META_SHARD
+                                  "\" is \"%.*s\", not "
                                   "\"%s\": not this shard of the dataset",
                                   sh->dir,
                                   rc ? 0 : (int)(v.mv_size < QUOTE_MAX ? v.mv_size : QUOTE_MAX),
@@ -323,7 +332,7 @@ static imgpack_status check_shard(imgpack_reader *r, uint32_t k,
     /* num_classes agreed, so both have r->num_classes names. */
     for (uint32_t c = 0; k > 0 && c < r->num_classes && status == IMGPACK_OK;
          c++) {
-        snprintf(key, sizeof key, "class/%08" PRIu32, c);
+        snprintf(key, sizeof key, IMGPACK_META_CLASS_FORMAT, c);
         status = same_meta(r, k, txns, key);
     }
     return status;
@@ -343,10 +352,7 @@ static imgpack_status shard_table(imgpack__shard *sh, MDB_txn *txn,
                                   "%s: metadata \"%s\" does not hold "
                                   "%" PRIu64 " values",
                                   sh->dir, key, count);
-    const uint8_t *p = v.mv_data;
-    for (uint64_t i = 0; i < count; i++, p += 4)
-        out[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                 (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    imgpack__meta_u32_decode(out, v.mv_data, count);
     return IMGPACK_OK;
 }
 
@@ -355,7 +361,7 @@ static imgpack_status shard_labels(const imgpack_reader *r,
                                    imgpack__shard *sh, MDB_txn *txn,
                                    uint64_t count, uint32_t *labels,
                                    imgpack__error *err) {
-    imgpack_status status = shard_table(sh, txn, "labels", count, labels, err);
+    imgpack_status status = shard_table(sh, txn, IMGPACK_META_LABELS, count, labels, err);
     if (status != IMGPACK_OK)
         return status;
     for (uint64_t i = 0; i < count; i++) {
@@ -406,7 +412,8 @@ static imgpack_status load_tables(imgpack_reader *r, MDB_txn *const *txns,
         status = shard_labels(r, &r->shards[k], txns[k], counts[k],
                               labels + at, err);
         if (status == IMGPACK_OK && *crcs)
-            status = shard_table(&r->shards[k], txns[k], "payload_crcs",
+            status = shard_table(&r->shards[k], txns[k],
+                                 IMGPACK_META_PAYLOAD_CRCS,
                                  counts[k], *crcs + at, err);
     }
     return status;
@@ -431,7 +438,7 @@ imgpack_status imgpack__reader_load_progress(imgpack_reader *r,
     }
     for (uint32_t k = 0; k < n; k++) {
         imgpack__shard *sh = &r->shards[k];
-        if ((status = meta_number(sh, txns[k], "count", MAX_RECORDS, &counts[k],
+        if ((status = meta_number(sh, txns[k], IMGPACK_META_COUNT, MAX_RECORDS, &counts[k],
                                   err)))
             goto out;
         if (counts[k] > MAX_RECORDS - total) {
@@ -441,12 +448,12 @@ imgpack_status imgpack__reader_load_progress(imgpack_reader *r,
             goto out;
         }
         total += counts[k];
-        int rc = meta_value(sh, txns[k], "state", &v);
+        int rc = meta_value(sh, txns[k], IMGPACK_META_STATE, &v);
         if (rc != 0 && rc != MDB_NOTFOUND) {
-            status = meta_fail(err, rc, sh, "state");
+            status = meta_fail(err, rc, sh, IMGPACK_META_STATE);
             goto out;
         }
-        done[k] = rc == 0 && value_is(&v, "complete");
+        done[k] = rc == 0 && value_is(&v, IMGPACK_META_STATE_COMPLETE);
         complete = complete && done[k];
     }
     /* Labels and header checks only once nothing can change. */
@@ -531,38 +538,12 @@ out:
 
 /* ---- Layout ----------------------------------------------------------- */
 
-/* Parses decimal digits at *p without leading zeros into a value up to
-   `max`, advancing *p. */
-static int parse_count(const char **p, uint32_t max, uint32_t *out) {
-    const char *s = *p;
-    uint64_t n = 0;
-    while (*s >= '0' && *s <= '9' && n <= max)
-        n = n * 10 + (uint64_t)(*s++ - '0');
-    if (s == *p || n > max || (**p == '0' && s - *p > 1))
-        return 0;
-    *p = s;
-    *out = (uint32_t)n;
-    return 1;
-}
-
-/* 1 if `name` is shard-K-of-N, with K < N <= IMGPACK_MAX_SHARDS written
-   without padding. */
-static int parse_shard_name(const char *name, uint32_t *k, uint32_t *n) {
-    const char *p = name;
-    if (strncmp(p, "shard-", 6) != 0)
-        return 0;
-    p += 6;
-    if (!parse_count(&p, IMGPACK_MAX_SHARDS, k) || strncmp(p, "-of-", 4) != 0)
-        return 0;
-    p += 4;
-    return parse_count(&p, IMGPACK_MAX_SHARDS, n) && *p == '\0' && *k < *n;
-}
-
 /* Makes r->shards: the one store in r->dir, or its `n` shard-K-of-N
    subdirectories. */
 static imgpack_status make_shards(imgpack_reader *r, uint32_t n, int sharded) {
-    /* "/shard-K-of-N" and a NUL, with K and N of up to 10 digits. */
-    size_t size = strlen(r->dir) + 32;
+    /* "/", the shard's name and its NUL. */
+    size_t size = strlen(r->dir) + 1 + IMGPACK__SHARD_NAME_SIZE;
+    char name[IMGPACK__SHARD_NAME_SIZE];
     r->shards = calloc(n, sizeof *r->shards);
     r->first = calloc((size_t)n + 1, sizeof *r->first);
     if (!r->shards || !r->first)
@@ -573,9 +554,9 @@ static imgpack_status make_shards(imgpack_reader *r, uint32_t n, int sharded) {
         if (!(r->shards[k].dir = malloc(size)))
             return imgpack__error_set(&r->err, IMGPACK_ERR_NOMEM,
                                       "%s: out of memory", r->dir);
+        imgpack__shard_name(name, k, n);
         if (sharded)
-            snprintf(r->shards[k].dir, size, "%s/shard-%" PRIu32 "-of-%" PRIu32,
-                     r->dir, k, n);
+            snprintf(r->shards[k].dir, size, "%s/%s", r->dir, name);
         else
             snprintf(r->shards[k].dir, size, "%s", r->dir);
     }
@@ -587,6 +568,7 @@ static imgpack_status find_shards(imgpack_reader *r) {
     DIR *d = opendir(r->dir);
     unsigned char *seen = NULL;
     uint32_t n = 0, k, count, first_k = 0;
+    char name[IMGPACK__SHARD_NAME_SIZE];
     struct dirent *e;
     imgpack_status status = IMGPACK_OK;
     if (!d) {
@@ -595,7 +577,7 @@ static imgpack_status find_shards(imgpack_reader *r) {
         goto out;
     }
     while ((e = readdir(d)) != NULL) {
-        if (!parse_shard_name(e->d_name, &k, &count))
+        if (!imgpack__shard_name_parse(e->d_name, &k, &count))
             continue;
         if (n == 0) {
             n = count;
@@ -606,11 +588,11 @@ static imgpack_status find_shards(imgpack_reader *r) {
                 goto out;
             }
         } else if (count != n) {
+            imgpack__shard_name(name, first_k, n);
             status = imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
                                         "%s: shards disagree on their number: "
-                                        "shard-%" PRIu32 "-of-%" PRIu32
-                                        " and %s",
-                                        r->dir, first_k, n, e->d_name);
+                                        "%s and %s",
+                                        r->dir, name, e->d_name);
             goto out;
         }
         seen[k] = 1;
@@ -624,10 +606,9 @@ static imgpack_status find_shards(imgpack_reader *r) {
     }
     for (k = 0; k < n; k++)
         if (!seen[k]) {
+            imgpack__shard_name(name, k, n);
             status = imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                        "%s/shard-%" PRIu32 "-of-%" PRIu32
-                                        " is missing",
-                                        r->dir, k, n);
+                                        "%s/%s is missing", r->dir, name);
             goto out;
         }
     status = make_shards(r, n, 1);
