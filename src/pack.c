@@ -24,6 +24,7 @@
 #include "pool.h"
 #include "queue.h"
 #include "sources.h"
+#include "store_meta.h"
 #include "transform.h"
 #include "writer.h"
 
@@ -226,31 +227,6 @@ imgpack_status imgpack_pack_options_set_command(imgpack_pack_options *opts,
     return replace_string(&opts->command, command);
 }
 
-const char *imgpack_format_name(int format) {
-    switch (format) {
-    case IMGPACK_FORMAT_RAW:
-        return "raw";
-    case IMGPACK_FORMAT_JPEG:
-        return "jpeg";
-    case IMGPACK_FORMAT_WEBP:
-        return "webp";
-    case IMGPACK_FORMAT_WEBP_LOSSLESS:
-        return "webp-lossless";
-    }
-    return NULL;
-}
-
-imgpack_status imgpack_format_parse(const char *name, int32_t *format) {
-    for (int32_t f = IMGPACK_FORMAT_RAW; f <= IMGPACK_FORMAT_WEBP_LOSSLESS;
-         f++) {
-        if (strcmp(name, imgpack_format_name(f)) == 0) {
-            *format = f;
-            return IMGPACK_OK;
-        }
-    }
-    return IMGPACK_ERR_INVALID_ARG;
-}
-
 /* Lists the source by its kind: a folder (or the files a list names), an
    MNIST-style IDX or CSV file; then settles what depends on the kind. */
 static imgpack_status scan_source(imgpack_packer *p, const char *src,
@@ -409,8 +385,8 @@ static imgpack_status check_out_outside_src(const char *src,
 static imgpack_status check_layout(const char *out_dir, uint32_t shard_count,
                                    imgpack__error *err) {
     imgpack_status status = IMGPACK_OK;
-    char path[4096], tail;
-    unsigned k, n;
+    char path[4096];
+    uint32_t k, n;
     struct stat st;
     struct dirent *entry;
     DIR *dir;
@@ -427,7 +403,7 @@ static imgpack_status check_layout(const char *out_dir, uint32_t shard_count,
     if (!(dir = opendir(out_dir)))
         return IMGPACK_OK;
     while (status == IMGPACK_OK && (entry = readdir(dir)))
-        if (sscanf(entry->d_name, "shard-%u-of-%u%c", &k, &n, &tail) == 2)
+        if (imgpack__shard_name_parse(entry->d_name, &k, &n))
             status = imgpack__error_set(
                 err, IMGPACK_ERR_EXISTS,
                 "%s: holds the shards of a sharded pack (%s): pack or resume "
@@ -477,10 +453,11 @@ static imgpack_status resume_or_start(imgpack_packer *p) {
    command line to record. */
 static imgpack_status name_store(imgpack_packer *p, const char *out_dir,
                                  const imgpack_pack_options *opts) {
+    char name[IMGPACK__SHARD_NAME_SIZE];
+    imgpack__shard_name(name, opts->shard_index, opts->shard_count);
     if (opts->shard_count == 1)
         p->store_dir = strdup(out_dir);
-    else if (asprintf(&p->store_dir, "%s/shard-%" PRIu32 "-of-%" PRIu32,
-                      out_dir, opts->shard_index, opts->shard_count) < 0)
+    else if (asprintf(&p->store_dir, "%s/%s", out_dir, name) < 0)
         p->store_dir = NULL;
     if (!p->store_dir ||
         (opts->command && !(p->command = strdup(opts->command))))

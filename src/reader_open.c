@@ -30,7 +30,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-#include "imgpack/pack.h"
 #include "meta_sum.h"
 #include "store.h"
 #include "store_meta.h"
@@ -728,6 +727,10 @@ uint64_t imgpack_reader_count(const imgpack_reader *r) { return r->count; }
 
 uint32_t imgpack_reader_num_shards(const imgpack_reader *r) {
     return r->num_shards;
+}
+
+const char *imgpack_reader_shard_path(const imgpack_reader *r, uint32_t k) {
+    return k < r->num_shards ? r->shards[k].dir : NULL;
 }
 
 uint32_t imgpack_reader_num_classes(const imgpack_reader *r) {

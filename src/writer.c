@@ -20,26 +20,7 @@
 #include "resize.h"
 #include "store_meta.h"
 
-/* Meta keys for a class's name and description: a fixed width keeps them
-   in id order under LMDB's byte order. */
-
-#define SETTINGS_TEXT_SIZE 128
-
-typedef struct text_meta {
-    char key[32];
-    char value[32];
-} text_meta;
-
-static imgpack__meta_entry text_entry(text_meta *m, const char *key,
-                                      uint64_t value) {
-    snprintf(m->key, sizeof m->key, "%s", key);
-    snprintf(m->value, sizeof m->value, "%" PRIu64, value);
-    return (imgpack__meta_entry){m->key, m->value, strlen(m->value)};
-}
-
-static imgpack__meta_entry string_entry(const char *key, const char *value) {
-    return (imgpack__meta_entry){key, value, strlen(value)};
-}
+#define SETTINGS_TEXT_SIZE IMGPACK__SETTINGS_SIZE
 
 /* Every option that changes what lands in the store, as one line: a resume
    must be given the same. */
@@ -75,7 +56,6 @@ static imgpack_status write_store_header(imgpack__writer *w,
                                          imgpack__error *err) {
     const imgpack__transform_settings *s = info->settings;
     const imgpack__source *src = w->source;
-    char shard[IMGPACK__SHARD_NAME_SIZE], dataset[IMGPACK_CATALOG_DIGEST_HEX];
     /* Records share a size when cropped, or when the source's images all
        have one size (gray digit sets); otherwise width and height say 0. */
     imgpack__geometry g = {0};
@@ -83,60 +63,24 @@ static imgpack_status write_store_header(imgpack__writer *w,
         g.out_width = g.out_height = s->crop;
     else if (src->kind == IMGPACK__SOURCE_PIXELS)
         imgpack__geometry_plan(src->width, src->height, s->resize, 0, &g);
-    size_t n = 0, capacity = 20 + 2 * (size_t)src->num_classes;
-    imgpack__meta_entry *meta = calloc(capacity, sizeof *meta);
-    text_meta *numbers = calloc(10, sizeof *numbers);
-    char settings[SETTINGS_TEXT_SIZE], digest[65];
-    char(*keys)[32] = calloc(2 * (size_t)src->num_classes, sizeof *keys);
-    imgpack_status status = IMGPACK_ERR_NOMEM;
-    if (!meta || !numbers || !keys) {
-        imgpack__error_set(err, status, "out of memory");
-        goto out;
-    }
-    meta[n++] = text_entry(&numbers[0], IMGPACK_META_FORMAT_VERSION,
-                           IMGPACK__STORE_FORMAT_VERSION);
-    meta[n++] = string_entry(IMGPACK_META_FORMAT,
-                             imgpack_format_name(s->format));
-    meta[n++] = text_entry(&numbers[1], IMGPACK_META_CHANNELS, s->channels);
-    meta[n++] = text_entry(&numbers[2], IMGPACK_META_WIDTH, g.out_width);
-    meta[n++] = text_entry(&numbers[3], IMGPACK_META_HEIGHT, g.out_height);
-    meta[n++] = text_entry(&numbers[4], IMGPACK_META_RESIZE, s->resize);
-    meta[n++] = text_entry(&numbers[5], IMGPACK_META_CROP, s->crop);
-    meta[n++] = text_entry(&numbers[6], IMGPACK_META_NUM_CLASSES,
-                           src->num_classes);
-    meta[n++] = text_entry(&numbers[7], IMGPACK_META_COUNT, 0);
-    meta[n++] = text_entry(&numbers[8], IMGPACK_META_NEXT_POSITION,
-                           info->begin);
-    if (info->shard_count > 1) {
-        imgpack__shard_value(shard, info->shard_index, info->shard_count);
-        meta[n++] = string_entry(IMGPACK_META_SHARD, shard);
-        meta[n++] = text_entry(&numbers[9], IMGPACK_META_SHARD_FIRST_POSITION,
-                               info->begin);
-    }
-    meta[n++] = string_entry(IMGPACK_META_STATE, IMGPACK_META_STATE_PACKING);
-    settings_text(s, settings);
-    meta[n++] = string_entry(IMGPACK_META_SETTINGS, settings);
-    imgpack__source_digest(src, digest);
-    meta[n++] = string_entry(IMGPACK_META_SOURCE_DIGEST, digest);
-    meta[n++] = string_entry(IMGPACK_META_TOOL_VERSION, IMGPACK_VERSION_STRING);
-    dataset_digest(w, info, created, dataset);
-    meta[n++] = string_entry(IMGPACK_META_CATALOG_DATASET_DIGEST, dataset);
-    for (uint32_t c = 0; c < src->num_classes; c++) {
-        snprintf(keys[2 * c], sizeof keys[0], IMGPACK_META_CLASS_FORMAT, c);
-        meta[n++] = string_entry(keys[2 * c], src->class_names[c]);
-        if (src->class_descriptions[c]) {
-            snprintf(keys[2 * c + 1], sizeof keys[0], IMGPACK_META_DESCRIPTION_FORMAT,
-                     c);
-            meta[n++] =
-                string_entry(keys[2 * c + 1], src->class_descriptions[c]);
-        }
-    }
-    status = imgpack__store_set_meta(&w->store, meta, n, err);
-out:
-    free(meta);
-    free(numbers);
-    free(keys);
-    return status;
+    imgpack__store_header h = {
+        .format = s->format,
+        .channels = s->channels,
+        .width = g.out_width,
+        .height = g.out_height,
+        .resize = s->resize,
+        .crop = s->crop,
+        .num_classes = src->num_classes,
+        .class_names = src->class_names,
+        .class_descriptions = src->class_descriptions,
+        .shard_index = info->shard_index,
+        .shard_count = info->shard_count,
+        .first_position = info->begin,
+    };
+    settings_text(s, h.settings);
+    imgpack__source_digest(src, h.source_digest);
+    dataset_digest(w, info, created, h.catalog_dataset_digest);
+    return imgpack__store_header_write(&w->store, &h, err);
 }
 
 /* What the catalog's shard columns hold: the shard, or NULL (-1). */
@@ -425,12 +369,14 @@ static size_t batch_meta_room(const imgpack__writer *w, uint64_t packed) {
 
 static imgpack_status batch_meta(const imgpack__writer *w, int complete,
                                  imgpack__meta_entry meta[BATCH_META_ENTRIES],
-                                 text_meta numbers[2], size_t *n_meta,
-                                 uint8_t *blobs[2], imgpack__error *err) {
+                                 imgpack__meta_decimal numbers[2],
+                                 size_t *n_meta, uint8_t *blobs[2],
+                                 imgpack__error *err) {
     size_t n = 0;
-    meta[n++] = text_entry(&numbers[0], IMGPACK_META_COUNT, w->packed);
-    meta[n++] = text_entry(&numbers[1], IMGPACK_META_NEXT_POSITION,
-                           w->batch_end);
+    meta[n++] = imgpack__meta_number_entry(&numbers[0], IMGPACK_META_COUNT,
+                                           w->packed);
+    meta[n++] = imgpack__meta_number_entry(
+        &numbers[1], IMGPACK_META_NEXT_POSITION, w->batch_end);
     if (w->catalog_digest_known)
         meta[n++] = (imgpack__meta_entry){IMGPACK_META_CATALOG_DIGEST,
                                           w->batch_digest,
@@ -445,7 +391,8 @@ static imgpack_status batch_meta(const imgpack__writer *w, int complete,
             (imgpack__meta_entry){IMGPACK_META_PAYLOAD_CRCS, blobs[1],
                                   w->packed * 4};
         meta[n++] =
-            string_entry(IMGPACK_META_STATE, IMGPACK_META_STATE_COMPLETE);
+            imgpack__meta_text_entry(IMGPACK_META_STATE,
+                                     IMGPACK_META_STATE_COMPLETE);
     }
     *n_meta = n;
     return IMGPACK_OK;
@@ -518,7 +465,7 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
                                    imgpack__error *err) {
     imgpack__catalog *c = &w->catalog;
     imgpack__meta_entry meta[BATCH_META_ENTRIES];
-    text_meta numbers[2];
+    imgpack__meta_decimal numbers[2];
     uint8_t *blobs[2] = {NULL, NULL};
     size_t n_meta = 0;
     imgpack_status status = IMGPACK_OK;
