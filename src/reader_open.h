@@ -96,6 +96,15 @@ struct imgpack_reader {
 /* A process-unique reader id, for the slot cache. */
 uint64_t imgpack__reader_new_id(void);
 
+/* Makes r->shards from r->dir: the one store there (data.mdb), or its
+   shard-K-of-N subdirectories, all N of one N (reader_shards.c). */
+imgpack_status imgpack__reader_find_layout(imgpack_reader *r);
+
+/* Opens shard `sh`'s environment (sh->dir; sh->env must be NULL) read-only
+   with a map of `map_size` bytes, and its two databases. */
+imgpack_status imgpack__shard_open(imgpack__shard *sh, size_t map_size,
+                                   imgpack__error *err);
+
 /* Opens every shard's environment and databases (r->shards[k].env must be
    NULL). Errors go to r->err and name the shard. */
 imgpack_status imgpack__reader_open_envs(imgpack_reader *r);

@@ -309,7 +309,7 @@ static imgpack_status read_classes(const imgpack__meta_view *m,
 }
 
 imgpack_status imgpack__store_header_read(const imgpack__meta_view *m,
-                                          int descriptions,
+                                          int all,
                                           imgpack__store_header *h,
                                           imgpack__error *err) {
     static const struct {
@@ -363,14 +363,16 @@ imgpack_status imgpack__store_header_read(const imgpack__meta_view *m,
                                   "%s: metadata \"" IMGPACK_META_CHANNELS
                                   "\" is %" PRIu32,
                                   m->dir, h->channels);
-    if ((status = meta_text(m, IMGPACK_META_SETTINGS, h->settings,
-                            sizeof h->settings, err)) ||
-        (status = meta_text(m, IMGPACK_META_SOURCE_DIGEST, h->source_digest,
-                            sizeof h->source_digest, err)) ||
-        (status = meta_text(m, IMGPACK_META_CATALOG_DATASET_DIGEST,
-                            h->catalog_dataset_digest,
-                            sizeof h->catalog_dataset_digest, err)) ||
-        (status = read_classes(m, descriptions, h, err)))
+    if ((all && ((status = meta_text(m, IMGPACK_META_SETTINGS, h->settings,
+                                     sizeof h->settings, err)) ||
+                 (status = meta_text(m, IMGPACK_META_SOURCE_DIGEST,
+                                     h->source_digest,
+                                     sizeof h->source_digest, err)) ||
+                 (status = meta_text(m, IMGPACK_META_CATALOG_DATASET_DIGEST,
+                                     h->catalog_dataset_digest,
+                                     sizeof h->catalog_dataset_digest,
+                                     err)))) ||
+        (status = read_classes(m, all, h, err)))
         imgpack__store_header_free(h);
     return status;
 }

@@ -132,12 +132,14 @@ imgpack_status imgpack__meta_table(const imgpack__meta_view *m,
 /*
  * Reads and checks the header: format version (its own code on a
  * mismatch), format, channels (1 or 3), sides up to
- * IMGPACK_MAX_RECORD_SIDE, the class names, and with `descriptions` their
- * descriptions; settings and digests are "" where missing. On failure `h`
- * holds nothing to free. Free with imgpack__store_header_free.
+ * IMGPACK_MAX_RECORD_SIDE and the class names; with `all` also the class
+ * descriptions, settings and digests ("" or NULL where missing), which
+ * otherwise stay empty: a reader has no use for them, and reads them only
+ * on request (imgpack_reader_meta). On failure `h` holds nothing to free.
+ * Free with imgpack__store_header_free.
  */
 imgpack_status imgpack__store_header_read(const imgpack__meta_view *m,
-                                          int descriptions,
+                                          int all,
                                           imgpack__store_header *h,
                                           imgpack__error *err);
 
