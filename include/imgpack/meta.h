@@ -28,6 +28,7 @@
 #define IMGPACK_META_SHARD_FIRST_POSITION "shard_first_position"
 
 /* Class c's name and description: snprintf formats taking a uint32_t. The
+   fixed width keeps them in id order under LMDB's byte order. The
    description is present only where a synsets file gave one. */
 #define IMGPACK_META_CLASS_FORMAT "class/%08" PRIu32
 #define IMGPACK_META_DESCRIPTION_FORMAT "description/%08" PRIu32
