@@ -21,12 +21,9 @@
 
 #include "error.h"
 #include "imgpack/pack.h"
-#include "imgpack/reader.h"
+#include "store_peek.h"
 
 extern const char imgpack__catalog_schema[];
-
-/* Metadata that every shard of one pack shares. */
-static const char *const shared_meta[] = {"settings", "source_digest"};
 
 typedef struct combine_job {
     const char *dir;
@@ -44,9 +41,7 @@ static imgpack_status find_shards(combine_job *job) {
                                   "%s: %s", job->dir, strerror(errno));
     job->count = 0;
     for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        char tail;
-        if (sscanf(e->d_name, "shard-%" SCNu32 "-of-%" SCNu32 "%c", &k, &n,
-                   &tail) != 2)
+        if (!imgpack__shard_name_parse(e->d_name, &k, &n))
             continue;
         if (job->count != 0 && n != job->count) {
             closedir(d);
@@ -64,59 +59,58 @@ static imgpack_status find_shards(combine_job *job) {
     return IMGPACK_OK;
 }
 
-/* Reads a shard's metadata value into `out` (NUL-terminated). */
-static imgpack_status shard_meta(combine_job *job, imgpack_reader *r,
-                                 const char *name, const char *key, char *out,
-                                 size_t capacity) {
-    uint64_t size = 0;
-    imgpack_status status =
-        imgpack_reader_meta(r, key, (uint8_t *)out, capacity - 1, &size);
-    if (status != IMGPACK_OK || size >= capacity)
+/* Checks that shard `name` has `value` as meta `key`, as shard 0 has
+   (`first`); shard 0 itself (k 0) only must have one. */
+static imgpack_status same_value(combine_job *job, uint32_t k,
+                                 const char *name, const char *key,
+                                 const char *value, const char *first) {
+    if (!value[0])
         return imgpack__error_set(&job->err, IMGPACK_ERR_NOT_A_STORE,
                                   "%s/%s: no '%s' metadata", job->dir, name,
                                   key);
-    out[size] = '\0';
+    if (k && strcmp(value, first) != 0)
+        return imgpack__error_set(
+            &job->err, IMGPACK_ERR_INVALID_ARG,
+            "%s: %s and shard-0-of-%" PRIu32 " differ in %s ('%s' "
+            "against '%s'): they are not shards of one pack",
+            job->dir, name, job->count, key, value, first);
     return IMGPACK_OK;
 }
 
 /* Checks that every shard exists, is complete and belongs to the same pack
    as shard 0; records each one's count. */
 static imgpack_status check_shards(combine_job *job) {
-    char first[2][256], value[256], name[64];
+    imgpack__store_summary first = {0}, shard;
+    char name[IMGPACK__SHARD_NAME_SIZE], path[4096];
     imgpack_status status = IMGPACK_OK;
     for (uint32_t k = 0; k < job->count && status == IMGPACK_OK; k++) {
-        imgpack_reader *r = NULL;
-        char path[4096];
-        snprintf(name, sizeof name, "shard-%" PRIu32 "-of-%" PRIu32, k,
-                 job->count);
+        imgpack__error why;
+        imgpack__error_clear(&why);
+        imgpack__shard_name(name, k, job->count);
         snprintf(path, sizeof path, "%s/%s", job->dir, name);
         if (access(path, F_OK) != 0) {
             status = imgpack__error_set(&job->err, IMGPACK_ERR_NOT_FOUND,
                                         "%s: %s is missing", job->dir, name);
             break;
         }
-        status = imgpack_reader_open(&r, path, 0);
-        if (status != IMGPACK_OK) {
-            imgpack__error_set(&job->err, status, "%s", r
-                                   ? imgpack_reader_errmsg(r)
-                                   : "out of memory");
-            imgpack_reader_close(r);
+        if ((status = imgpack__store_peek(path, &shard, &why))) {
+            imgpack__error_set(&job->err, status, "%s",
+                               imgpack__error_text(&why));
             break;
         }
-        job->records[k] = imgpack_reader_count(r);
-        for (size_t m = 0; m < 2 && status == IMGPACK_OK; m++) {
-            status = shard_meta(job, r, name, shared_meta[m],
-                                k ? value : first[m], sizeof value);
-            if (status == IMGPACK_OK && k && strcmp(value, first[m]) != 0)
-                status = imgpack__error_set(
-                    &job->err, IMGPACK_ERR_INVALID_ARG,
-                    "%s: %s and shard-0-of-%" PRIu32 " differ in %s ('%s' "
-                    "against '%s'): they are not shards of one pack",
-                    job->dir, name, job->count, shared_meta[m], value,
-                    first[m]);
-        }
-        imgpack_reader_close(r);
+        job->records[k] = shard.count;
+        if (k == 0)
+            first = shard;
+        if (!(status = same_value(job, k, name, IMGPACK_META_SETTINGS,
+                                  shard.header.settings,
+                                  first.header.settings)))
+            status = same_value(job, k, name, IMGPACK_META_SOURCE_DIGEST,
+                                shard.header.source_digest,
+                                first.header.source_digest);
+        if (k > 0)
+            imgpack__store_header_free(&shard.header);
     }
+    imgpack__store_header_free(&first.header);
     return status;
 }
 
@@ -179,10 +173,10 @@ static imgpack_status write_catalog(combine_job *job, const char *path) {
         goto out;
     }
     for (uint32_t k = 0; k < job->count && status == IMGPACK_OK; k++) {
-        char shard_catalog[4096];
+        char shard_catalog[4096], name[IMGPACK__SHARD_NAME_SIZE];
+        imgpack__shard_name(name, k, job->count);
         snprintf(shard_catalog, sizeof shard_catalog,
-                 "file:%s/shard-%" PRIu32 "-of-%" PRIu32 "/catalog.db?mode=ro",
-                 job->dir, k, job->count);
+                 "file:%s/%s/catalog.db?mode=ro", job->dir, name);
         sqlite3_bind_text(attach, 1, shard_catalog, -1, SQLITE_STATIC);
         int rc = sqlite3_step(attach);
         sqlite3_reset(attach);

@@ -18,10 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "imgpack/meta.h"
+
 #define IMGPACK__META_SUM_PREFIX "crc/"
 /* The key whose presence says a store checksums its metadata: written in
    the store's first metadata transaction, with format_version. */
-#define IMGPACK__META_SUM_MARKER "crc/format_version"
+#define IMGPACK__META_SUM_MARKER \
+    IMGPACK__META_SUM_PREFIX IMGPACK_META_FORMAT_VERSION
 /* Hex digits of a checksum value. */
 #define IMGPACK__META_SUM_DIGITS 8
 /* Longest meta key that can have a checksum: LMDB's key limit (511)

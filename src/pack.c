@@ -26,6 +26,7 @@
 #include "queue.h"
 #include "resize.h"
 #include "sources.h"
+#include "store_meta.h"
 #include "transform.h"
 #include "writer.h"
 
@@ -57,31 +58,6 @@ struct imgpack_packer {
     imgpack_pack_progress progress;
     struct timespec started;
 };
-
-const char *imgpack_format_name(int format) {
-    switch (format) {
-    case IMGPACK_FORMAT_RAW:
-        return "raw";
-    case IMGPACK_FORMAT_JPEG:
-        return "jpeg";
-    case IMGPACK_FORMAT_WEBP:
-        return "webp";
-    case IMGPACK_FORMAT_WEBP_LOSSLESS:
-        return "webp-lossless";
-    }
-    return NULL;
-}
-
-imgpack_status imgpack_format_parse(const char *name, int32_t *format) {
-    for (int32_t f = IMGPACK_FORMAT_RAW; f <= IMGPACK_FORMAT_WEBP_LOSSLESS;
-         f++) {
-        if (strcmp(name, imgpack_format_name(f)) == 0) {
-            *format = f;
-            return IMGPACK_OK;
-        }
-    }
-    return IMGPACK_ERR_INVALID_ARG;
-}
 
 /* Lists the source (sources.h picks its kind); then settles what depends
    on whether its items are gray digits. */
@@ -232,8 +208,8 @@ static imgpack_status check_out_outside_src(const char *src,
 static imgpack_status check_layout(const char *out_dir, uint32_t shard_count,
                                    imgpack__error *err) {
     imgpack_status status = IMGPACK_OK;
-    char path[4096], tail;
-    unsigned k, n;
+    char path[4096];
+    uint32_t k, n;
     struct stat st;
     struct dirent *entry;
     DIR *dir;
@@ -250,7 +226,7 @@ static imgpack_status check_layout(const char *out_dir, uint32_t shard_count,
     if (!(dir = opendir(out_dir)))
         return IMGPACK_OK;
     while (status == IMGPACK_OK && (entry = readdir(dir)))
-        if (sscanf(entry->d_name, "shard-%u-of-%u%c", &k, &n, &tail) == 2)
+        if (imgpack__shard_name_parse(entry->d_name, &k, &n))
             status = imgpack__error_set(
                 err, IMGPACK_ERR_EXISTS,
                 "%s: holds the shards of a sharded pack (%s): pack or resume "
@@ -300,10 +276,11 @@ static imgpack_status resume_or_start(imgpack_packer *p) {
    command line to record. */
 static imgpack_status name_store(imgpack_packer *p, const char *out_dir,
                                  const imgpack_pack_options *opts) {
+    char name[IMGPACK__SHARD_NAME_SIZE];
+    imgpack__shard_name(name, opts->shard_index, opts->shard_count);
     if (opts->shard_count == 1)
         p->store_dir = strdup(out_dir);
-    else if (asprintf(&p->store_dir, "%s/shard-%" PRIu32 "-of-%" PRIu32,
-                      out_dir, opts->shard_index, opts->shard_count) < 0)
+    else if (asprintf(&p->store_dir, "%s/%s", out_dir, name) < 0)
         p->store_dir = NULL;
     if (!p->store_dir ||
         (opts->command && !(p->command = strdup(opts->command))))

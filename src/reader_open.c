@@ -10,17 +10,10 @@
  * same dataset (same format version, format, geometry, settings, source
  * digest and class table). Their records, in shard order, are the dataset's
  * global indices; their labels are concatenated the same way.
- *
- * Environments. Each is opened MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD,
- * falling back to MDB_NOLOCK where lock.mdb cannot be written and to the
- * writer's map size where the system refuses ours. N shards share the
- * address space one store would map (IMGPACK_READER_MAP_SIZE / N each);
- * LMDB raises a map that is smaller than its data file, and reader.c
- * remaps when a writer grows one past it.
+ * reader_shards.c finds the shards and opens their environments.
  */
 #include "reader_open.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stddef.h>
@@ -28,16 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 
-#include "imgpack/pack.h"
 #include "meta_sum.h"
 #include "store.h"
-
-/* Slots for read transactions in each lock file. Honoured only when this
-   reader creates lock.mdb; LMDB's default of 126 is too few for many
-   DataLoader workers times threads. */
-#define READER_MAX_READERS 1024
+#include "store_meta.h"
 
 /* Records a dataset may hold: the sampler's permutation takes 8 bytes per
    record, which must not overflow. */
@@ -58,215 +45,39 @@ static const char *base_name(const char *dir) {
     return slash ? slash + 1 : dir;
 }
 
-/* ---- Environments ----------------------------------------------------- */
-
-static int open_env(imgpack_reader *r, imgpack__shard *sh) {
-    size_t map_size = (size_t)(IMGPACK_READER_MAP_SIZE / r->num_shards);
-    int rc;
-    for (;;) {
-        unsigned flags = MDB_RDONLY | MDB_NOTLS | MDB_NORDAHEAD |
-                         (sh->nolock ? MDB_NOLOCK : 0);
-        if ((rc = mdb_env_create(&sh->env)) != 0) {
-            sh->env = NULL;
-            break;
-        }
-        if ((rc = mdb_env_set_maxdbs(sh->env, 2)) == 0 &&
-            (rc = mdb_env_set_maxreaders(sh->env, READER_MAX_READERS)) == 0 &&
-            (rc = mdb_env_set_mapsize(sh->env, map_size)) == 0 &&
-            (rc = mdb_env_open(sh->env, sh->dir, flags, 0644)) == 0)
-            break;
-        mdb_env_close(sh->env);
-        sh->env = NULL;
-        if ((rc == EACCES || rc == EROFS) && !sh->nolock)
-            sh->nolock = 1;
-        else if (rc == ENOMEM && map_size != 0)
-            map_size = 0;
-        else
-            break;
-    }
-    return rc;
-}
-
-/* Opens the two databases; a store without them is not ours. */
-static imgpack_status open_dbs(imgpack_reader *r, imgpack__shard *sh) {
-    MDB_txn *txn = NULL;
-    int rc = mdb_txn_begin(sh->env, NULL, MDB_RDONLY, &txn);
-    imgpack_status status = IMGPACK_OK;
-    if (rc != 0) {
-        txn = NULL;
-        status = imgpack__store_fail(&r->err, rc, sh->dir, "cannot begin a read");
-        goto out;
-    }
-    if ((rc = mdb_dbi_open(txn, IMGPACK__STORE_RECORDS_DB, 0, &sh->records)) ||
-        (rc = mdb_dbi_open(txn, IMGPACK__STORE_META_DB, 0, &sh->meta))) {
-        if (rc == MDB_NOTFOUND || rc == MDB_INCOMPATIBLE)
-            status = imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                        "%s: no imgpack databases in data.mdb",
-                                        sh->dir);
-        else
-            status = imgpack__store_fail(&r->err, rc, sh->dir, "cannot open databases");
-        goto out;
-    }
-    /* Committing a read transaction keeps its database handles open for
-       every later transaction of the environment. */
-    rc = mdb_txn_commit(txn);
-    txn = NULL;
-    if (rc != 0)
-        status = imgpack__store_fail(&r->err, rc, sh->dir, "cannot open databases");
-out:
-    if (txn)
-        mdb_txn_abort(txn);
-    return status;
-}
-
-imgpack_status imgpack__reader_open_envs(imgpack_reader *r) {
-    imgpack_status status = IMGPACK_OK;
-    for (uint32_t k = 0; k < r->num_shards && status == IMGPACK_OK; k++) {
-        imgpack__shard *sh = &r->shards[k];
-        int rc = open_env(r, sh);
-        if (rc != 0) {
-            status = imgpack__store_fail(&r->err, rc, sh->dir, "cannot open LMDB");
-        } else {
-            if (!sh->nolock) {
-                /* Frees slots that crashed readers left; best effort. */
-                int dead;
-                mdb_reader_check(sh->env, &dead);
-            }
-            status = open_dbs(r, sh);
-        }
-    }
-    return status;
-}
-
 /* ---- Metadata --------------------------------------------------------- */
+
+/* Shard `sh`'s metadata as `txn` sees it. */
+static imgpack__meta_view view(imgpack__shard *sh, MDB_txn *txn) {
+    return (imgpack__meta_view){sh->dir, txn, sh->meta, &sh->bounds,
+                                sh->meta_sums};
+}
 
 /* The value of meta `key`, checked (imgpack__meta_sum_get), or
    MDB_NOTFOUND. */
 static int meta_value(imgpack__shard *sh, MDB_txn *txn, const char *key,
                       MDB_val *value) {
-    return imgpack__meta_sum_get(txn, sh->meta, &sh->bounds, sh->meta_sums,
-                                 key, value);
-}
-
-/* Why meta `key` could not be read: damage (IMGPACK_ERR_CORRUPT, naming
-   the key) or LMDB's error. */
-static imgpack_status meta_fail(imgpack__error *err, int rc,
-                                const imgpack__shard *sh, const char *key) {
-    if (rc == IMGPACK__META_SUM_MISMATCH || rc == IMGPACK__META_OUTSIDE)
-        return imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
-                                  "%s: metadata \"%s\" %s", sh->dir, key,
-                                  imgpack__meta_sum_strerror(rc));
-    return imgpack__store_fail(err, rc, sh->dir, "cannot read metadata");
-}
-
-static int value_is(const MDB_val *v, const char *text) {
-    return v->mv_size == strlen(text) && memcmp(v->mv_data, text, v->mv_size) == 0;
-}
-
-/* Parses a decimal meta number no larger than `max`. */
-static imgpack_status meta_number(imgpack__shard *sh, MDB_txn *txn,
-                                  const char *key, uint64_t max, uint64_t *out,
-                                  imgpack__error *err) {
-    MDB_val v;
-    uint64_t n = 0;
-    int rc = meta_value(sh, txn, key, &v);
-    if (rc == MDB_NOTFOUND)
-        return imgpack__error_set(err, IMGPACK_ERR_NOT_A_STORE,
-                                  "%s: metadata has no \"%s\"", sh->dir, key);
-    if (rc != 0)
-        return meta_fail(err, rc, sh, key);
-    const uint8_t *p = v.mv_data;
-    int ok = v.mv_size > 0 && v.mv_size <= 20;
-    for (size_t i = 0; ok && i < v.mv_size; i++) {
-        ok = p[i] >= '0' && p[i] <= '9' && n <= (max - (p[i] - '0')) / 10;
-        n = n * 10 + (uint64_t)(p[i] - '0');
-    }
-    if (!ok)
-        return imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
-                                  "%s: metadata \"%s\" is not a number up to "
-                                  "%" PRIu64,
-                                  sh->dir, key, max);
-    *out = n;
-    return IMGPACK_OK;
-}
-
-static imgpack_status load_classes(imgpack_reader *r, imgpack__shard *sh,
-                                   MDB_txn *txn) {
-    r->class_names = calloc(r->num_classes ? r->num_classes : 1,
-                            sizeof *r->class_names);
-    if (!r->class_names)
-        return imgpack__error_set(&r->err, IMGPACK_ERR_NOMEM,
-                                  "%s: out of memory", sh->dir);
-    for (uint32_t c = 0; c < r->num_classes; c++) {
-        char key[32];
-        MDB_val v;
-        snprintf(key, sizeof key, "class/%08" PRIu32, c);
-        int rc = meta_value(sh, txn, key, &v);
-        if (rc == MDB_NOTFOUND)
-            return imgpack__error_set(&r->err, IMGPACK_ERR_CORRUPT,
-                                      "%s: metadata has no name for class %" PRIu32,
-                                      sh->dir, c);
-        if (rc != 0)
-            return meta_fail(&r->err, rc, sh, key);
-        r->class_names[c] = malloc(v.mv_size + 1);
-        if (!r->class_names[c])
-            return imgpack__error_set(&r->err, IMGPACK_ERR_NOMEM,
-                                      "%s: out of memory", sh->dir);
-        memcpy(r->class_names[c], v.mv_data, v.mv_size);
-        r->class_names[c][v.mv_size] = '\0';
-    }
-    return IMGPACK_OK;
+    imgpack__meta_view m = view(sh, txn);
+    return imgpack__meta_get(&m, key, value);
 }
 
 /* The store-wide metadata, from the first shard (the others must agree). */
 static imgpack_status load_static(imgpack_reader *r, MDB_txn *txn) {
-    imgpack__shard *sh = &r->shards[0];
-    MDB_val v;
-    uint64_t n;
-    imgpack_status status;
-    if ((status = meta_number(sh, txn, "format_version", UINT32_MAX, &n,
-                              &r->err)))
+    imgpack__meta_view m = view(&r->shards[0], txn);
+    imgpack__store_header h;
+    imgpack_status status = imgpack__store_header_read(&m, 0, &h, &r->err);
+    if (status != IMGPACK_OK)
         return status;
-    if (n != IMGPACK__STORE_FORMAT_VERSION)
-        return imgpack__error_set(&r->err, IMGPACK_ERR_VERSION_MISMATCH,
-                                  "%s: store format version %" PRIu64
-                                  ", this library reads %d",
-                                  sh->dir, n, IMGPACK__STORE_FORMAT_VERSION);
-    int rc = meta_value(sh, txn, "format", &v);
-    char name[32] = "";
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return meta_fail(&r->err, rc, sh, "format");
-    if (rc == 0 && v.mv_size < sizeof name)
-        memcpy(name, v.mv_data, v.mv_size);
-    if (rc != 0 || imgpack_format_parse(name, &r->format) != IMGPACK_OK)
-        return imgpack__error_set(&r->err, IMGPACK_ERR_CORRUPT,
-                                  "%s: metadata \"format\" is missing or "
-                                  "unknown",
-                                  sh->dir);
-    /* Sides are capped like the packer's options; 65536 leaves room. */
-    static const struct {
-        const char *key;
-        uint64_t max;
-        size_t offset;
-    } numbers[] = {
-        {"channels", 4, offsetof(imgpack_reader, channels)},
-        {"width", 65536, offsetof(imgpack_reader, width)},
-        {"height", 65536, offsetof(imgpack_reader, height)},
-        {"resize", 65536, offsetof(imgpack_reader, resize)},
-        {"crop", 65536, offsetof(imgpack_reader, crop)},
-        {"num_classes", UINT32_MAX, offsetof(imgpack_reader, num_classes)},
-    };
-    for (size_t i = 0; i < sizeof numbers / sizeof numbers[0]; i++) {
-        if ((status = meta_number(sh, txn, numbers[i].key, numbers[i].max, &n,
-                                  &r->err)))
-            return status;
-        *(uint32_t *)((char *)r + numbers[i].offset) = (uint32_t)n;
-    }
-    if (r->channels != 1 && r->channels != 3)
-        return imgpack__error_set(&r->err, IMGPACK_ERR_CORRUPT,
-                                  "%s: metadata \"channels\" is %" PRIu32,
-                                  sh->dir, r->channels);
-    return load_classes(r, sh, txn);
+    r->format = h.format;
+    r->channels = h.channels;
+    r->width = h.width;
+    r->height = h.height;
+    r->resize = h.resize;
+    r->crop = h.crop;
+    r->num_classes = h.num_classes;
+    r->class_names = h.class_names; /* the reader's now */
+    free(h.class_descriptions);     /* unread: all NULL */
+    return IMGPACK_OK;
 }
 
 /* Checks that meta `key` of shard k equals shard 0's (both may lack it). */
@@ -277,9 +88,9 @@ static imgpack_status same_meta(imgpack_reader *r, uint32_t k,
     int ra = meta_value(a, txns[0], key, &va);
     int rb = meta_value(b, txns[k], key, &vb);
     if (ra != 0 && ra != MDB_NOTFOUND)
-        return meta_fail(&r->err, ra, a, key);
+        return imgpack__meta_fail(&r->err, ra, a->dir, key);
     if (rb != 0 && rb != MDB_NOTFOUND)
-        return meta_fail(&r->err, rb, b, key);
+        return imgpack__meta_fail(&r->err, rb, b->dir, key);
     if (ra == rb && (ra != 0 || (va.mv_size == vb.mv_size &&
                                  memcmp(va.mv_data, vb.mv_data, va.mv_size) == 0)))
         return IMGPACK_OK;
@@ -298,20 +109,23 @@ static imgpack_status same_meta(imgpack_reader *r, uint32_t k,
 static imgpack_status check_shard(imgpack_reader *r, uint32_t k,
                                   MDB_txn *const *txns) {
     static const char *const shared[] = {
-        "format_version", "format",   "channels", "width",
-        "height",         "resize",   "crop",     "settings",
-        "source_digest",  "num_classes"};
+        IMGPACK_META_FORMAT_VERSION, IMGPACK_META_FORMAT,
+        IMGPACK_META_CHANNELS,       IMGPACK_META_WIDTH,
+        IMGPACK_META_HEIGHT,         IMGPACK_META_RESIZE,
+        IMGPACK_META_CROP,           IMGPACK_META_SETTINGS,
+        IMGPACK_META_SOURCE_DIGEST,  IMGPACK_META_NUM_CLASSES};
     imgpack__shard *sh = &r->shards[k];
-    char want[32], key[32];
+    char want[IMGPACK__SHARD_NAME_SIZE], key[32];
     MDB_val v;
     imgpack_status status = IMGPACK_OK;
-    snprintf(want, sizeof want, "%" PRIu32 "/%" PRIu32, k, r->num_shards);
-    int rc = meta_value(sh, txns[k], "shard", &v);
+    imgpack__shard_value(want, k, r->num_shards);
+    int rc = meta_value(sh, txns[k], IMGPACK_META_SHARD, &v);
     if (rc != 0 && rc != MDB_NOTFOUND)
-        return meta_fail(&r->err, rc, sh, "shard");
-    if (rc == MDB_NOTFOUND || !value_is(&v, want))
+        return imgpack__meta_fail(&r->err, rc, sh->dir, IMGPACK_META_SHARD);
+    if (rc == MDB_NOTFOUND || !imgpack__meta_is(&v, want))
         return imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                  "%s: metadata \"shard\" is \"%.*s\", not "
+                                  "%s: metadata \"" IMGPACK_META_SHARD
+                                  "\" is \"%.*s\", not "
                                   "\"%s\": not this shard of the dataset",
                                   sh->dir,
                                   rc ? 0 : (int)(v.mv_size < QUOTE_MAX ? v.mv_size : QUOTE_MAX),
@@ -323,31 +137,10 @@ static imgpack_status check_shard(imgpack_reader *r, uint32_t k,
     /* num_classes agreed, so both have r->num_classes names. */
     for (uint32_t c = 0; k > 0 && c < r->num_classes && status == IMGPACK_OK;
          c++) {
-        snprintf(key, sizeof key, "class/%08" PRIu32, c);
+        snprintf(key, sizeof key, IMGPACK_META_CLASS_FORMAT, c);
         status = same_meta(r, k, txns, key);
     }
     return status;
-}
-
-/* Shard `sh`'s meta `key`, `count` little-endian u32s (labels,
-   payload_crcs), into `out`. */
-static imgpack_status shard_table(imgpack__shard *sh, MDB_txn *txn,
-                                  const char *key, uint64_t count,
-                                  uint32_t *out, imgpack__error *err) {
-    MDB_val v;
-    int rc = meta_value(sh, txn, key, &v);
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return meta_fail(err, rc, sh, key);
-    if (rc == MDB_NOTFOUND || v.mv_size != count * 4)
-        return imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
-                                  "%s: metadata \"%s\" does not hold "
-                                  "%" PRIu64 " values",
-                                  sh->dir, key, count);
-    const uint8_t *p = v.mv_data;
-    for (uint64_t i = 0; i < count; i++, p += 4)
-        out[i] = (uint32_t)p[0] | (uint32_t)p[1] << 8 |
-                 (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-    return IMGPACK_OK;
 }
 
 /* Shard `sh`'s `count` labels into `labels`, each checked. */
@@ -355,7 +148,9 @@ static imgpack_status shard_labels(const imgpack_reader *r,
                                    imgpack__shard *sh, MDB_txn *txn,
                                    uint64_t count, uint32_t *labels,
                                    imgpack__error *err) {
-    imgpack_status status = shard_table(sh, txn, "labels", count, labels, err);
+    imgpack__meta_view m = view(sh, txn);
+    imgpack_status status =
+        imgpack__meta_table(&m, IMGPACK_META_LABELS, count, labels, err);
     if (status != IMGPACK_OK)
         return status;
     for (uint64_t i = 0; i < count; i++) {
@@ -405,9 +200,10 @@ static imgpack_status load_tables(imgpack_reader *r, MDB_txn *const *txns,
          at += counts[k], k++) {
         status = shard_labels(r, &r->shards[k], txns[k], counts[k],
                               labels + at, err);
+        imgpack__meta_view m = view(&r->shards[k], txns[k]);
         if (status == IMGPACK_OK && *crcs)
-            status = shard_table(&r->shards[k], txns[k], "payload_crcs",
-                                 counts[k], *crcs + at, err);
+            status = imgpack__meta_table(&m, IMGPACK_META_PAYLOAD_CRCS,
+                                         counts[k], *crcs + at, err);
     }
     return status;
 }
@@ -431,8 +227,9 @@ imgpack_status imgpack__reader_load_progress(imgpack_reader *r,
     }
     for (uint32_t k = 0; k < n; k++) {
         imgpack__shard *sh = &r->shards[k];
-        if ((status = meta_number(sh, txns[k], "count", MAX_RECORDS, &counts[k],
-                                  err)))
+        imgpack__meta_view m = view(sh, txns[k]);
+        if ((status = imgpack__meta_number(&m, IMGPACK_META_COUNT, MAX_RECORDS,
+                                           &counts[k], err)))
             goto out;
         if (counts[k] > MAX_RECORDS - total) {
             status = imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
@@ -441,12 +238,12 @@ imgpack_status imgpack__reader_load_progress(imgpack_reader *r,
             goto out;
         }
         total += counts[k];
-        int rc = meta_value(sh, txns[k], "state", &v);
+        int rc = meta_value(sh, txns[k], IMGPACK_META_STATE, &v);
         if (rc != 0 && rc != MDB_NOTFOUND) {
-            status = meta_fail(err, rc, sh, "state");
+            status = imgpack__meta_fail(err, rc, sh->dir, IMGPACK_META_STATE);
             goto out;
         }
-        done[k] = rc == 0 && value_is(&v, "complete");
+        done[k] = rc == 0 && imgpack__meta_is(&v, IMGPACK_META_STATE_COMPLETE);
         complete = complete && done[k];
     }
     /* Labels and header checks only once nothing can change. */
@@ -529,136 +326,6 @@ out:
     return status;
 }
 
-/* ---- Layout ----------------------------------------------------------- */
-
-/* Parses decimal digits at *p without leading zeros into a value up to
-   `max`, advancing *p. */
-static int parse_count(const char **p, uint32_t max, uint32_t *out) {
-    const char *s = *p;
-    uint64_t n = 0;
-    while (*s >= '0' && *s <= '9' && n <= max)
-        n = n * 10 + (uint64_t)(*s++ - '0');
-    if (s == *p || n > max || (**p == '0' && s - *p > 1))
-        return 0;
-    *p = s;
-    *out = (uint32_t)n;
-    return 1;
-}
-
-/* 1 if `name` is shard-K-of-N, with K < N <= IMGPACK_MAX_SHARDS written
-   without padding. */
-static int parse_shard_name(const char *name, uint32_t *k, uint32_t *n) {
-    const char *p = name;
-    if (strncmp(p, "shard-", 6) != 0)
-        return 0;
-    p += 6;
-    if (!parse_count(&p, IMGPACK_MAX_SHARDS, k) || strncmp(p, "-of-", 4) != 0)
-        return 0;
-    p += 4;
-    return parse_count(&p, IMGPACK_MAX_SHARDS, n) && *p == '\0' && *k < *n;
-}
-
-/* Makes r->shards: the one store in r->dir, or its `n` shard-K-of-N
-   subdirectories. */
-static imgpack_status make_shards(imgpack_reader *r, uint32_t n, int sharded) {
-    /* "/shard-K-of-N" and a NUL, with K and N of up to 10 digits. */
-    size_t size = strlen(r->dir) + 32;
-    r->shards = calloc(n, sizeof *r->shards);
-    r->first = calloc((size_t)n + 1, sizeof *r->first);
-    if (!r->shards || !r->first)
-        return imgpack__error_set(&r->err, IMGPACK_ERR_NOMEM,
-                                  "%s: out of memory", r->dir);
-    r->num_shards = n;
-    for (uint32_t k = 0; k < n; k++) {
-        if (!(r->shards[k].dir = malloc(size)))
-            return imgpack__error_set(&r->err, IMGPACK_ERR_NOMEM,
-                                      "%s: out of memory", r->dir);
-        if (sharded)
-            snprintf(r->shards[k].dir, size, "%s/shard-%" PRIu32 "-of-%" PRIu32,
-                     r->dir, k, n);
-        else
-            snprintf(r->shards[k].dir, size, "%s", r->dir);
-    }
-    return IMGPACK_OK;
-}
-
-/* Finds shard-K-of-N subdirectories: one N, every K. */
-static imgpack_status find_shards(imgpack_reader *r) {
-    DIR *d = opendir(r->dir);
-    unsigned char *seen = NULL;
-    uint32_t n = 0, k, count, first_k = 0;
-    struct dirent *e;
-    imgpack_status status = IMGPACK_OK;
-    if (!d) {
-        status = imgpack__error_set(&r->err, imgpack__status_from_errno(errno),
-                                    "%s: %s", r->dir, strerror(errno));
-        goto out;
-    }
-    while ((e = readdir(d)) != NULL) {
-        if (!parse_shard_name(e->d_name, &k, &count))
-            continue;
-        if (n == 0) {
-            n = count;
-            first_k = k;
-            if (!(seen = calloc(n, 1))) {
-                status = imgpack__error_set(&r->err, IMGPACK_ERR_NOMEM,
-                                            "%s: out of memory", r->dir);
-                goto out;
-            }
-        } else if (count != n) {
-            status = imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                        "%s: shards disagree on their number: "
-                                        "shard-%" PRIu32 "-of-%" PRIu32
-                                        " and %s",
-                                        r->dir, first_k, n, e->d_name);
-            goto out;
-        }
-        seen[k] = 1;
-    }
-    if (n == 0) {
-        status = imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                    "%s: no data.mdb and no shard-K-of-N "
-                                    "directories: not an imgpack store",
-                                    r->dir);
-        goto out;
-    }
-    for (k = 0; k < n; k++)
-        if (!seen[k]) {
-            status = imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                        "%s/shard-%" PRIu32 "-of-%" PRIu32
-                                        " is missing",
-                                        r->dir, k, n);
-            goto out;
-        }
-    status = make_shards(r, n, 1);
-out:
-    if (d)
-        closedir(d);
-    free(seen);
-    return status;
-}
-
-/* One store in r->dir, or shards beneath it. */
-static imgpack_status find_layout(imgpack_reader *r) {
-    struct stat st;
-    char path[4096];
-    if (stat(r->dir, &st) != 0)
-        return imgpack__error_set(&r->err, imgpack__status_from_errno(errno),
-                                  "%s: %s", r->dir, strerror(errno));
-    if (!S_ISDIR(st.st_mode))
-        return imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                  "%s: not a directory", r->dir);
-    if (snprintf(path, sizeof path, "%s/data.mdb", r->dir) >= (int)sizeof path)
-        return imgpack__error_set(&r->err, IMGPACK_ERR_INVALID_ARG,
-                                  "%s: path too long", r->dir);
-    if (stat(path, &st) == 0)
-        return make_shards(r, 1, 0);
-    if (errno != ENOENT)
-        return imgpack__error_set(&r->err, imgpack__status_from_errno(errno),
-                                  "%s: %s", path, strerror(errno));
-    return find_shards(r);
-}
-
 /* ---- Open and close --------------------------------------------------- */
 
 imgpack_status imgpack_reader_open(imgpack_reader **out, const char *dir,
@@ -703,7 +370,7 @@ imgpack_status imgpack_reader_open(imgpack_reader **out, const char *dir,
                                     "%s: out of memory", dir);
         goto done;
     }
-    if ((status = find_layout(r)) || (status = imgpack__reader_open_envs(r)) ||
+    if ((status = imgpack__reader_find_layout(r)) || (status = imgpack__reader_open_envs(r)) ||
         (status = load_meta(r)))
         goto done;
     for (uint32_t k = 0; k < r->num_shards && !(flags & IMGPACK_OPEN_INCOMPLETE);
@@ -747,6 +414,10 @@ uint64_t imgpack_reader_count(const imgpack_reader *r) { return r->count; }
 
 uint32_t imgpack_reader_num_shards(const imgpack_reader *r) {
     return r->num_shards;
+}
+
+const char *imgpack_reader_shard_path(const imgpack_reader *r, uint32_t k) {
+    return k < r->num_shards ? r->shards[k].dir : NULL;
 }
 
 uint32_t imgpack_reader_num_classes(const imgpack_reader *r) {

@@ -93,8 +93,37 @@ struct imgpack_reader {
     uint64_t snapshot;
 };
 
+/* The slow path of imgpack__reader_txn (reader_session.c): renews the
+   transaction on shard k, remapping the shard if a writer outgrew our map.
+   The calling thread holds its busy mutex on entry and on return, but not
+   during a remap. Errors are set in the slot. */
+imgpack_status imgpack__reader_renew_txn(imgpack_reader *r,
+                                         imgpack__read_slot *s, uint32_t k);
+
+/* The slot's read transaction on shard k, current for this call, or NULL
+   with the reason in the slot. Inline: it is on every get's path. */
+static inline MDB_txn *imgpack__reader_txn(imgpack_reader *r,
+                                           imgpack__read_slot *s,
+                                           uint32_t k) {
+    imgpack__slot_txn *t = &s->txns[k];
+    /* Expected: in a complete dataset the transaction stays current, and
+       laying that path out straight is worth a few percent of a get. */
+    if (__builtin_expect(t->live && t->stamp == s->stamp, 1))
+        return t->txn;
+    return imgpack__reader_renew_txn(r, s, k) == IMGPACK_OK ? t->txn : NULL;
+}
+
 /* A process-unique reader id, for the slot cache. */
 uint64_t imgpack__reader_new_id(void);
+
+/* Makes r->shards from r->dir: the one store there (data.mdb), or its
+   shard-K-of-N subdirectories, all N of one N (reader_shards.c). */
+imgpack_status imgpack__reader_find_layout(imgpack_reader *r);
+
+/* Opens shard `sh`'s environment (sh->dir; sh->env must be NULL) read-only
+   with a map of `map_size` bytes, and its two databases. */
+imgpack_status imgpack__shard_open(imgpack__shard *sh, size_t map_size,
+                                   imgpack__error *err);
 
 /* Opens every shard's environment and databases (r->shards[k].env must be
    NULL). Errors go to r->err and name the shard. */

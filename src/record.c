@@ -44,6 +44,21 @@ void imgpack__record_header_write(uint8_t *value,
     put_u32(value + 28, imgpack__crc32(value, 28));
 }
 
+imgpack_status imgpack__record_parse_verified(const uint8_t *value,
+                                              size_t size,
+                                              imgpack__record_header *h) {
+    h->format = value[6];
+    h->channels = value[7];
+    h->width = get_u32(value + 8);
+    h->height = get_u32(value + 12);
+    h->label = get_u32(value + 16);
+    h->payload_size = get_u32(value + 20);
+    h->payload_crc = get_u32(value + 24);
+    return h->payload_size == size - IMGPACK__RECORD_HEADER_SIZE
+               ? IMGPACK_OK
+               : IMGPACK_ERR_CORRUPT;
+}
+
 imgpack_status imgpack__record_parse(const uint8_t *value, size_t size,
                                      int check_payload,
                                      imgpack__record_header *h) {
@@ -54,16 +69,9 @@ imgpack_status imgpack__record_parse(const uint8_t *value, size_t size,
         return IMGPACK_ERR_CORRUPT;
     if (get_u16(value + 4) != IMGPACK__RECORD_VERSION)
         return IMGPACK_ERR_VERSION_MISMATCH;
-    h->format = value[6];
-    h->channels = value[7];
-    h->width = get_u32(value + 8);
-    h->height = get_u32(value + 12);
-    h->label = get_u32(value + 16);
-    h->payload_size = get_u32(value + 20);
-    h->payload_crc = get_u32(value + 24);
-    if (h->format > IMGPACK_FORMAT_WEBP_LOSSLESS ||
-        (h->channels != 1 && h->channels != 3) ||
-        h->payload_size != size - IMGPACK__RECORD_HEADER_SIZE)
+    if (imgpack__record_parse_verified(value, size, h) != IMGPACK_OK ||
+        h->format > IMGPACK_FORMAT_WEBP_LOSSLESS ||
+        (h->channels != 1 && h->channels != 3))
         return IMGPACK_ERR_CORRUPT;
     if (h->format == IMGPACK_FORMAT_RAW &&
         (uint64_t)h->width * h->height * h->channels != h->payload_size)

@@ -48,6 +48,18 @@ imgpack_status imgpack__record_parse(const uint8_t *value, size_t size,
                                      int check_payload,
                                      imgpack__record_header *h);
 
+/*
+ * The fields of a header that passed imgpack__record_parse before (the
+ * reader's "Header checks"), without its checks but one: the payload size
+ * must still match `size` (at least IMGPACK__RECORD_HEADER_SIZE), which
+ * keeps every later access to the payload within the value. Returns
+ * IMGPACK_OK or IMGPACK_ERR_CORRUPT. imgpack__record_parse reads the fields
+ * through it, so the layout is read in one place.
+ */
+imgpack_status imgpack__record_parse_verified(const uint8_t *value,
+                                              size_t size,
+                                              imgpack__record_header *h);
+
 /* The key of record `index`: big-endian, so key order is index order. */
 void imgpack__record_key(uint64_t index, uint8_t key[IMGPACK__KEY_SIZE]);
 

@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "imgpack/reader.h"
 #include "sources.h"
+#include "store_peek.h"
 
 #define KAGGLE_HEADER "ImageId,PredictionString"
 #define KAGGLE_EXTENSION ".JPEG"
@@ -251,42 +251,22 @@ out:
     return status;
 }
 
-/* The class table of another store: names and descriptions by id. */
+/* The class table of another store: names and descriptions by id, the
+   caller's to free. */
 static imgpack_status load_table(const char *store_dir, char ***names,
                                  char ***descriptions, uint32_t *count,
                                  imgpack__error *err) {
-    imgpack_reader *r = NULL;
-    imgpack_status status = imgpack_reader_open(&r, store_dir, 0);
-    if (status != IMGPACK_OK) {
-        imgpack__error_set(err, status, "--classes-from: %s",
-                           r ? imgpack_reader_errmsg(r) : "out of memory");
-        goto out;
-    }
-    *count = imgpack_reader_num_classes(r);
-    *names = calloc(*count ? *count : 1, sizeof(char *));
-    *descriptions = calloc(*count ? *count : 1, sizeof(char *));
-    if (!*names || !*descriptions) {
-        status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
-        goto out;
-    }
-    for (uint32_t c = 0; c < *count && status == IMGPACK_OK; c++) {
-        char key[32], text[4096];
-        uint64_t size = 0;
-        (*names)[c] = strdup(imgpack_reader_class_name(r, c));
-        snprintf(key, sizeof key, "description/%08" PRIu32, c);
-        if (imgpack_reader_meta(r, key, (uint8_t *)text, sizeof text - 1,
-                                &size) == IMGPACK_OK &&
-            size < sizeof text) {
-            text[size] = '\0';
-            (*descriptions)[c] = strdup(text);
-        }
-        if (!(*names)[c])
-            status = imgpack__error_set(err, IMGPACK_ERR_NOMEM,
-                                        "out of memory");
-    }
-out:
-    imgpack_reader_close(r);
-    return status;
+    imgpack__store_summary store;
+    imgpack__error why;
+    imgpack__error_clear(&why);
+    imgpack_status status = imgpack__store_peek(store_dir, &store, &why);
+    if (status != IMGPACK_OK)
+        return imgpack__error_set(err, status, "--classes-from: %s",
+                                  imgpack__error_text(&why));
+    *count = store.header.num_classes;
+    *names = store.header.class_names;
+    *descriptions = store.header.class_descriptions;
+    return IMGPACK_OK;
 }
 
 /* qsort_r order of class ids by their names. */

@@ -17,30 +17,9 @@
 #include "imgpack/imgpack.h"
 #include "imgpack/verify.h"
 #include "record.h"
-#include "resize.h"
+#include "store_meta.h"
 
-/* Meta keys for a class's name and description: a fixed width keeps them
-   in id order under LMDB's byte order. */
-#define CLASS_KEY_FORMAT "class/%08" PRIu32
-#define DESCRIPTION_KEY_FORMAT "description/%08" PRIu32
-
-#define SETTINGS_TEXT_SIZE 128
-
-typedef struct text_meta {
-    char key[32];
-    char value[32];
-} text_meta;
-
-static imgpack__meta_entry text_entry(text_meta *m, const char *key,
-                                      uint64_t value) {
-    snprintf(m->key, sizeof m->key, "%s", key);
-    snprintf(m->value, sizeof m->value, "%" PRIu64, value);
-    return (imgpack__meta_entry){m->key, m->value, strlen(m->value)};
-}
-
-static imgpack__meta_entry string_entry(const char *key, const char *value) {
-    return (imgpack__meta_entry){key, value, strlen(value)};
-}
+#define SETTINGS_TEXT_SIZE IMGPACK__SETTINGS_SIZE
 
 /* Every option that changes what lands in the store, as one line: a resume
    must be given the same. */
@@ -76,59 +55,24 @@ static imgpack_status write_store_header(imgpack__writer *w,
                                          imgpack__error *err) {
     const imgpack__transform_settings *s = info->settings;
     const imgpack__source *src = w->source;
-    char shard[32], dataset[IMGPACK_CATALOG_DIGEST_HEX];
-    size_t n = 0, capacity = 20 + 2 * (size_t)src->num_classes;
-    imgpack__meta_entry *meta = calloc(capacity, sizeof *meta);
-    text_meta *numbers = calloc(10, sizeof *numbers);
-    char settings[SETTINGS_TEXT_SIZE], digest[65];
-    char(*keys)[32] = calloc(2 * (size_t)src->num_classes, sizeof *keys);
-    imgpack_status status = IMGPACK_ERR_NOMEM;
-    if (!meta || !numbers || !keys) {
-        imgpack__error_set(err, status, "out of memory");
-        goto out;
-    }
-    meta[n++] = text_entry(&numbers[0], "format_version",
-                           IMGPACK__STORE_FORMAT_VERSION);
-    meta[n++] = string_entry("format", imgpack_format_name(s->format));
-    meta[n++] = text_entry(&numbers[1], "channels", s->channels);
-    meta[n++] = text_entry(&numbers[2], "width", info->width);
-    meta[n++] = text_entry(&numbers[3], "height", info->height);
-    meta[n++] = text_entry(&numbers[4], "resize", s->resize);
-    meta[n++] = text_entry(&numbers[5], "crop", s->crop);
-    meta[n++] = text_entry(&numbers[6], "num_classes", src->num_classes);
-    meta[n++] = text_entry(&numbers[7], "count", 0);
-    meta[n++] = text_entry(&numbers[8], "next_position", info->begin);
-    if (info->shard_count > 1) {
-        snprintf(shard, sizeof shard, "%" PRIu32 "/%" PRIu32,
-                 info->shard_index, info->shard_count);
-        meta[n++] = string_entry("shard", shard);
-        meta[n++] =
-            text_entry(&numbers[9], "shard_first_position", info->begin);
-    }
-    meta[n++] = string_entry("state", "packing");
-    settings_text(s, settings);
-    meta[n++] = string_entry("settings", settings);
-    imgpack__source_digest(src, digest);
-    meta[n++] = string_entry("source_digest", digest);
-    meta[n++] = string_entry("tool_version", IMGPACK_VERSION_STRING);
-    dataset_digest(w, info, created, dataset);
-    meta[n++] = string_entry("catalog_dataset_digest", dataset);
-    for (uint32_t c = 0; c < src->num_classes; c++) {
-        snprintf(keys[2 * c], sizeof keys[0], CLASS_KEY_FORMAT, c);
-        meta[n++] = string_entry(keys[2 * c], src->class_names[c]);
-        if (src->class_descriptions[c]) {
-            snprintf(keys[2 * c + 1], sizeof keys[0], DESCRIPTION_KEY_FORMAT,
-                     c);
-            meta[n++] =
-                string_entry(keys[2 * c + 1], src->class_descriptions[c]);
-        }
-    }
-    status = imgpack__store_set_meta(&w->store, meta, n, err);
-out:
-    free(meta);
-    free(numbers);
-    free(keys);
-    return status;
+    imgpack__store_header h = {
+        .format = s->format,
+        .channels = s->channels,
+        .width = info->width,
+        .height = info->height,
+        .resize = s->resize,
+        .crop = s->crop,
+        .num_classes = src->num_classes,
+        .class_names = src->class_names,
+        .class_descriptions = src->class_descriptions,
+        .shard_index = info->shard_index,
+        .shard_count = info->shard_count,
+        .first_position = info->begin,
+    };
+    settings_text(s, h.settings);
+    imgpack__source_digest(src, h.source_digest);
+    dataset_digest(w, info, created, h.catalog_dataset_digest);
+    return imgpack__store_header_write(&w->store, &h, err);
 }
 
 /* What the catalog's shard columns hold: the shard, or NULL (-1). */
@@ -270,7 +214,7 @@ static imgpack_status check_same_pack(imgpack__writer *w,
     char digest[65], stored_digest[65];
     uint64_t version;
     imgpack_status status;
-    if ((status = meta_number(w, "format_version", &version, err)))
+    if ((status = meta_number(w, IMGPACK_META_FORMAT_VERSION, &version, err)))
         return status;
     if (version != IMGPACK__STORE_FORMAT_VERSION)
         return imgpack__error_set(err, IMGPACK_ERR_VERSION_MISMATCH,
@@ -278,9 +222,9 @@ static imgpack_status check_same_pack(imgpack__writer *w,
                                   "writes %d",
                                   w->store.dir, version,
                                   IMGPACK__STORE_FORMAT_VERSION);
-    if ((status = imgpack__store_get_meta(&w->store, "settings", stored,
+    if ((status = imgpack__store_get_meta(&w->store, IMGPACK_META_SETTINGS, stored,
                                           sizeof stored, err)) ||
-        (status = imgpack__store_get_meta(&w->store, "source_digest",
+        (status = imgpack__store_get_meta(&w->store, IMGPACK_META_SOURCE_DIGEST,
                                           stored_digest, sizeof stored_digest,
                                           err)))
         return status;
@@ -317,7 +261,8 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
        The directory might also be some other LMDB environment. */
     status = imgpack__store_reopen(&w->store, out_dir, err);
     if (status == IMGPACK_OK)
-        status = imgpack__store_get_meta(&w->store, "format_version", state,
+        status = imgpack__store_get_meta(&w->store, IMGPACK_META_FORMAT_VERSION,
+                                         state,
                                          sizeof state, err);
     if (status == IMGPACK_ERR_NOT_A_STORE)
         status = imgpack__error_set(
@@ -329,9 +274,10 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
         goto out;
     if ((status = check_same_pack(w, info, err)) ||
         (status = imgpack__store_add_checksums(&w->store, err)) ||
-        (status = meta_number(w, "count", &count, err)) ||
-        (status = meta_number(w, "next_position", next_position, err)) ||
-        (status = imgpack__store_get_meta(&w->store, "state", state,
+        (status = meta_number(w, IMGPACK_META_COUNT, &count, err)) ||
+        (status = meta_number(w, IMGPACK_META_NEXT_POSITION, next_position,
+                             err)) ||
+        (status = imgpack__store_get_meta(&w->store, IMGPACK_META_STATE, state,
                                           sizeof state, err)) ||
         (status = imgpack__catalog_reopen(&w->catalog, path,
                                           shard_column(info), err)) ||
@@ -348,8 +294,9 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
     /* Missing in a store packed before the digest existed: go on without
        one rather than refuse the resume. */
     w->catalog_digest_known =
-        imgpack__store_get_meta(&w->store, "catalog_digest", w->catalog_digest,
-                                sizeof w->catalog_digest, err) == IMGPACK_OK;
+        imgpack__store_get_meta(&w->store, IMGPACK_META_CATALOG_DIGEST,
+                                w->catalog_digest, sizeof w->catalog_digest,
+                                err) == IMGPACK_OK;
     if (!w->catalog_digest_known)
         imgpack__error_clear(err);
     w->packed = count;
@@ -358,7 +305,7 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
                                                      w->bytes};
     /* A complete store has nothing left to pack: finishing it again is
        harmless and keeps one path for both cases. */
-    if (strcmp(state, "complete") == 0)
+    if (strcmp(state, IMGPACK_META_STATE_COMPLETE) == 0)
         *next_position = info->end;
 out:
     if (status != IMGPACK_OK)
@@ -390,9 +337,8 @@ imgpack_status imgpack__writer_discard_unstarted(const char *out_dir,
    touching a record. */
 static uint8_t *u32_blob(const imgpack__writer *w, const uint32_t *values) {
     uint8_t *blob = malloc(w->packed * 4 + 1);
-    for (uint64_t i = 0; blob && i < w->packed; i++)
-        for (int b = 0; b < 4; b++)
-            blob[4 * i + b] = (uint8_t)(values[i] >> (8 * b));
+    if (blob)
+        imgpack__meta_u32_encode(blob, values, w->packed);
     return blob;
 }
 
@@ -415,22 +361,30 @@ static size_t batch_meta_room(const imgpack__writer *w, uint64_t packed) {
 
 static imgpack_status batch_meta(const imgpack__writer *w, int complete,
                                  imgpack__meta_entry meta[BATCH_META_ENTRIES],
-                                 text_meta numbers[2], size_t *n_meta,
-                                 uint8_t *blobs[2], imgpack__error *err) {
+                                 imgpack__meta_decimal numbers[2],
+                                 size_t *n_meta, uint8_t *blobs[2],
+                                 imgpack__error *err) {
     size_t n = 0;
-    meta[n++] = text_entry(&numbers[0], "count", w->packed);
-    meta[n++] = text_entry(&numbers[1], "next_position", w->batch_end);
+    meta[n++] = imgpack__meta_number_entry(&numbers[0], IMGPACK_META_COUNT,
+                                           w->packed);
+    meta[n++] = imgpack__meta_number_entry(
+        &numbers[1], IMGPACK_META_NEXT_POSITION, w->batch_end);
     if (w->catalog_digest_known)
-        meta[n++] = (imgpack__meta_entry){"catalog_digest", w->batch_digest,
+        meta[n++] = (imgpack__meta_entry){IMGPACK_META_CATALOG_DIGEST,
+                                          w->batch_digest,
                                           IMGPACK_CATALOG_DIGEST_HEX - 1};
     if (complete) {
         if (!(blobs[0] = u32_blob(w, w->labels)) ||
             !(blobs[1] = u32_blob(w, w->crcs)))
             return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
-        meta[n++] = (imgpack__meta_entry){"labels", blobs[0], w->packed * 4};
+        meta[n++] = (imgpack__meta_entry){IMGPACK_META_LABELS, blobs[0],
+                                          w->packed * 4};
         meta[n++] =
-            (imgpack__meta_entry){"payload_crcs", blobs[1], w->packed * 4};
-        meta[n++] = string_entry("state", "complete");
+            (imgpack__meta_entry){IMGPACK_META_PAYLOAD_CRCS, blobs[1],
+                                  w->packed * 4};
+        meta[n++] =
+            imgpack__meta_text_entry(IMGPACK_META_STATE,
+                                     IMGPACK_META_STATE_COMPLETE);
     }
     *n_meta = n;
     return IMGPACK_OK;
@@ -503,7 +457,7 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
                                    imgpack__error *err) {
     imgpack__catalog *c = &w->catalog;
     imgpack__meta_entry meta[BATCH_META_ENTRIES];
-    text_meta numbers[2];
+    imgpack__meta_decimal numbers[2];
     uint8_t *blobs[2] = {NULL, NULL};
     size_t n_meta = 0;
     imgpack_status status = IMGPACK_OK;

@@ -308,7 +308,7 @@ static void draw_caption(imgpack_reader *r, sheet *s, uint32_t i) {
              imgpack_reader_class_name(r, c->label));
     font_draw(s->rgb, stride, left, top, left + s->cell_width, s->scale,
               caption_color, text);
-    snprintf(key, sizeof key, "description/%08" PRIu32, c->label);
+    snprintf(key, sizeof key, IMGPACK_META_DESCRIPTION_FORMAT, c->label);
     if (imgpack_reader_meta(r, key, description, sizeof description - 1,
                             &size) == IMGPACK_OK) {
         description[size < sizeof description - 1 ? size

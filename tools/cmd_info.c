@@ -33,18 +33,12 @@ static uint64_t file_size(const char *dir, const char *name) {
     return stat(path, &st) == 0 ? (uint64_t)st.st_size : 0;
 }
 
-/* The records' bytes on disk: data.mdb, or every shard's. */
-static uint64_t data_size(const char *dir, imgpack_reader *r) {
-    uint32_t shards = imgpack_reader_num_shards(r);
+/* The records' bytes on disk: every shard's data.mdb (the store's own for
+   a single store). */
+static uint64_t data_size(imgpack_reader *r) {
     uint64_t total = 0;
-    char name[64];
-    if (shards <= 1)
-        return file_size(dir, "data.mdb");
-    for (uint32_t k = 0; k < shards; k++) {
-        snprintf(name, sizeof name, "shard-%" PRIu32 "-of-%" PRIu32 "/data.mdb",
-                 k, shards);
-        total += file_size(dir, name);
-    }
+    for (uint32_t k = 0; k < imgpack_reader_num_shards(r); k++)
+        total += file_size(imgpack_reader_shard_path(r, k), "data.mdb");
     return total;
 }
 
@@ -122,7 +116,7 @@ static void print_text(const char *dir, imgpack_reader *r,
     if (imgpack_reader_num_shards(r) > 1)
         printf("shards:     %" PRIu32 "\n", imgpack_reader_num_shards(r));
     printf("on disk:    data.mdb %.1f MB, catalog.db %.1f MB\n",
-           (double)data_size(dir, r) / 1e6,
+           (double)data_size(r) / 1e6,
            (double)file_size(dir, "catalog.db") / 1e6);
     if (facts->rejected >= 0)
         printf("rejected:   %" PRId64 " files (see the rejects table)\n",
@@ -153,7 +147,7 @@ static void print_json(const char *dir, imgpack_reader *r,
            imgpack_format_name(imgpack_reader_format(r)),
            imgpack_reader_width(r), imgpack_reader_height(r),
            imgpack_reader_channels(r), imgpack_reader_num_shards(r),
-           data_size(dir, r),
+           data_size(r),
            file_size(dir, "catalog.db"), facts->rejected, facts->skipped);
     cli_json_string(facts->created);
     fputs(", \"tool_version\": ", stdout);

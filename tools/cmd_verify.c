@@ -398,7 +398,7 @@ static void check_digest(verify *v) {
     /* Stores packed before the digest (or resumed from such) lack it; a
        digest that damage deleted left its checksum, which check_meta
        reports. */
-    if (!store_meta(v, "catalog_digest", want, sizeof want))
+    if (!store_meta(v, IMGPACK_META_CATALOG_DIGEST, want, sizeof want))
         return;
     if (!(stmt = prepare(v, "SELECT idx, class_id, path, sha256 FROM images"
                             " WHERE idx >= 0 AND idx < ? ORDER BY idx")))
@@ -449,7 +449,7 @@ static void check_dataset_digest(verify *v) {
     static const char *const keys[] = {"source", "command", "created",
                                        "skipped"};
     char want[IMGPACK_CATALOG_DIGEST_HEX], got[IMGPACK_CATALOG_DIGEST_HEX] = "";
-    if (!store_meta(v, "catalog_dataset_digest", want, sizeof want))
+    if (!store_meta(v, IMGPACK_META_CATALOG_DATASET_DIGEST, want, sizeof want))
         return; /* packed before it existed */
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         sqlite3_stmt *stmt = prepare(
@@ -493,8 +493,8 @@ static void check_dataset(verify *v) {
     };
     size_t nkeys = sizeof keys / sizeof keys[0];
     int sharded = imgpack_reader_num_shards(v->reader) > 1;
-    store_meta(v, "settings", settings, sizeof settings);
-    store_meta(v, "state", state, sizeof state);
+    store_meta(v, IMGPACK_META_SETTINGS, settings, sizeof settings);
+    store_meta(v, IMGPACK_META_STATE, state, sizeof state);
     if (v->complete)
         snprintf(keys[0].expected, sizeof keys[0].expected, "%" PRIu64,
                  v->count);
@@ -510,12 +510,12 @@ static void check_dataset(verify *v) {
     setting(settings, "max-pixels=", keys[6].expected, sizeof keys[6].expected);
     if (v->complete)
         snprintf(keys[7].expected, sizeof keys[7].expected, "%s", state);
-    store_meta(v, "tool_version", keys[8].expected, sizeof keys[8].expected);
+    store_meta(v, IMGPACK_META_TOOL_VERSION, keys[8].expected, sizeof keys[8].expected);
     if (sharded) {
         keys[14].required = 1;
         snprintf(keys[14].expected, sizeof keys[14].expected, "%" PRIu32,
                  imgpack_reader_num_shards(v->reader));
-    } else if (store_meta(v, "shard", shard, sizeof shard) &&
+    } else if (store_meta(v, IMGPACK_META_SHARD, shard, sizeof shard) &&
                sscanf(shard, "%" SCNu32 "/%" SCNu32, &k, &n) == 2) {
         keys[13].required = keys[14].required = 1;
         snprintf(keys[13].expected, sizeof keys[13].expected, "%" PRIu32, k);

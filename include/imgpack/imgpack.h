@@ -87,6 +87,18 @@ typedef enum imgpack_format {
     IMGPACK_FORMAT_WEBP_LOSSLESS = 3, /* lossless WebP: decodes to raw's bytes */
 } imgpack_format;
 
+/*
+ * Limits on sides, shared by the packer and the reader. IMGPACK_MAX_SIDE
+ * caps the resize and crop options: no training pipeline resizes to more,
+ * and it keeps a record's size within the header's 32 bits.
+ * IMGPACK_MAX_RECORD_SIDE caps what a reader accepts as a record's side or
+ * as a store's width, height, resize and crop: a pack with resize 0 keeps
+ * each source's own size, and JPEG's sides stop at 65535; a larger claim is
+ * damage (IMGPACK_ERR_CORRUPT).
+ */
+#define IMGPACK_MAX_SIDE 16384u
+#define IMGPACK_MAX_RECORD_SIDE 65536u
+
 /* "raw", "jpeg", "webp" or "webp-lossless"; NULL for an unknown value. */
 IMGPACK_API const char *imgpack_format_name(int format);
 

@@ -45,9 +45,6 @@ extern "C" {
 #define IMGPACK_DEFAULT_RESIZE 256u
 #define IMGPACK_DEFAULT_CROP 224u
 #define IMGPACK_DEFAULT_QUALITY 90
-/* Sides above this are refused as options: no training pipeline resizes
-   to more, and it keeps a record's size within the header's 32 bits. */
-#define IMGPACK_MAX_SIDE 16384u
 
 /*
  * Options for a pack: create, set what differs from the defaults, pass to

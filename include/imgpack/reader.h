@@ -103,6 +103,7 @@
 #define IMGPACK_READER_H
 
 #include "imgpack/imgpack.h"
+#include "imgpack/meta.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -195,6 +196,12 @@ IMGPACK_API uint64_t imgpack_reader_count(const imgpack_reader *r);
    single store. */
 IMGPACK_API uint32_t imgpack_reader_num_shards(const imgpack_reader *r);
 
+/* The directory of shard k (below num_shards): OUT_DIR/shard-K-of-N, or
+   the reader's own directory for a single store; NULL past the last.
+   Owned by the reader, valid until it is closed. */
+IMGPACK_API const char *imgpack_reader_shard_path(const imgpack_reader *r,
+                                                  uint32_t k);
+
 /* Classes (label values are below this). */
 IMGPACK_API uint32_t imgpack_reader_num_classes(const imgpack_reader *r);
 
@@ -227,7 +234,8 @@ IMGPACK_API int32_t imgpack_reader_is_complete(const imgpack_reader *r);
 IMGPACK_API int32_t imgpack_reader_is_nolock(const imgpack_reader *r);
 
 /*
- * Copies the metadata value under `key` (docs/FORMAT.md lists the keys)
+ * Copies the metadata value under `key` (<imgpack/meta.h> names the keys,
+ * docs/FORMAT.md says what they hold)
  * into `buf`, at most `capacity` bytes, and its full size into *size
  * (which may exceed `capacity`: call again with a bigger buffer). No NUL
  * is added. A sharded dataset answers as one store would: `count` and
