@@ -1,5 +1,5 @@
 /*
- * bench_crc32: CRC-32 speed of imgpack__crc32 (src/crc32.c), libdeflate's
+ * bench_crc32: CRC-32 speed of imgpack__crc32 (src/common/crc32.c), libdeflate's
  * libdeflate_crc32 and zlib's crc32 on the buffers a store checksums: a
  * 150 KB encoded image, a 4 KB one, and a 28x28 gray raw record (MNIST).
  * imgpack__crc32 calls libdeflate, so its column shows what the call costs

@@ -3,7 +3,7 @@
 # Depends is computed by dpkg-shlibdeps (package dpkg-dev) from the
 # libraries the binaries link: libc6, libjpeg62-turbo, liblmdb0,
 # libnettle8, libpng16-16, libsqlite3-0, libwebp7, zlib1g, libdeflate0.
-# libarchive13 is only loaded when an archive is packed (src/libarchive.h),
+# libarchive13 is only loaded when an archive is packed (src/sources/libarchive.h),
 # so it is recommended, which apt installs by default, not required: the
 # reader and every other source work without it. Included from
 # CMakeLists.txt when imgpack is the top-level project.

@@ -1,5 +1,5 @@
 /*
- * Tests of src/resize.c without Python: the geometry of Resize + CenterCrop
+ * Tests of src/image/resize.c without Python: the geometry of Resize + CenterCrop
  * (fixed cases from torchvision 0.14, round-half-even, padding, identity,
  * and invariants over many sizes), checksums of outputs computed once with
  * torchvision + Pillow 9.4, and properties of the pixels: the vector and

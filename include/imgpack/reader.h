@@ -331,7 +331,7 @@ IMGPACK_API imgpack_status imgpack_reader_decode(imgpack_reader *r,
  * and a mincore probe of 16 records' first pages per 512 indices; when
  * all probes are cached nothing is requested (about 50 us for 256 records
  * here). A partly cached store may thus have a round skipped (see
- * src/readahead.c, PROBES). Any thread may call it, as for
+ * src/read/readahead.c, PROBES). Any thread may call it, as for
  * imgpack_reader_get; like get, it ends the calling thread's earlier
  * views. With a limit of 0 it does nothing and returns IMGPACK_OK.
  *

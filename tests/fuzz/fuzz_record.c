@@ -2,7 +2,7 @@
  * libFuzzer target for record parsing: any bytes as an LMDB value, checked
  * the way the reader checks a record before handing it out.
  *
- * The reader (src/reader.c, fetch and imgpack__reader_pixels) parses the
+ * The reader (src/read/reader.c, fetch and imgpack__reader_pixels) parses the
  * header with imgpack__record_parse, with and without the payload CRC,
  * bounds the claimed size, and decodes jpeg and webp payloads with the
  * header's pixel count as the limit. This target repeats that sequence on
@@ -19,7 +19,7 @@
 #include "decode.h"
 #include "record.h"
 
-/* The reader's bound on a record side (src/reader.c, fetch). */
+/* The reader's bound on a record side (src/read/reader.c, fetch). */
 #define FUZZ_MAX_SIDE 65536u
 
 /* Decoding cap for this target: the reader would allow the header's whole

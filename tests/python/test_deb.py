@@ -76,7 +76,7 @@ def test_depends_names_the_runtime_libraries(deb):
     depends = re.search(r"^Depends: (.*)$", fields, re.M).group(1)
     names = {d.split()[0] for d in depends.split(", ")}
     assert names == linked_packages(BUILD / "imgpack", BUILD / "libimgpack.so")
-    # libarchive is loaded only to read archives (src/libarchive.c).
+    # libarchive is loaded only to read archives (src/sources/libarchive.c).
     libarchive = run("/sbin/ldconfig", "-p")
     path = re.search(r"libarchive\.so\.13 .*=> (\S+)", libarchive).group(1)
     assert re.search(r"^Recommends: (.*)$", fields, re.M).group(1) \

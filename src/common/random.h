@@ -2,7 +2,7 @@
  * The small counter-based generator behind shuffles, random crops and
  * flips: splitmix64's mixer over a counter. Cheap to seed per image, so
  * results depend on (seed, epoch, record) alone and never on thread
- * timing (src/augment.c makes the keys).
+ * timing (src/read/augment.c makes the keys).
  */
 #ifndef IMGPACK_SRC_RANDOM_H
 #define IMGPACK_SRC_RANDOM_H

@@ -11,15 +11,15 @@
  * per batch), and the filling thread waits until every worker has
  * reported back. Each image is written straight into its place in the
  * output, so nothing is copied twice and no position needs ordering. The
- * pool is not src/pool.c's: that one streams numbered results through a
+ * pool is not src/common/pool.c's: that one streams numbered results through a
  * bounded queue to a consumer, while a batch has a fixed output the
  * workers write in place.
  *
  * One image: its placement (crop offsets, or the RandomResizedCrop box,
- * and the flip) is drawn from the sample's key (src/augment.c), as soon as
+ * and the flip) is drawn from the sample's key (src/read/augment.c), as soon as
  * its size is known: from the decoder, before it decodes, for jpeg and
  * webp records, so that it decodes only the window the image needs; from
- * the header for raw ones. A box is resized by src/resize.c, Pillow's
+ * the header for raw ones. A box is resized by src/image/resize.c, Pillow's
  * arithmetic, from a view of the box in the source into the thread's
  * scratch image, which is then converted like a plain crop. The box of a
  * record is its own image to Pillow (torchvision crops, then resizes), so
