@@ -28,16 +28,19 @@
 /* Characters of one stored statistics array: "[" and 32 per value. */
 #define STATS_TEXT_PER_VALUE 32
 
+/* One listing's rows and the strings they point to, all owned here. */
+typedef struct listing {
+    void *rows;
+    uint64_t count, capacity;
+    char **strings;
+    uint64_t num_strings, strings_capacity;
+} listing;
+
 struct imgpack_catalog {
     sqlite3 *db;
     char *path;
     imgpack__error err;
-    imgpack_catalog_class *classes;
-    uint64_t num_classes;
-    imgpack_catalog_reject *rejects;
-    uint64_t num_rejects;
-    imgpack_catalog_entry *entries;
-    uint64_t num_entries;
+    listing classes, rejects, entries;
     char *value; /* imgpack_catalog_dataset_get's */
 };
 
@@ -90,42 +93,20 @@ imgpack_status imgpack_catalog_open(imgpack_catalog **out,
     return status;
 }
 
-static void free_classes(imgpack_catalog *c) {
-    for (uint64_t i = 0; i < c->num_classes; i++) {
-        free((char *)c->classes[i].name);
-        free((char *)c->classes[i].description);
-    }
-    free(c->classes);
-    c->classes = NULL;
-    c->num_classes = 0;
-}
-
-static void free_rejects(imgpack_catalog *c) {
-    for (uint64_t i = 0; i < c->num_rejects; i++) {
-        free((char *)c->rejects[i].path);
-        free((char *)c->rejects[i].reason);
-    }
-    free(c->rejects);
-    c->rejects = NULL;
-    c->num_rejects = 0;
-}
-
-static void free_entries(imgpack_catalog *c) {
-    for (uint64_t i = 0; i < c->num_entries; i++) {
-        free((char *)c->entries[i].key);
-        free((char *)c->entries[i].value);
-    }
-    free(c->entries);
-    c->entries = NULL;
-    c->num_entries = 0;
+static void free_listing(listing *l) {
+    for (uint64_t i = 0; i < l->num_strings; i++)
+        free(l->strings[i]);
+    free(l->strings);
+    free(l->rows);
+    memset(l, 0, sizeof *l);
 }
 
 void imgpack_catalog_close(imgpack_catalog *c) {
     if (!c)
         return;
-    free_classes(c);
-    free_rejects(c);
-    free_entries(c);
+    free_listing(&c->classes);
+    free_listing(&c->rejects);
+    free_listing(&c->entries);
     free(c->value);
     sqlite3_close(c->db);
     free(c->path);
@@ -136,31 +117,38 @@ const char *imgpack_catalog_errmsg(const imgpack_catalog *c) {
     return c ? imgpack__error_text(&c->err) : "out of memory";
 }
 
-/* A copy of column `column`'s text; `or_null` when it is NULL. Sets *nomem
-   when memory ran out. */
-static char *copy_text(sqlite3_stmt *stmt, int column, const char *or_null,
-                       int *nomem) {
+/* Grows *items (of `size`-byte elements) so that item `n` fits; 0 or
+   -1. */
+static int make_room(void *items, uint64_t n, uint64_t *capacity,
+                     size_t size) {
+    void **at = items;
+    if (n < *capacity)
+        return 0;
+    uint64_t more = *capacity ? 2 * *capacity : 64;
+    void *bigger = realloc(*at, more * size);
+    if (!bigger)
+        return -1;
+    *at = bigger;
+    *capacity = more;
+    return 0;
+}
+
+/* A copy of column `column`'s text kept by `l`; `or_null` when it is
+   NULL (NULL too: none). Sets *nomem when memory ran out. */
+static const char *copy_text(listing *l, sqlite3_stmt *stmt, int column,
+                             const char *or_null, int *nomem) {
     const char *text = (const char *)sqlite3_column_text(stmt, column);
     char *copy;
     if (!text && !or_null)
         return NULL;
-    if (!(copy = strdup(text ? text : or_null)))
+    if (make_room(&l->strings, l->num_strings, &l->strings_capacity,
+                  sizeof *l->strings) ||
+        !(copy = strdup(text ? text : or_null))) {
         *nomem = 1;
+        return NULL;
+    }
+    l->strings[l->num_strings++] = copy;
     return copy;
-}
-
-/* Grows *rows (of `size`-byte elements) so that row `n` fits; 0 or -1. */
-static int make_room(void **rows, uint64_t n, uint64_t *capacity,
-                     size_t size) {
-    if (n < *capacity)
-        return 0;
-    uint64_t more = *capacity ? 2 * *capacity : 64;
-    void *bigger = realloc(*rows, more * size);
-    if (!bigger)
-        return -1;
-    *rows = bigger;
-    *capacity = more;
-    return 0;
 }
 
 /* Prepares `sql` on the handle's connection; IMGPACK_OK or its error. */
@@ -188,77 +176,75 @@ static imgpack_status finish(imgpack_catalog *c, sqlite3_stmt *stmt, int rc,
     return status;
 }
 
-imgpack_status imgpack_catalog_classes(imgpack_catalog *c,
-                                       const imgpack_catalog_class **rows,
-                                       uint64_t *count) {
+/* Fills one row from the statement's current result. */
+typedef void (*fill_row)(listing *l, void *row, sqlite3_stmt *stmt,
+                         int *nomem);
+
+/* Reads every result of `sql` into `l`, a row of `size` bytes each. */
+static imgpack_status read_listing(imgpack_catalog *c, listing *l,
+                                   const char *sql, size_t size,
+                                   fill_row fill) {
     sqlite3_stmt *stmt;
-    uint64_t capacity = 0;
-    int rc, nomem = 0;
-    free_classes(c);
-    *rows = NULL;
-    *count = 0;
-    imgpack_status status =
-        prepare(c,
-                "SELECT w.class_id, w.name, c.description, w.num_images, "
-                "w.weight FROM class_weights AS w JOIN classes AS c "
-                "USING (class_id) ORDER BY w.class_id",
-                &stmt);
+    int rc = SQLITE_DONE, nomem = 0;
+    free_listing(l);
+    imgpack_status status = prepare(c, sql, &stmt);
     if (status != IMGPACK_OK)
         return status;
     while (!nomem && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (make_room((void **)&c->classes, c->num_classes, &capacity,
-                      sizeof *c->classes)) {
+        if (make_room(&l->rows, l->count, &l->capacity, size)) {
             nomem = 1;
             break;
         }
-        imgpack_catalog_class *row = &c->classes[c->num_classes++];
-        row->class_id = sqlite3_column_int64(stmt, 0);
-        row->name = copy_text(stmt, 1, "", &nomem);
-        row->description = copy_text(stmt, 2, NULL, &nomem);
-        row->num_images = sqlite3_column_int64(stmt, 3);
-        row->weight = sqlite3_column_type(stmt, 4) == SQLITE_NULL
-                          ? -1.0
-                          : sqlite3_column_double(stmt, 4);
+        fill(l, (char *)l->rows + l->count++ * size, stmt, &nomem);
     }
-    if ((status = finish(c, stmt, rc, nomem)) != IMGPACK_OK) {
-        free_classes(c);
-        return status;
-    }
-    *rows = c->classes;
-    *count = c->num_classes;
-    return IMGPACK_OK;
+    if ((status = finish(c, stmt, rc, nomem)) != IMGPACK_OK)
+        free_listing(l);
+    return status;
+}
+
+static void fill_class(listing *l, void *row, sqlite3_stmt *stmt,
+                       int *nomem) {
+    imgpack_catalog_class *cls = row;
+    cls->class_id = sqlite3_column_int64(stmt, 0);
+    cls->name = copy_text(l, stmt, 1, "", nomem);
+    cls->description = copy_text(l, stmt, 2, NULL, nomem);
+    cls->num_images = sqlite3_column_int64(stmt, 3);
+    cls->weight = sqlite3_column_type(stmt, 4) == SQLITE_NULL
+                      ? -1.0
+                      : sqlite3_column_double(stmt, 4);
+}
+
+imgpack_status imgpack_catalog_classes(imgpack_catalog *c,
+                                       const imgpack_catalog_class **rows,
+                                       uint64_t *count) {
+    imgpack_status status = read_listing(
+        c, &c->classes,
+        "SELECT w.class_id, w.name, c.description, w.num_images, w.weight "
+        "FROM class_weights AS w JOIN classes AS c USING (class_id) "
+        "ORDER BY w.class_id",
+        sizeof **rows, fill_class);
+    *rows = c->classes.rows;
+    *count = c->classes.count;
+    return status;
+}
+
+static void fill_reject(listing *l, void *row, sqlite3_stmt *stmt,
+                        int *nomem) {
+    imgpack_catalog_reject *reject = row;
+    reject->path = copy_text(l, stmt, 0, "", nomem);
+    reject->reason = copy_text(l, stmt, 1, "", nomem);
 }
 
 imgpack_status imgpack_catalog_rejects(imgpack_catalog *c,
                                        const imgpack_catalog_reject **rows,
                                        uint64_t *count) {
-    sqlite3_stmt *stmt;
-    uint64_t capacity = 0;
-    int rc, nomem = 0;
-    free_rejects(c);
-    *rows = NULL;
-    *count = 0;
-    imgpack_status status = prepare(
-        c, "SELECT path, reason FROM rejects ORDER BY rowid", &stmt);
-    if (status != IMGPACK_OK)
-        return status;
-    while (!nomem && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (make_room((void **)&c->rejects, c->num_rejects, &capacity,
-                      sizeof *c->rejects)) {
-            nomem = 1;
-            break;
-        }
-        imgpack_catalog_reject *row = &c->rejects[c->num_rejects++];
-        row->path = copy_text(stmt, 0, "", &nomem);
-        row->reason = copy_text(stmt, 1, "", &nomem);
-    }
-    if ((status = finish(c, stmt, rc, nomem)) != IMGPACK_OK) {
-        free_rejects(c);
-        return status;
-    }
-    *rows = c->rejects;
-    *count = c->num_rejects;
-    return IMGPACK_OK;
+    imgpack_status status =
+        read_listing(c, &c->rejects,
+                     "SELECT path, reason FROM rejects ORDER BY rowid",
+                     sizeof **rows, fill_reject);
+    *rows = c->rejects.rows;
+    *count = c->rejects.count;
+    return status;
 }
 
 imgpack_status imgpack_catalog_num_rejects(imgpack_catalog *c,
@@ -276,36 +262,23 @@ imgpack_status imgpack_catalog_num_rejects(imgpack_catalog *c,
     return finish(c, stmt, rc, 0);
 }
 
+static void fill_entry(listing *l, void *row, sqlite3_stmt *stmt,
+                       int *nomem) {
+    imgpack_catalog_entry *entry = row;
+    entry->key = copy_text(l, stmt, 0, "", nomem);
+    entry->value = copy_text(l, stmt, 1, "", nomem);
+}
+
 imgpack_status imgpack_catalog_dataset(imgpack_catalog *c,
                                        const imgpack_catalog_entry **rows,
                                        uint64_t *count) {
-    sqlite3_stmt *stmt;
-    uint64_t capacity = 0;
-    int rc, nomem = 0;
-    free_entries(c);
-    *rows = NULL;
-    *count = 0;
-    imgpack_status status = prepare(
-        c, "SELECT key, CAST(value AS TEXT) FROM dataset ORDER BY key", &stmt);
-    if (status != IMGPACK_OK)
-        return status;
-    while (!nomem && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (make_room((void **)&c->entries, c->num_entries, &capacity,
-                      sizeof *c->entries)) {
-            nomem = 1;
-            break;
-        }
-        imgpack_catalog_entry *row = &c->entries[c->num_entries++];
-        row->key = copy_text(stmt, 0, "", &nomem);
-        row->value = copy_text(stmt, 1, "", &nomem);
-    }
-    if ((status = finish(c, stmt, rc, nomem)) != IMGPACK_OK) {
-        free_entries(c);
-        return status;
-    }
-    *rows = c->entries;
-    *count = c->num_entries;
-    return IMGPACK_OK;
+    imgpack_status status = read_listing(
+        c, &c->entries,
+        "SELECT key, CAST(value AS TEXT) FROM dataset ORDER BY key",
+        sizeof **rows, fill_entry);
+    *rows = c->entries.rows;
+    *count = c->entries.count;
+    return status;
 }
 
 imgpack_status imgpack_catalog_dataset_get(imgpack_catalog *c,
@@ -322,7 +295,8 @@ imgpack_status imgpack_catalog_dataset_get(imgpack_catalog *c,
         return status;
     sqlite3_bind_text(stmt, 1, key, -1, SQLITE_TRANSIENT);
     if ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        c->value = copy_text(stmt, 0, "", &nomem);
+        const char *text = (const char *)sqlite3_column_text(stmt, 0);
+        nomem = !(c->value = strdup(text ? text : ""));
         rc = sqlite3_step(stmt);
     } else if (rc == SQLITE_DONE) {
         sqlite3_finalize(stmt);
