@@ -179,7 +179,8 @@ static imgpack_status one_image(imgpack_batcher *b, thread_scratch *ts,
 
     if ((status = imgpack__reader_pixels(b->reader, rs, index, &window, &h,
                                          &px))) {
-        imgpack__parallel_fail(&b->team, status, imgpack__reader_message(b->reader));
+        imgpack__parallel_fail(&b->team, status,
+                               imgpack__reader_message(b->reader));
         return status;
     }
     if (!s.placed) /* raw records: their size is the header's */

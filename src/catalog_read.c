@@ -64,9 +64,9 @@ imgpack_status imgpack__catalog_open_read(sqlite3 **db, const char *path,
         return imgpack__error_set(err, imgpack__status_from_errno(errno),
                                   "%s: %s", path, strerror(errno));
     if (sqlite3_open_v2(path, db, flags, NULL) != SQLITE_OK)
-        return imgpack__error_set(err, IMGPACK_ERR_CATALOG, "cannot open %s: %s",
-                                  path, *db ? sqlite3_errmsg(*db)
-                                            : "out of memory");
+        return imgpack__error_set(err, IMGPACK_ERR_CATALOG,
+                                  "cannot open %s: %s", path,
+                                  *db ? sqlite3_errmsg(*db) : "out of memory");
     return IMGPACK_OK;
 }
 
@@ -80,7 +80,8 @@ imgpack_status imgpack_catalog_open(imgpack_catalog **out,
     if (!store_dir || (flags & ~(uint32_t)IMGPACK_CATALOG_WRITE))
         return imgpack__error_set(&c->err, IMGPACK_ERR_INVALID_ARG,
                                   "imgpack_catalog_open: no store or unknown "
-                                  "flags 0x%" PRIx32, flags);
+                                  "flags 0x%" PRIx32,
+                                  flags);
     size_t size = strlen(store_dir) + sizeof "/catalog.db";
     if (!(c->path = malloc(size)))
         return imgpack__error_set(&c->err, IMGPACK_ERR_NOMEM,
@@ -119,8 +120,7 @@ const char *imgpack_catalog_errmsg(const imgpack_catalog *c) {
 
 /* Grows *items (of `size`-byte elements) so that item `n` fits; 0 or
    -1. */
-static int make_room(void *items, uint64_t n, uint64_t *capacity,
-                     size_t size) {
+static int make_room(void *items, uint64_t n, uint64_t *capacity, size_t size) {
     void **at = items;
     if (n < *capacity)
         return 0;
@@ -177,8 +177,7 @@ static imgpack_status finish(imgpack_catalog *c, sqlite3_stmt *stmt, int rc,
 }
 
 /* Fills one row from the statement's current result. */
-typedef void (*fill_row)(listing *l, void *row, sqlite3_stmt *stmt,
-                         int *nomem);
+typedef void (*fill_row)(listing *l, void *row, sqlite3_stmt *stmt, int *nomem);
 
 /* Reads every result of `sql` into `l`, a row of `size` bytes each. */
 static imgpack_status read_listing(imgpack_catalog *c, listing *l,
@@ -202,8 +201,7 @@ static imgpack_status read_listing(imgpack_catalog *c, listing *l,
     return status;
 }
 
-static void fill_class(listing *l, void *row, sqlite3_stmt *stmt,
-                       int *nomem) {
+static void fill_class(listing *l, void *row, sqlite3_stmt *stmt, int *nomem) {
     imgpack_catalog_class *cls = row;
     cls->class_id = sqlite3_column_int64(stmt, 0);
     cls->name = copy_text(l, stmt, 1, "", nomem);
@@ -228,8 +226,7 @@ imgpack_status imgpack_catalog_classes(imgpack_catalog *c,
     return status;
 }
 
-static void fill_reject(listing *l, void *row, sqlite3_stmt *stmt,
-                        int *nomem) {
+static void fill_reject(listing *l, void *row, sqlite3_stmt *stmt, int *nomem) {
     imgpack_catalog_reject *reject = row;
     reject->path = copy_text(l, stmt, 0, "", nomem);
     reject->reason = copy_text(l, stmt, 1, "", nomem);
@@ -238,10 +235,9 @@ static void fill_reject(listing *l, void *row, sqlite3_stmt *stmt,
 imgpack_status imgpack_catalog_rejects(imgpack_catalog *c,
                                        const imgpack_catalog_reject **rows,
                                        uint64_t *count) {
-    imgpack_status status =
-        read_listing(c, &c->rejects,
-                     "SELECT path, reason FROM rejects ORDER BY rowid",
-                     sizeof **rows, fill_reject);
+    imgpack_status status = read_listing(
+        c, &c->rejects, "SELECT path, reason FROM rejects ORDER BY rowid",
+        sizeof **rows, fill_reject);
     *rows = c->rejects.rows;
     *count = c->rejects.count;
     return status;
@@ -262,8 +258,7 @@ imgpack_status imgpack_catalog_num_rejects(imgpack_catalog *c,
     return finish(c, stmt, rc, 0);
 }
 
-static void fill_entry(listing *l, void *row, sqlite3_stmt *stmt,
-                       int *nomem) {
+static void fill_entry(listing *l, void *row, sqlite3_stmt *stmt, int *nomem) {
     imgpack_catalog_entry *entry = row;
     entry->key = copy_text(l, stmt, 0, "", nomem);
     entry->value = copy_text(l, stmt, 1, "", nomem);
@@ -281,8 +276,7 @@ imgpack_status imgpack_catalog_dataset(imgpack_catalog *c,
     return status;
 }
 
-imgpack_status imgpack_catalog_dataset_get(imgpack_catalog *c,
-                                           const char *key,
+imgpack_status imgpack_catalog_dataset_get(imgpack_catalog *c, const char *key,
                                            const char **value) {
     sqlite3_stmt *stmt;
     int rc, nomem = 0;
@@ -385,9 +379,9 @@ static imgpack_status fail_store(imgpack_catalog *c) {
 
 imgpack_status imgpack_catalog_stats_store(imgpack_catalog *c,
                                            const double *mean,
-                                           const double *std,
-                                           uint32_t channels, uint64_t records,
-                                           int32_t sampled, uint64_t seed) {
+                                           const double *std, uint32_t channels,
+                                           uint64_t records, int32_t sampled,
+                                           uint64_t seed) {
     sqlite3_stmt *stmt = NULL;
     char seed_text[32];
     char *mean_text = format_array(mean, channels);
@@ -397,9 +391,10 @@ imgpack_status imgpack_catalog_stats_store(imgpack_catalog *c,
         status = fail_nomem(c);
         goto out;
     }
-    if ((status = prepare(c, "INSERT OR REPLACE INTO dataset (key, value) "
-                             "VALUES ('mean', ?1), ('std', ?2), "
-                             "('stats_records', ?3), ('stats_seed', ?4)",
+    if ((status = prepare(c,
+                          "INSERT OR REPLACE INTO dataset (key, value) "
+                          "VALUES ('mean', ?1), ('std', ?2), "
+                          "('stats_records', ?3), ('stats_seed', ?4)",
                           &stmt)) != IMGPACK_OK)
         goto out;
     sqlite3_bind_text(stmt, 1, mean_text, -1, SQLITE_STATIC);

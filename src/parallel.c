@@ -88,8 +88,8 @@ static void start_workers(imgpack__parallel *p) {
     }
 }
 
-imgpack_status imgpack__parallel_create(imgpack__parallel *p,
-                                        uint32_t threads, const char *name) {
+imgpack_status imgpack__parallel_create(imgpack__parallel *p, uint32_t threads,
+                                        const char *name) {
     memset(p, 0, sizeof *p);
     p->threads = threads ? threads : imgpack__parallel_cores();
     snprintf(p->name, sizeof p->name, "%s", name);
@@ -138,8 +138,8 @@ imgpack_status imgpack__parallel_after_fork(imgpack__parallel *p) {
 }
 
 imgpack_status imgpack__parallel_run(imgpack__parallel *p, uint64_t n,
-                                     imgpack__parallel_body body,
-                                     void *context, char *message) {
+                                     imgpack__parallel_body body, void *context,
+                                     char *message) {
     imgpack_status status;
     pthread_mutex_lock(&p->lock);
     p->body = body;

@@ -79,11 +79,11 @@ void imgpack__verify_problem(imgpack__verify *v, int kind, uint64_t record,
     va_start(args, format);
     int n = vsnprintf(line, sizeof line, format, args);
     va_end(args);
-    if (n < 0)
-        n = 0;
-    frame f = {kind, (uint32_t)((size_t)n < sizeof line ? (size_t)n
-                                                        : sizeof line - 1),
-               record};
+    /* vsnprintf says how long the line would have been: cut to fit. */
+    size_t length = n < 0                      ? 0
+                    : (size_t)n < sizeof line ? (size_t)n
+                                              : sizeof line - 1;
+    frame f = {kind, (uint32_t)length, record};
     /* A parent gone leaves no one to tell: the checks go on regardless. */
     if (write_all(v->fd, &f, sizeof f) == 0)
         write_all(v->fd, line, f.length);
@@ -133,8 +133,7 @@ static imgpack_status open_store(imgpack__verify *v) {
     v->sizes = malloc(v->count ? v->count * sizeof *v->sizes : 1);
     if (!v->labels || !v->sizes) {
         snprintf(message, sizeof message,
-                 "%s: out of memory for %" PRIu64 " records", v->dir,
-                 v->count);
+                 "%s: out of memory for %" PRIu64 " records", v->dir, v->count);
         return child_fail(v, IMGPACK_ERR_NOMEM, message);
     }
     return IMGPACK_OK;
@@ -233,9 +232,9 @@ static void report_crash(const imgpack__verify_progress *progress, int sig,
 }
 
 /* Reads the child's frames until it closes the pipe, delivering each. */
-static imgpack_status read_problems(
-    int fd, void (*on_problem)(void *, const imgpack_problem *), void *ctx,
-    imgpack_verify_summary *out) {
+static imgpack_status
+read_problems(int fd, void (*on_problem)(void *, const imgpack_problem *),
+              void *ctx, imgpack_verify_summary *out) {
     char *text = NULL;
     size_t capacity = 0;
     frame f;
@@ -258,11 +257,10 @@ static imgpack_status read_problems(
     return IMGPACK_OK;
 }
 
-imgpack_status imgpack_verify(const char *store_dir,
-                              const imgpack_verify_options *opts,
-                              void (*on_problem)(void *ctx,
-                                                 const imgpack_problem *p),
-                              void *ctx, imgpack_verify_summary *out) {
+imgpack_status
+imgpack_verify(const char *store_dir, const imgpack_verify_options *opts,
+               void (*on_problem)(void *ctx, const imgpack_problem *p),
+               void *ctx, imgpack_verify_summary *out) {
     imgpack__verify v = {0};
     imgpack_status status = IMGPACK_OK;
     int fds[2] = {-1, -1}, wstatus;

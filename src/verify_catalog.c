@@ -22,11 +22,12 @@
 /* The catalog schema version this check knows (schema/catalog.sql). */
 #define CATALOG_SCHEMA_VERSION 1
 
-
 sqlite3_stmt *imgpack__verify_prepare(imgpack__verify *v, const char *sql) {
     sqlite3_stmt *stmt = NULL;
     if (sqlite3_prepare_v2(v->db, sql, -1, &stmt, NULL) != SQLITE_OK) {
-        imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: cannot query (%s): %s", sql, sqlite3_errmsg(v->db));
+        imgpack__verify_problem(
+            v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+            "catalog: cannot query (%s): %s", sql, sqlite3_errmsg(v->db));
         sqlite3_finalize(stmt);
         stmt = NULL;
     }
@@ -35,7 +36,9 @@ sqlite3_stmt *imgpack__verify_prepare(imgpack__verify *v, const char *sql) {
 
 void imgpack__verify_finish(imgpack__verify *v, sqlite3_stmt *stmt, int rc) {
     if (rc != SQLITE_DONE)
-        imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: read failed: %s", sqlite3_errmsg(v->db));
+        imgpack__verify_problem(
+            v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+            "catalog: read failed: %s", sqlite3_errmsg(v->db));
     sqlite3_finalize(stmt);
 }
 
@@ -47,23 +50,27 @@ static void check_integrity(imgpack__verify *v) {
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         const char *text = (const char *)sqlite3_column_text(stmt, 0);
         if (!text || strcmp(text, "ok") != 0)
-            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: integrity_check: %s", text ? text : "?");
+            imgpack__verify_problem(
+                v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+                "catalog: integrity_check: %s", text ? text : "?");
     }
     imgpack__verify_finish(v, stmt, rc);
     if ((stmt = imgpack__verify_prepare(v, "PRAGMA user_version")) == NULL)
         return;
     if ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (sqlite3_column_int64(stmt, 0) != CATALOG_SCHEMA_VERSION)
-            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: schema version %" PRId64 ", expected %d",
-                    (int64_t)sqlite3_column_int64(stmt, 0),
-                    CATALOG_SCHEMA_VERSION);
+            imgpack__verify_problem(
+                v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+                "catalog: schema version %" PRId64 ", expected %d",
+                (int64_t)sqlite3_column_int64(stmt, 0), CATALOG_SCHEMA_VERSION);
         rc = sqlite3_step(stmt);
     }
     imgpack__verify_finish(v, stmt, rc);
 }
 
 /* Records from *next up to `end` have no images row. */
-static void report_missing_rows(imgpack__verify *v, uint64_t *next, uint64_t end) {
+static void report_missing_rows(imgpack__verify *v, uint64_t *next,
+                                uint64_t end) {
     for (; *next < end; (*next)++)
         imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, *next,
                                 "record %" PRIu64 ": no row in the catalog's "
@@ -72,7 +79,8 @@ static void report_missing_rows(imgpack__verify *v, uint64_t *next, uint64_t end
 }
 
 static void check_images(imgpack__verify *v, uint64_t *rows_past_count) {
-    sqlite3_stmt *stmt = imgpack__verify_prepare(v, "SELECT idx, class_id, stored_bytes FROM images ORDER BY idx");
+    sqlite3_stmt *stmt = imgpack__verify_prepare(
+        v, "SELECT idx, class_id, stored_bytes FROM images ORDER BY idx");
     uint64_t next = 0;
     int rc;
     *rows_past_count = 0;
@@ -83,7 +91,9 @@ static void check_images(imgpack__verify *v, uint64_t *rows_past_count) {
         int64_t class_id = sqlite3_column_int64(stmt, 1);
         int64_t stored = sqlite3_column_int64(stmt, 2);
         if (idx < 0) {
-            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: images row with negative idx %" PRId64, idx);
+            imgpack__verify_problem(
+                v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+                "catalog: images row with negative idx %" PRId64, idx);
             continue;
         }
         uint64_t i = (uint64_t)idx;
@@ -91,9 +101,11 @@ static void check_images(imgpack__verify *v, uint64_t *rows_past_count) {
             /* An unfinished pack commits a batch to the catalog before
                LMDB: such rows are expected, not damage. */
             if (v->complete)
-                imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: images row %" PRIu64
-                           " is past the store's %" PRIu64 " records",
-                        i, v->count);
+                imgpack__verify_problem(
+                    v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+                    "catalog: images row %" PRIu64
+                    " is past the store's %" PRIu64 " records",
+                    i, v->count);
             else
                 (*rows_past_count)++;
             continue;
@@ -103,20 +115,25 @@ static void check_images(imgpack__verify *v, uint64_t *rows_past_count) {
         if (v->labels[i] == IMGPACK__VERIFY_NO_LABEL)
             continue; /* the record itself was reported */
         if (class_id != (int64_t)v->labels[i])
-            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, i, "record %" PRIu64 ": catalog class_id %" PRId64
-                       ", the record's label is %" PRIu32,
-                    i, class_id, v->labels[i]);
+            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, i,
+                                    "record %" PRIu64
+                                    ": catalog class_id %" PRId64
+                                    ", the record's label is %" PRIu32,
+                                    i, class_id, v->labels[i]);
         if (stored != (int64_t)v->sizes[i])
-            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, i, "record %" PRIu64 ": catalog stored_bytes %" PRId64
-                       ", the record has %" PRIu64,
-                    i, stored, v->sizes[i]);
+            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, i,
+                                    "record %" PRIu64
+                                    ": catalog stored_bytes %" PRId64
+                                    ", the record has %" PRIu64,
+                                    i, stored, v->sizes[i]);
     }
     imgpack__verify_finish(v, stmt, rc);
     report_missing_rows(v, &next, v->count);
 }
 
 static void check_classes(imgpack__verify *v) {
-    sqlite3_stmt *stmt = imgpack__verify_prepare(v, "SELECT c.class_id, c.name, c.num_images,"
+    sqlite3_stmt *stmt = imgpack__verify_prepare(
+        v, "SELECT c.class_id, c.name, c.num_images,"
            " (SELECT COUNT(*) FROM images AS i WHERE i.class_id = c.class_id)"
            " FROM classes AS c ORDER BY c.class_id");
     uint32_t classes = imgpack_reader_num_classes(v->reader);
@@ -130,44 +147,56 @@ static void check_classes(imgpack__verify *v) {
         int64_t num_images = sqlite3_column_int64(stmt, 2);
         int64_t rows = sqlite3_column_int64(stmt, 3);
         for (; expected < id && expected < (int64_t)classes; expected++)
-            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: class %" PRId64 " has no row in classes",
-                    expected);
+            imgpack__verify_problem(
+                v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+                "catalog: class %" PRId64 " has no row in classes", expected);
         expected = id + 1;
         if (id < 0 || id >= (int64_t)classes) {
-            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: class %" PRId64 " is not among the store's "
-                       "%" PRIu32 " classes",
-                    id, classes);
+            imgpack__verify_problem(
+                v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+                "catalog: class %" PRId64 " is not among the store's "
+                "%" PRIu32 " classes",
+                id, classes);
             continue;
         }
         const char *want = imgpack_reader_class_name(v->reader, (uint32_t)id);
         if (!name || strcmp(name, want) != 0)
-            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: class %" PRId64 " is named \"%s\", the "
-                       "store says \"%s\"",
-                    id, name ? name : "", want);
+            imgpack__verify_problem(
+                v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+                "catalog: class %" PRId64 " is named \"%s\", the "
+                "store says \"%s\"",
+                id, name ? name : "", want);
         if (num_images != rows)
-            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: class %" PRId64 " has num_images %" PRId64
-                       " but %" PRId64 " images rows",
-                    id, num_images, rows);
+            imgpack__verify_problem(
+                v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+                "catalog: class %" PRId64 " has num_images %" PRId64
+                " but %" PRId64 " images rows",
+                id, num_images, rows);
     }
     imgpack__verify_finish(v, stmt, rc);
     for (; expected < (int64_t)classes; expected++)
-        imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: class %" PRId64 " has no row in classes", expected);
+        imgpack__verify_problem(
+            v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+            "catalog: class %" PRId64 " has no row in classes", expected);
 }
 
 /* No path may be packed twice: a duplicated row hides an edited one. */
 static void check_duplicate_paths(imgpack__verify *v) {
-    sqlite3_stmt *stmt = imgpack__verify_prepare(v, "SELECT path, COUNT(*), MIN(idx) FROM images WHERE idx < ?"
+    sqlite3_stmt *stmt = imgpack__verify_prepare(
+        v, "SELECT path, COUNT(*), MIN(idx) FROM images WHERE idx < ?"
            " GROUP BY path HAVING COUNT(*) > 1 ORDER BY MIN(idx)");
     int rc;
     if (!stmt)
         return;
     sqlite3_bind_int64(stmt, 1, (sqlite3_int64)v->count);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-        imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: path %s is in %" PRId64 " images rows (from "
-                   "record %" PRId64 ")",
-                (const char *)sqlite3_column_text(stmt, 0),
-                (int64_t)sqlite3_column_int64(stmt, 1),
-                (int64_t)sqlite3_column_int64(stmt, 2));
+        imgpack__verify_problem(
+            v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+            "catalog: path %s is in %" PRId64 " images rows (from "
+            "record %" PRId64 ")",
+            (const char *)sqlite3_column_text(stmt, 0),
+            (int64_t)sqlite3_column_int64(stmt, 1),
+            (int64_t)sqlite3_column_int64(stmt, 2));
     imgpack__verify_finish(v, stmt, rc);
 }
 
@@ -188,25 +217,28 @@ static void check_digest(imgpack__verify *v) {
        reports. */
     if (!imgpack__verify_store_meta(v, "catalog_digest", want, sizeof want))
         return;
-    if (!(stmt = imgpack__verify_prepare(v, "SELECT idx, class_id, path, sha256 FROM images"
-                            " WHERE idx >= 0 AND idx < ? ORDER BY idx")))
+    if (!(stmt = imgpack__verify_prepare(
+              v, "SELECT idx, class_id, path, sha256 FROM images"
+                 " WHERE idx >= 0 AND idx < ? ORDER BY idx")))
         return;
     sqlite3_bind_int64(stmt, 1, (sqlite3_int64)v->count);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         const char *path = (const char *)sqlite3_column_blob(stmt, 2);
         int path_size = sqlite3_column_bytes(stmt, 2);
-        imgpack_catalog_digest_row(
-            got, (uint64_t)sqlite3_column_int64(stmt, 0),
-            (uint32_t)sqlite3_column_int64(stmt, 1), path ? path : "",
-            (size_t)path_size, (const char *)sqlite3_column_text(stmt, 3));
+        imgpack_catalog_digest_row(got, (uint64_t)sqlite3_column_int64(stmt, 0),
+                                   (uint32_t)sqlite3_column_int64(stmt, 1),
+                                   path ? path : "", (size_t)path_size,
+                                   (const char *)sqlite3_column_text(stmt, 3));
     }
     imgpack__verify_finish(v, stmt, rc);
     if (rc == SQLITE_DONE && strcmp(got[0] ? got : "", want) != 0)
-        imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: the images rows are not the ones packed (a "
-                   "path, sha256 or class_id was edited, or rows were "
-                   "added or removed): their digest is %s, the store's "
-                   "catalog_digest %s",
-                got[0] ? got : "(no rows)", want);
+        imgpack__verify_problem(
+            v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+            "catalog: the images rows are not the ones packed (a "
+            "path, sha256 or class_id was edited, or rows were "
+            "added or removed): their digest is %s, the store's "
+            "catalog_digest %s",
+            got[0] ? got : "(no rows)", want);
 }
 
 /* One dataset key: what the catalog holds, what the store says. */
@@ -237,10 +269,12 @@ static void check_dataset_digest(imgpack__verify *v) {
     static const char *const keys[] = {"source", "command", "created",
                                        "skipped"};
     char want[IMGPACK_CATALOG_DIGEST_HEX], got[IMGPACK_CATALOG_DIGEST_HEX] = "";
-    if (!imgpack__verify_store_meta(v, "catalog_dataset_digest", want, sizeof want))
+    if (!imgpack__verify_store_meta(v, "catalog_dataset_digest", want,
+                                    sizeof want))
         return; /* packed before it existed */
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
-        sqlite3_stmt *stmt = imgpack__verify_prepare(v, "SELECT CAST(value AS TEXT) FROM dataset WHERE key = ?");
+        sqlite3_stmt *stmt = imgpack__verify_prepare(
+            v, "SELECT CAST(value AS TEXT) FROM dataset WHERE key = ?");
         if (!stmt)
             return;
         sqlite3_bind_text(stmt, 1, keys[i], -1, SQLITE_STATIC);
@@ -253,9 +287,11 @@ static void check_dataset_digest(imgpack__verify *v) {
             return; /* reported as missing already */
     }
     if (strcmp(got, want) != 0)
-        imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: dataset source, command, created or skipped "
-                   "is not what was packed (the store's "
-                   "catalog_dataset_digest disagrees)");
+        imgpack__verify_problem(
+            v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+            "catalog: dataset source, command, created or skipped "
+            "is not what was packed (the store's "
+            "catalog_dataset_digest disagrees)");
 }
 
 /*
@@ -272,11 +308,11 @@ static void check_dataset(imgpack__verify *v) {
     char settings[512] = "", shard[64] = "", state[32] = "";
     uint32_t k = 0, n = 0;
     dataset_key keys[] = {
-        {"count", "", 1},       {"num_classes", "", 1}, {"format", "", 1},
-        {"resize", "", 1},      {"crop", "", 1},        {"quality", "", 1},
-        {"max_pixels", "", 1},  {"state", "", 1},       {"tool_version", "", 1},
-        {"skipped", "", 1},     {"source", "", 1},      {"command", "", 1},
-        {"created", "", 1},     {"shard", "", 0},       {"shards", "", 0},
+        {"count", "", 1},      {"num_classes", "", 1}, {"format", "", 1},
+        {"resize", "", 1},     {"crop", "", 1},        {"quality", "", 1},
+        {"max_pixels", "", 1}, {"state", "", 1},       {"tool_version", "", 1},
+        {"skipped", "", 1},    {"source", "", 1},      {"command", "", 1},
+        {"created", "", 1},    {"shard", "", 0},       {"shards", "", 0},
     };
     size_t nkeys = sizeof keys / sizeof keys[0];
     int sharded = imgpack_reader_num_shards(v->reader) > 1;
@@ -297,7 +333,8 @@ static void check_dataset(imgpack__verify *v) {
     setting(settings, "max-pixels=", keys[6].expected, sizeof keys[6].expected);
     if (v->complete)
         snprintf(keys[7].expected, sizeof keys[7].expected, "%s", state);
-    imgpack__verify_store_meta(v, "tool_version", keys[8].expected, sizeof keys[8].expected);
+    imgpack__verify_store_meta(v, "tool_version", keys[8].expected,
+                               sizeof keys[8].expected);
     if (sharded) {
         keys[14].required = 1;
         snprintf(keys[14].expected, sizeof keys[14].expected, "%" PRIu32,
@@ -309,8 +346,8 @@ static void check_dataset(imgpack__verify *v) {
         snprintf(keys[14].expected, sizeof keys[14].expected, "%" PRIu32, n);
     }
     for (size_t i = 0; i < nkeys; i++) {
-        sqlite3_stmt *stmt =
-            imgpack__verify_prepare(v, "SELECT CAST(value AS TEXT) FROM dataset WHERE key = ?");
+        sqlite3_stmt *stmt = imgpack__verify_prepare(
+            v, "SELECT CAST(value AS TEXT) FROM dataset WHERE key = ?");
         int rc;
         if (!stmt)
             return;
@@ -321,12 +358,16 @@ static void check_dataset(imgpack__verify *v) {
                 got = "";
             if (keys[i].expected[0] && strcmp(got, keys[i].expected) != 0 &&
                 !(i == 7 && !v->complete && strcmp(got, "complete") == 0))
-                imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: dataset %s is \"%s\", the store says "
-                           "\"%s\"",
-                        keys[i].key, got, keys[i].expected);
+                imgpack__verify_problem(
+                    v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+                    "catalog: dataset %s is \"%s\", the store says "
+                    "\"%s\"",
+                    keys[i].key, got, keys[i].expected);
             rc = sqlite3_step(stmt);
         } else if (rc == SQLITE_DONE && keys[i].required) {
-            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD, "catalog: dataset has no %s", keys[i].key);
+            imgpack__verify_problem(v, IMGPACK_PROBLEM_CATALOG,
+                                    IMGPACK_PROBLEM_NO_RECORD,
+                                    "catalog: dataset has no %s", keys[i].key);
         }
         imgpack__verify_finish(v, stmt, rc);
     }

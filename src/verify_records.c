@@ -84,18 +84,15 @@ void imgpack__verify_label_metadata(imgpack__verify *v) {
     imgpack__verify_set_phase(v, IMGPACK__VERIFY_LABELS);
     uint32_t *meta = malloc(v->count ? v->count * sizeof *meta : 1);
     if (!meta) {
-        imgpack__verify_problem(v, IMGPACK_PROBLEM_STORE,
-                                IMGPACK_PROBLEM_NO_RECORD,
-                                "store: cannot allocate room for %" PRIu64
-                                " labels",
-                                v->count);
+        imgpack__verify_problem(
+            v, IMGPACK_PROBLEM_STORE, IMGPACK_PROBLEM_NO_RECORD,
+            "store: cannot allocate room for %" PRIu64 " labels", v->count);
         return;
     }
     if (imgpack_reader_labels(v->reader, meta, v->count) != IMGPACK_OK) {
-        imgpack__verify_problem(v, IMGPACK_PROBLEM_STORE,
-                                IMGPACK_PROBLEM_NO_RECORD,
-                                "store: labels metadata: %s",
-                                imgpack_reader_errmsg(v->reader));
+        imgpack__verify_problem(
+            v, IMGPACK_PROBLEM_STORE, IMGPACK_PROBLEM_NO_RECORD,
+            "store: labels metadata: %s", imgpack_reader_errmsg(v->reader));
     } else {
         for (uint64_t i = 0; i < v->count; i++)
             if (v->labels[i] != IMGPACK__VERIFY_NO_LABEL &&
