@@ -7,12 +7,12 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
+#include "imgpack/catalog.h"
 #include "imgpack/reader.h"
 
 /* Characters of the longest bar: fits an 80-column terminal beside the
@@ -23,8 +23,8 @@
 
 typedef struct class_row {
     int64_t class_id;
-    char *name;
-    char *description; /* NULL: none */
+    const char *name;        /* owned by the catalog handle */
+    const char *description; /* NULL: none */
     int64_t count;
     double weight; /* < 0: NULL in the view (an empty class) */
 } class_row;
@@ -50,11 +50,6 @@ static void print_help(void) {
            "  --help   this text\n");
 }
 
-static char *copy_text(sqlite3_stmt *stmt, int column) {
-    const unsigned char *text = sqlite3_column_text(stmt, column);
-    return text ? strdup((const char *)text) : NULL;
-}
-
 static int by_count(const void *a, const void *b) {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
     return (x > y) - (x < y);
@@ -78,60 +73,39 @@ static int summarize(class_table *t) {
     return 0;
 }
 
-/* Reads the view; returns 0, or prints why not and returns -1. */
-static int read_classes(const char *dir, class_table *t) {
-    char path[4096];
-    sqlite3 *db = NULL;
-    sqlite3_stmt *stmt = NULL;
-    int rc, result = -1;
-    size_t capacity = 0;
+/* Largest first, then by class id. */
+static int by_size(const void *a, const void *b) {
+    const class_row *x = a, *y = b;
+    if (x->count != y->count)
+        return (x->count < y->count) - (x->count > y->count);
+    return (x->class_id > y->class_id) - (x->class_id < y->class_id);
+}
 
-    snprintf(path, sizeof path, "file:%s/catalog.db?mode=ro", dir);
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
-                        NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "SELECT w.class_id, w.name, c.description, "
-                           "w.num_images, w.weight FROM class_weights AS w "
-                           "JOIN classes AS c USING (class_id) "
-                           "ORDER BY w.num_images DESC, w.class_id",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        goto fail;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        if (t->n == capacity) {
-            size_t more = capacity ? 2 * capacity : 64;
-            class_row *rows = realloc(t->rows, more * sizeof *rows);
-            if (!rows) {
-                cli_error(NULL, "out of memory");
-                goto out;
-            }
-            t->rows = rows;
-            capacity = more;
-        }
-        class_row *row = &t->rows[t->n++];
-        row->class_id = sqlite3_column_int64(stmt, 0);
-        row->name = copy_text(stmt, 1);
-        row->description = copy_text(stmt, 2);
-        row->count = sqlite3_column_int64(stmt, 3);
-        row->weight = sqlite3_column_type(stmt, 4) == SQLITE_NULL
-                          ? -1.0
-                          : sqlite3_column_double(stmt, 4);
-        t->total += row->count;
-        if (!row->name) {
-            cli_error(NULL, "out of memory");
-            goto out;
-        }
+/* Reads the classes; returns 0, or prints why not and returns -1. The
+   rows' strings stay owned by `c`. */
+static int read_classes(imgpack_catalog *c, class_table *t) {
+    const imgpack_catalog_class *classes;
+    uint64_t n;
+    if (imgpack_catalog_classes(c, &classes, &n) != IMGPACK_OK) {
+        cli_error(NULL, "%s", imgpack_catalog_errmsg(c));
+        return -1;
     }
-    if (rc != SQLITE_DONE)
-        goto fail;
-    result = 0;
-    goto out;
-fail:
-    cli_error(path + strlen("file:"), "cannot read the classes: %s",
-              db ? sqlite3_errmsg(db) : "out of memory");
-out:
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
-    return result;
+    if (!(t->rows = malloc((n ? n : 1) * sizeof *t->rows))) {
+        cli_error(NULL, "out of memory");
+        return -1;
+    }
+    for (uint64_t i = 0; i < n; i++) {
+        class_row *row = &t->rows[i];
+        row->class_id = classes[i].class_id;
+        row->name = classes[i].name;
+        row->description = classes[i].description;
+        row->count = classes[i].num_images;
+        row->weight = classes[i].weight;
+        t->total += row->count;
+    }
+    t->n = (size_t)n;
+    qsort(t->rows, t->n, sizeof *t->rows, by_size);
+    return 0;
 }
 
 static void print_text(const class_table *t, size_t shown) {
@@ -226,6 +200,7 @@ int cmd_classes(int argc, char **argv) {
     uint64_t top = 0;
     int json = 0, option, code = EXIT_FAILED;
     imgpack_reader *reader = NULL;
+    imgpack_catalog *catalog = NULL;
     class_table table;
 
     memset(&table, 0, sizeof table);
@@ -257,7 +232,12 @@ int cmd_classes(int argc, char **argv) {
         cli_error(NULL, "%s", imgpack_reader_errmsg(reader));
         goto out;
     }
-    if (read_classes(dir, &table))
+    if (imgpack_catalog_open(&catalog, dir, 0) != IMGPACK_OK) {
+        cli_error(NULL, "cannot read the classes: %s",
+                  imgpack_catalog_errmsg(catalog));
+        goto out;
+    }
+    if (read_classes(catalog, &table))
         goto out;
     if ((uint64_t)table.total != imgpack_reader_count(reader) ||
         table.n != imgpack_reader_num_classes(reader)) {
@@ -278,11 +258,8 @@ int cmd_classes(int argc, char **argv) {
         print_text(&table, shown);
     code = EXIT_OK;
 out:
-    for (size_t i = 0; i < table.n; i++) {
-        free(table.rows[i].name);
-        free(table.rows[i].description);
-    }
     free(table.rows);
+    imgpack_catalog_close(catalog);
     imgpack_reader_close(reader);
     return code;
 }

@@ -5,12 +5,13 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "imgpack/catalog.h"
 #include "imgpack/reader.h"
 
 /* Text output lists this many class names; JSON lists them all. */
@@ -51,48 +52,32 @@ typedef struct catalog_facts {
     char command[4096];
 } catalog_facts;
 
-static void copy_column(sqlite3_stmt *stmt, int column, char *out,
-                        size_t size) {
-    const unsigned char *text = sqlite3_column_text(stmt, column);
-    snprintf(out, size, "%s", text ? (const char *)text : "");
+/* The dataset key `key` into `out`; left empty when there is none. */
+static void copy_key(imgpack_catalog *c, const char *key, char *out,
+                     size_t size) {
+    const char *value;
+    if (imgpack_catalog_dataset_get(c, key, &value) == IMGPACK_OK)
+        snprintf(out, size, "%s", value);
 }
 
 static void read_catalog(const char *dir, catalog_facts *facts) {
-    char path[4096];
-    sqlite3 *db = NULL;
-    sqlite3_stmt *stmt = NULL;
+    imgpack_catalog *c = NULL;
+    uint64_t rejected;
+    const char *skipped;
     memset(facts, 0, sizeof *facts);
     facts->rejected = facts->skipped = -1;
-    snprintf(path, sizeof path, "file:%s/catalog.db?mode=ro", dir);
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI,
-                        NULL) != SQLITE_OK)
+    if (imgpack_catalog_open(&c, dir, 0) != IMGPACK_OK)
         goto out;
-    if (sqlite3_prepare_v2(db, "SELECT COUNT(*) FROM rejects", -1, &stmt,
-                           NULL) == SQLITE_OK &&
-        sqlite3_step(stmt) == SQLITE_ROW)
-        facts->rejected = sqlite3_column_int64(stmt, 0);
-    sqlite3_finalize(stmt);
-    stmt = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT key, value FROM dataset", -1, &stmt,
-                           NULL) != SQLITE_OK)
-        goto out;
-    while (sqlite3_step(stmt) == SQLITE_ROW) {
-        const char *key = (const char *)sqlite3_column_text(stmt, 0);
-        if (!key)
-            continue;
-        if (strcmp(key, "skipped") == 0)
-            facts->skipped = sqlite3_column_int64(stmt, 1);
-        else if (strcmp(key, "created") == 0)
-            copy_column(stmt, 1, facts->created, sizeof facts->created);
-        else if (strcmp(key, "tool_version") == 0)
-            copy_column(stmt, 1, facts->tool_version,
-                        sizeof facts->tool_version);
-        else if (strcmp(key, "command") == 0)
-            copy_column(stmt, 1, facts->command, sizeof facts->command);
-    }
+    if (imgpack_catalog_num_rejects(c, &rejected) == IMGPACK_OK)
+        facts->rejected = (int64_t)rejected;
+    if (imgpack_catalog_dataset_get(c, "skipped", &skipped) == IMGPACK_OK)
+        facts->skipped = strtoll(skipped, NULL, 10);
+    copy_key(c, "created", facts->created, sizeof facts->created);
+    copy_key(c, "tool_version", facts->tool_version,
+             sizeof facts->tool_version);
+    copy_key(c, "command", facts->command, sizeof facts->command);
 out:
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
+    imgpack_catalog_close(c);
 }
 
 static void print_text(const char *dir, imgpack_reader *r,

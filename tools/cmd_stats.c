@@ -13,18 +13,13 @@
  */
 #include <getopt.h>
 #include <inttypes.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
 #include "cli.h"
+#include "imgpack/catalog.h"
 #include "imgpack/reader.h"
-
-/* How long the catalog write waits for another writer (a pack running
-   on the same store cannot be: stats wants a complete store; but a
-   second stats or a user's sqlite3 shell may hold the lock briefly). */
-#define CATALOG_BUSY_MS 5000
 
 static void print_help(void) {
     printf("Usage: imgpack stats OUT_DIR [--sample N [--seed S]] "
@@ -49,47 +44,15 @@ static void print_help(void) {
 /* Stores the result; returns 0 or prints why not and returns -1. */
 static int store_stats(const char *dir, const double *mean, const double *std,
                        uint64_t records, int sampled, uint64_t seed) {
-    char path[4096], mean_text[128], std_text[128];
-    sqlite3 *db = NULL;
-    sqlite3_stmt *stmt = NULL;
-    int result = -1;
-
-    snprintf(path, sizeof path, "%s/catalog.db", dir);
-    snprintf(mean_text, sizeof mean_text, "[%.17g, %.17g, %.17g]", mean[0],
-             mean[1], mean[2]);
-    snprintf(std_text, sizeof std_text, "[%.17g, %.17g, %.17g]", std[0],
-             std[1], std[2]);
-    if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK)
-        goto fail;
-    sqlite3_busy_timeout(db, CATALOG_BUSY_MS);
-    if (sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db,
-                           "INSERT OR REPLACE INTO dataset (key, value) "
-                           "VALUES ('mean', ?1), ('std', ?2), "
-                           "('stats_records', ?3), ('stats_seed', ?4)",
-                           -1, &stmt, NULL) != SQLITE_OK)
-        goto fail;
-    sqlite3_bind_text(stmt, 1, mean_text, -1, SQLITE_STATIC);
-    sqlite3_bind_text(stmt, 2, std_text, -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 3, (sqlite3_int64)records);
-    /* A seed is kept as text: it may exceed SQLite's signed integers. */
-    char seed_text[32];
-    snprintf(seed_text, sizeof seed_text, "%" PRIu64, seed);
-    if (sampled)
-        sqlite3_bind_text(stmt, 4, seed_text, -1, SQLITE_STATIC);
-    else
-        sqlite3_bind_null(stmt, 4);
-    if (sqlite3_step(stmt) != SQLITE_DONE ||
-        sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
-        goto fail;
-    result = 0;
-    goto out;
-fail:
-    cli_error(path, "cannot store the statistics: %s",
-              db ? sqlite3_errmsg(db) : "out of memory");
-out:
-    sqlite3_finalize(stmt);
-    sqlite3_close(db);
+    imgpack_catalog *c = NULL;
+    int result = 0;
+    if (imgpack_catalog_open(&c, dir, IMGPACK_CATALOG_WRITE) != IMGPACK_OK ||
+        imgpack_catalog_stats_store(c, mean, std, 3, records, sampled,
+                                    seed) != IMGPACK_OK) {
+        cli_error(NULL, "%s", imgpack_catalog_errmsg(c));
+        result = -1;
+    }
+    imgpack_catalog_close(c);
     return result;
 }
 

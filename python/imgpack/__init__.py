@@ -26,14 +26,16 @@ version.
   WHERE clause on the catalog, for Dataset's ``indices=`` and Loader's
   ``subset=``;
   ``load_indices``: an ``imgpack select -o`` file.
+- ``verify(path, sources=None)``: what ``imgpack verify`` finds, as a
+  list of Problems.
 - ``weighted_indices``, ``balanced_weights``: weighted sampling with
   replacement (the Loader's ``sampling="balanced"`` / ``weights=``).
 """
 
 from ._lib import VERSION as __version__, ImgpackError
 from .augment import augment_params
-from .loader import (IMAGENET_MEAN, IMAGENET_STD, Loader, epoch_indices,
-                     stored_stats)
+from .catalog import Problem, stored_stats, verify
+from .loader import IMAGENET_MEAN, IMAGENET_STD, Loader, epoch_indices
 from .reader import Dataset, Reader
 from .sampler import EpochSampler, PrefetchBatchSampler
 from .weighted import balanced_weights, weighted_indices
@@ -42,4 +44,5 @@ from .select import load_indices, select
 __all__ = ["Dataset", "Loader", "Reader", "ImgpackError", "epoch_indices",
            "EpochSampler", "PrefetchBatchSampler", "augment_params",
            "IMAGENET_MEAN", "IMAGENET_STD", "stored_stats", "__version__",
-           "select", "load_indices", "weighted_indices", "balanced_weights"]
+           "select", "load_indices", "weighted_indices", "balanced_weights",
+           "verify", "Problem"]

@@ -17,8 +17,8 @@ The library is the first of:
 It must be the version this package was made for (``VERSION``, beside
 this file: the project's one version, which the C build reads too).
 ImportError says what to do when there is no library or the wrong one.
-Signatures follow include/imgpack/imgpack.h and include/imgpack/reader.h
-one to one.
+Signatures follow include/imgpack/imgpack.h, reader.h, catalog.h and
+verify.h one to one.
 """
 
 import ctypes
@@ -254,6 +254,48 @@ _declare("imgpack_reader_select", _S, c_reader_p, ctypes.c_char_p,
          ctypes.POINTER(ctypes.c_char_p), ctypes.c_uint32, u64_p,
          ctypes.c_uint64, u64_p)
 
+c_catalog_p = ctypes.c_void_p
+_declare("imgpack_catalog_open", _S, ctypes.POINTER(c_catalog_p),
+         ctypes.c_char_p, ctypes.c_uint32)
+_declare("imgpack_catalog_close", None, c_catalog_p)
+_declare("imgpack_catalog_errmsg", ctypes.c_char_p, c_catalog_p)
+_declare("imgpack_catalog_stats", _S, c_catalog_p, f64_p, f64_p,
+         ctypes.c_uint32, u32_p)
+
+
+class Problem(ctypes.Structure):
+    """imgpack_problem."""
+    _fields_ = [
+        ("kind", ctypes.c_int32),
+        ("record", ctypes.c_uint64),
+        ("message", ctypes.c_char_p),
+    ]
+
+
+class VerifyOptions(ctypes.Structure):
+    """imgpack_verify_options."""
+    _fields_ = [("sources", ctypes.c_char_p)]
+
+
+class VerifySummary(ctypes.Structure):
+    """imgpack_verify_summary."""
+    _fields_ = [
+        ("records", ctypes.c_uint64),
+        ("classes", ctypes.c_uint32),
+        ("complete", ctypes.c_int32),
+        ("problems", ctypes.c_uint64),
+        ("opened", ctypes.c_int32),
+        ("signal", ctypes.c_int32),
+        ("error", ctypes.c_char * 1024),
+    ]
+
+
+ON_PROBLEM = ctypes.CFUNCTYPE(None, ctypes.c_void_p,
+                              ctypes.POINTER(Problem))
+_declare("imgpack_verify", _S, ctypes.c_char_p,
+         ctypes.POINTER(VerifyOptions), ON_PROBLEM, ctypes.c_void_p,
+         ctypes.POINTER(VerifySummary))
+
 # Constants of include/imgpack/reader.h and imgpack.h, which ctypes cannot
 # read from the header.
 OK = 0
@@ -272,6 +314,8 @@ CROP_RANDOM = 1
 CROP_RANDOM_RESIZED = 2
 MAX_PREFETCH = 16
 FORMAT_RAW = 0
+ERR_NOT_FOUND = 4
+PROBLEM_NO_RECORD = (1 << 64) - 1
 
 
 class ImgpackError(Exception):

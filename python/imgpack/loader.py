@@ -11,9 +11,7 @@ in it (``state_dict``) is all it takes to resume it exactly."""
 
 import collections
 import ctypes
-import json
 import os
-import sqlite3
 import threading
 import weakref
 import zlib
@@ -23,6 +21,7 @@ import numpy as np
 from . import _lib, buffers
 from ._lib import ImgpackError, lib
 from .augment import RATIO, SCALE, ranges
+from .catalog import stored_stats
 from .reader import Reader
 from .subset import Subset
 from .weighted import balanced_weights, weighted_indices
@@ -31,27 +30,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 _MASK = (1 << 64) - 1
-
-
-def stored_stats(path):
-    """The (mean, std) that ``imgpack stats`` stored in the catalog of the
-    store at ``path`` (dataset keys ``mean`` and ``std``, JSON arrays), or
-    None when there are none or no readable catalog."""
-    catalog = os.path.join(str(path), "catalog.db")
-    if not os.path.exists(catalog):
-        return None
-    try:
-        db = sqlite3.connect("file:%s?mode=ro" % catalog, uri=True)
-        try:
-            rows = dict(db.execute(
-                "SELECT key, value FROM dataset WHERE key IN ('mean', 'std')"))
-        finally:
-            db.close()
-        if len(rows) != 2:
-            return None
-        return tuple(json.loads(rows["mean"])), tuple(json.loads(rows["std"]))
-    except (sqlite3.Error, ValueError, TypeError):
-        return None
 
 
 def epoch_indices(n, epoch=0, seed=0, shuffle=True, rank=0, world_size=1,

@@ -11,11 +11,8 @@
 #include <stdint.h>
 
 #include "imgpack/imgpack.h"
+#include "parallel.h" /* IMGPACK__MAX_THREADS */
 #include "queue.h"
-
-/* More threads than this gain nothing on any machine we know of and only
-   multiply the memory the queue window holds. */
-#define IMGPACK__MAX_THREADS 256
 
 typedef struct imgpack__pool_job {
     void *context;

@@ -307,12 +307,8 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
     p->settings = opts->settings;
     p->strict = opts->strict;
     p->jobs = opts->jobs;
-    if (p->jobs == 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        p->jobs = cores < 1 ? 1
-                  : cores > IMGPACK__MAX_THREADS ? IMGPACK__MAX_THREADS
-                                                 : (uint32_t)cores;
-    }
+    if (p->jobs == 0)
+        p->jobs = imgpack__parallel_cores();
     imgpack__writer_info *info = &p->info;
     *info = (imgpack__writer_info){.settings = &p->settings,
                                    .shard_index = opts->shard_index,

@@ -3,23 +3,20 @@
  * float16 or bfloat16; NHWC or NCHW), with crops, RandomResizedCrop boxes,
  * flips and normalization on the way.
  *
- * Work is shared per image. A batch is published under the lock and the
- * workers woken; then the workers and the filling thread (the caller of
+ * Work is shared per image: a batch is one loop of the batcher's team
+ * (parallel.h). Its workers and the filling thread (the caller of
  * imgpack_batcher_run, or the prefetch driver of batch_queue.c) all claim
- * image positions from one atomic counter until none are left, each inside
- * one read session on the reader (so one transaction renewal per thread
- * per batch), and the filling thread waits until every worker has
- * reported back. Each image is written straight into its place in the
- * output, so nothing is copied twice and no position needs ordering. The
- * pool is not src/common/pool.c's: that one streams numbered results through a
- * bounded queue to a consumer, while a batch has a fixed output the
- * workers write in place.
+ * image positions until none are left, each inside one read session on
+ * the reader (so one transaction renewal per thread per batch), and the
+ * filling thread waits until every worker has reported back. Each image is
+ * written straight into its place in the output, so nothing is copied
+ * twice and no position needs ordering.
  *
  * One image: its placement (crop offsets, or the RandomResizedCrop box,
- * and the flip) is drawn from the sample's key (src/read/augment.c), as soon as
+ * and the flip) is drawn from the sample's key (augment.c), as soon as
  * its size is known: from the decoder, before it decodes, for jpeg and
  * webp records, so that it decodes only the window the image needs; from
- * the header for raw ones. A box is resized by src/image/resize.c, Pillow's
+ * the header for raw ones. A box is resized by resize.c, Pillow's
  * arithmetic, from a view of the box in the source into the thread's
  * scratch image, which is then converted like a plain crop. The box of a
  * record is its own image to Pillow (torchvision crops, then resizes), so
@@ -30,18 +27,15 @@
  * thread fences its streaming stores before reporting its part done.
  */
 #include <inttypes.h>
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "augment.h"
 #include "batch_convert.h"
 #include "batch_options.h"
 #include "batch_queue.h"
-#include "pool.h"
+#include "parallel.h"
 #include "reader_internal.h"
 #include "resize.h"
 
@@ -60,26 +54,11 @@ struct imgpack_batcher {
     uint64_t image_bytes;
     imgpack__converter convert;
 
-    uint32_t threads; /* working on a batch, the filling thread included */
-    pthread_t *workers;
-    /* threads entries: worker i uses entry i, the filling thread the last
-       (the caller of run and the prefetch driver never fill at once) */
+    imgpack__parallel team; /* team.threads: the filling thread included */
+    /* team.threads entries: worker i uses entry i, the filling thread the
+       last (the caller of run and the prefetch driver never fill at once) */
     thread_scratch *scratch;
-    uint32_t started;
-    unsigned generation; /* fork generation the workers run in */
-    pthread_mutex_t lock;
-    pthread_cond_t wake; /* a batch was published, or stop */
-    pthread_cond_t done; /* the last worker finished the batch */
-    uint64_t job_id;     /* bumped per batch */
-    uint64_t start_job_id; /* job_id when the workers started */
-    int stopping;
-    uint32_t running; /* workers not yet done with the batch */
-    imgpack__batch_job job;
-    atomic_uint_fast64_t next; /* next position to claim */
-    atomic_int failed;         /* stop claiming: the batch failed */
-    atomic_int cancelled;      /* stop claiming: the batcher is going */
-    imgpack_status status;     /* first failure, under lock */
-    char message[IMGPACK__ERRMSG_SIZE];
+    imgpack__batch_job job; /* the batch being filled */
     imgpack__batch_queue *queue; /* prefetch; NULL without */
 };
 
@@ -160,17 +139,6 @@ static void window_region(void *user, uint32_t width, uint32_t height,
 
 /* ---- Workers ---------------------------------------------------------- */
 
-static void record_failure(imgpack_batcher *b, imgpack_status status,
-                           const char *message) {
-    pthread_mutex_lock(&b->lock);
-    if (b->status == IMGPACK_OK) {
-        b->status = status;
-        snprintf(b->message, sizeof b->message, "%s", message);
-    }
-    pthread_mutex_unlock(&b->lock);
-    atomic_store(&b->failed, 1);
-}
-
 /* The box of `s`, resized to the output size into the thread's scratch
    image, as *resized. */
 static imgpack_status resize_box(imgpack_batcher *b, thread_scratch *ts,
@@ -211,7 +179,8 @@ static imgpack_status one_image(imgpack_batcher *b, thread_scratch *ts,
 
     if ((status = imgpack__reader_pixels(b->reader, rs, index, &window, &h,
                                          &px))) {
-        record_failure(b, status, imgpack__reader_message(b->reader));
+        imgpack__parallel_fail(&b->team, status,
+                               imgpack__reader_message(b->reader));
         return status;
     }
     if (!s.placed) /* raw records: their size is the header's */
@@ -223,7 +192,7 @@ static imgpack_status one_image(imgpack_batcher *b, thread_scratch *ts,
             snprintf(message, sizeof message,
                      "%s: record %" PRIu64 ": out of memory resizing",
                      imgpack_reader_path(b->reader), index);
-            record_failure(b, status, message);
+            imgpack__parallel_fail(&b->team, status, message);
             return status;
         }
         imgpack__convert(&b->convert, &resized, 0, 0, s.pl.flip, dst);
@@ -238,123 +207,23 @@ static imgpack_status one_image(imgpack_batcher *b, thread_scratch *ts,
     return IMGPACK_OK;
 }
 
-/* Claims and fills images of the current batch until none are left. */
-static void work(imgpack_batcher *b, thread_scratch *ts) {
+/* Claims and fills images of the current batch until none are left:
+   the body of the team's loop. */
+static void work(void *context, uint32_t thread) {
+    imgpack_batcher *b = context;
     imgpack__read_slot *rs;
+    uint64_t i;
     imgpack_status status = imgpack__reader_begin(b->reader, &rs);
     if (status) {
-        record_failure(b, status, imgpack__reader_message(b->reader));
+        imgpack__parallel_fail(&b->team, status,
+                               imgpack__reader_message(b->reader));
         return;
     }
-    for (;;) {
-        uint64_t i = atomic_fetch_add(&b->next, 1);
-        if (i >= b->job.n ||
-            atomic_load_explicit(&b->failed, memory_order_relaxed) ||
-            atomic_load_explicit(&b->cancelled, memory_order_relaxed))
+    while (imgpack__parallel_claim(&b->team, &i))
+        if (one_image(b, &b->scratch[thread], rs, i))
             break;
-        if (one_image(b, ts, rs, i))
-            break;
-    }
     imgpack__convert_fence();
     imgpack__reader_end(b->reader, rs);
-}
-
-typedef struct worker_start {
-    imgpack_batcher *b;
-    uint32_t id;
-} worker_start;
-
-static void *worker_main(void *arg) {
-    imgpack_batcher *b = ((worker_start *)arg)->b;
-    uint32_t id = ((worker_start *)arg)->id;
-    char name[16];
-    snprintf(name, sizeof name, "imgpack-b%u", id);
-    pthread_setname_np(pthread_self(), name);
-    free(arg);
-
-    pthread_mutex_lock(&b->lock);
-    uint64_t seen = b->start_job_id;
-    for (;;) {
-        while (!b->stopping && b->job_id == seen)
-            pthread_cond_wait(&b->wake, &b->lock);
-        if (b->stopping)
-            break;
-        seen = b->job_id;
-        pthread_mutex_unlock(&b->lock);
-        work(b, &b->scratch[id]);
-        pthread_mutex_lock(&b->lock);
-        if (--b->running == 0)
-            pthread_cond_signal(&b->done);
-    }
-    pthread_mutex_unlock(&b->lock);
-    return NULL;
-}
-
-static int init_sync(imgpack_batcher *b) {
-    int rc = pthread_mutex_init(&b->lock, NULL);
-    if (rc != 0)
-        goto fail;
-    if ((rc = pthread_cond_init(&b->wake, NULL)) != 0)
-        goto fail_wake;
-    if ((rc = pthread_cond_init(&b->done, NULL)) != 0)
-        goto fail_done;
-    return 0;
-fail_done:
-    pthread_cond_destroy(&b->wake);
-fail_wake:
-    pthread_mutex_destroy(&b->lock);
-fail:
-    return rc;
-}
-
-/* Starts threads-1 workers; the filling thread is the last one. Fewer
-   than asked only slow batches down, so a failed pthread_create is not an
-   error. */
-static void start_workers(imgpack_batcher *b) {
-    b->started = 0;
-    b->stopping = 0;
-    b->start_job_id = b->job_id;
-    b->generation = imgpack__fork_generation();
-    for (uint32_t i = 0; i + 1 < b->threads; i++) {
-        worker_start *start = malloc(sizeof *start);
-        if (!start)
-            break;
-        *start = (worker_start){b, i};
-        if (pthread_create(&b->workers[i], NULL, worker_main, start) != 0) {
-            free(start);
-            break;
-        }
-        b->started++;
-    }
-}
-
-static void stop_workers(imgpack_batcher *b) {
-    pthread_mutex_lock(&b->lock);
-    b->stopping = 1;
-    pthread_cond_broadcast(&b->wake);
-    pthread_mutex_unlock(&b->lock);
-    for (uint32_t i = 0; i < b->started; i++)
-        pthread_join(b->workers[i], NULL);
-    b->started = 0;
-}
-
-/* Publishes `job` to the workers: where a batch begins, so whatever
-   should happen once per batch before its images are claimed goes here. */
-static void start_batch(imgpack_batcher *b, const imgpack__batch_job *job) {
-    /* Every record's read queued before the first is converted: the
-       conversion's page faults then wait on reads already in flight. For
-       a submitted batch this runs on the driver thread, never the
-       caller's: under a memory limit the kernel reclaims inside it. */
-    imgpack__reader_readahead(b->reader, job->indices, job->n);
-    pthread_mutex_lock(&b->lock);
-    b->job = *job;
-    atomic_store(&b->next, 0);
-    atomic_store(&b->failed, 0);
-    b->status = IMGPACK_OK;
-    b->running = b->started;
-    b->job_id++;
-    pthread_cond_broadcast(&b->wake);
-    pthread_mutex_unlock(&b->lock);
 }
 
 /*
@@ -365,20 +234,15 @@ static void start_batch(imgpack_batcher *b, const imgpack__batch_job *job) {
 static imgpack_status fill(void *context, const imgpack__batch_job *job,
                            char *message) {
     imgpack_batcher *b = context;
-    imgpack_status status;
     if (job->n == 0)
         return IMGPACK_OK;
-    start_batch(b, job);
-    work(b, &b->scratch[b->threads - 1]);
-
-    pthread_mutex_lock(&b->lock);
-    while (b->running > 0)
-        pthread_cond_wait(&b->done, &b->lock);
-    status = b->status;
-    if (status)
-        snprintf(message, IMGPACK__ERRMSG_SIZE, "%s", b->message);
-    pthread_mutex_unlock(&b->lock);
-    return status;
+    /* Every record's read queued before the first is converted: the
+       conversion's page faults then wait on reads already in flight. For
+       a submitted batch this runs on the driver thread, never the
+       caller's: under a memory limit the kernel reclaims inside it. */
+    imgpack__reader_readahead(b->reader, job->indices, job->n);
+    b->job = *job;
+    return imgpack__parallel_run(&b->team, job->n, work, b, message);
 }
 
 /* ---- Batcher ---------------------------------------------------------- */
@@ -434,12 +298,6 @@ imgpack_status imgpack_batcher_create(imgpack_batcher **out,
         status = IMGPACK_ERR_NOMEM;
         goto done;
     }
-    if (init_sync(b) != 0) {
-        free(b);
-        b = NULL;
-        status = IMGPACK_ERR_NOMEM;
-        goto done;
-    }
     *out = b;
     b->opts = *opts;
     b->reader = reader;
@@ -450,18 +308,15 @@ imgpack_status imgpack_batcher_create(imgpack_batcher **out,
     }
     if ((status = set_geometry(b)))
         goto done;
-    b->threads = opts->threads;
-    if (b->threads == 0) {
-        long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        b->threads = cores < 1 ? 1
-                     : cores > IMGPACK__MAX_THREADS ? IMGPACK__MAX_THREADS
-                                                    : (uint32_t)cores;
-    }
-    if (!(b->scratch = calloc(b->threads, sizeof *b->scratch)) ||
-        (b->threads > 1 &&
-         !(b->workers = calloc(b->threads - 1, sizeof *b->workers)))) {
+    uint32_t threads =
+        opts->threads ? opts->threads : imgpack__parallel_cores();
+    if (!(b->scratch = calloc(threads, sizeof *b->scratch))) {
         status = imgpack__error_set(&b->err, IMGPACK_ERR_NOMEM,
                                     "out of memory");
+        goto done;
+    }
+    if ((status = imgpack__parallel_create(&b->team, threads, "imgpack-b"))) {
+        imgpack__error_set(&b->err, status, "cannot make the batch threads");
         goto done;
     }
     if (opts->prefetch > 0 &&
@@ -470,7 +325,6 @@ imgpack_status imgpack_batcher_create(imgpack_batcher **out,
         imgpack__error_set(&b->err, status, "cannot make the prefetch queue");
         goto done;
     }
-    start_workers(b);
 done:
     imgpack_batch_options_destroy(defaults);
     return status;
@@ -481,20 +335,15 @@ void imgpack_batcher_destroy(imgpack_batcher *b) {
         return;
     /* The batch being filled stops claiming images; the queue's driver
        then finishes it and stops before the queued ones. */
-    atomic_store(&b->cancelled, 1);
+    imgpack__parallel_cancel(&b->team);
     imgpack__batch_queue_destroy(b->queue);
-    /* In a forked child the workers never existed: nothing to join. */
-    if (b->generation == imgpack__fork_generation())
-        stop_workers(b);
-    pthread_cond_destroy(&b->done);
-    pthread_cond_destroy(&b->wake);
-    pthread_mutex_destroy(&b->lock);
-    for (uint32_t i = 0; b->scratch && i < b->threads; i++) {
+    uint32_t threads = b->team.threads;
+    imgpack__parallel_destroy(&b->team);
+    for (uint32_t i = 0; b->scratch && i < threads; i++) {
         imgpack__resizer_destroy(b->scratch[i].resizer);
         free(b->scratch[i].pixels);
     }
     free(b->scratch);
-    free(b->workers);
     free(b);
 }
 
@@ -520,17 +369,6 @@ uint32_t imgpack_batcher_in_flight(const imgpack_batcher *b) {
     return b && b->queue ? imgpack__batch_queue_in_flight(b->queue) : 0;
 }
 
-/* In a forked child: the parent's workers are gone, and their lock may
-   have been held at the fork; start over with new ones. */
-static imgpack_status restart_after_fork(imgpack_batcher *b) {
-    if (init_sync(b) != 0)
-        return imgpack__error_set(&b->err, IMGPACK_ERR_THREAD,
-                                  "cannot make locks after fork");
-    b->started = 0;
-    start_workers(b);
-    return IMGPACK_OK;
-}
-
 /* The checks run and submit share, into b->err; fills *job. */
 static imgpack_status prepare(imgpack_batcher *b, const uint64_t *indices,
                               uint64_t n, uint64_t seed, uint64_t epoch,
@@ -548,11 +386,11 @@ static imgpack_status prepare(imgpack_batcher *b, const uint64_t *indices,
                                   " bytes aligned to %" PRIu32
                                   ", the buffer has %" PRIu64,
                                   n, n * b->image_bytes, align, capacity);
-    if (b->generation != imgpack__fork_generation()) {
-        imgpack_status status = restart_after_fork(b);
-        if (status)
-            return status;
-    }
+    /* In a forked child: the parent's workers are gone, and their lock
+       may have been held at the fork; start over with new ones. */
+    if (imgpack__parallel_after_fork(&b->team) != IMGPACK_OK)
+        return imgpack__error_set(&b->err, IMGPACK_ERR_THREAD,
+                                  "cannot make locks after fork");
     *job = (imgpack__batch_job){indices, n, seed, epoch, out, labels};
     return IMGPACK_OK;
 }

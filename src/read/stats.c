@@ -2,9 +2,9 @@
  * Per-channel statistics of a store: the mean and std that
  * torchvision's Normalize wants, computed from the records themselves.
  *
- * One pass, shared per record: the calling thread and threads-1 workers
- * claim positions of the index list from one atomic counter, each inside
- * one read session on the reader (raw records are read in place from the
+ * One pass, shared per record: one loop of a team (parallel.h), whose
+ * threads claim positions of the index list, each inside one read
+ * session on the reader (raw records are read in place from the
  * map, jpeg/webp ones decoded by the thread's own decoder), and add every
  * value into its own partial: per channel the sum and the sum of squares
  * as 64-bit integers, which is exact for 8-bit values (see
@@ -13,16 +13,12 @@
  * and claiming order. Only the final mean and variance are floating point.
  *
  * A failure stops the claiming; the first one's message, written by
- * whichever thread met it, becomes the calling thread's errmsg.
+ * whichever thread met it, becomes the reader's errmsg.
  */
 #include <math.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
-#include <unistd.h>
 
-#include "pool.h"
+#include "parallel.h"
 #include "reader_internal.h"
 
 /* Channels a record may have: gray or RGB. */
@@ -39,32 +35,9 @@ typedef struct partial {
 typedef struct stats_run {
     imgpack_reader *reader;
     const uint64_t *indices; /* NULL: position i is record i */
-    uint64_t n;
-    uint32_t channels;
-    atomic_uint_fast64_t next; /* next position to claim */
-    atomic_int failed;         /* stop claiming */
-    pthread_mutex_t lock;      /* status, message */
-    imgpack_status status;     /* first failure */
-    char message[IMGPACK__ERRMSG_SIZE];
+    imgpack__parallel team;
+    partial *parts; /* one per thread of the team */
 } stats_run;
-
-typedef struct stats_worker {
-    stats_run *run;
-    partial part;
-    uint32_t id;
-    pthread_t thread;
-} stats_worker;
-
-static void record_failure(stats_run *run, imgpack_status status,
-                           const char *message) {
-    pthread_mutex_lock(&run->lock);
-    if (run->status == IMGPACK_OK) {
-        run->status = status;
-        snprintf(run->message, sizeof run->message, "%s", message);
-    }
-    pthread_mutex_unlock(&run->lock);
-    atomic_store(&run->failed, 1);
-}
 
 /* Adds the values of one image to `part`. Per row the sums fit 32 bits,
    which keeps the inner loop narrow: the reader admits rows of at most
@@ -101,39 +74,31 @@ static void accumulate(partial *part, const imgpack__pixels *px) {
     part->pixels += (uint64_t)px->width * px->height;
 }
 
-/* Claims and adds records until none are left or the pass failed. */
-static void work(stats_run *run, partial *part) {
+/* Claims and adds records until none are left or the pass failed: the
+   body of the team's loop. */
+static void work(void *context, uint32_t thread) {
+    stats_run *run = context;
     imgpack__read_slot *s;
     imgpack__record_header h;
     imgpack__pixels px;
+    uint64_t i;
     imgpack_status status = imgpack__reader_begin(run->reader, &s);
     if (status) {
-        record_failure(run, status, imgpack__reader_message(run->reader));
+        imgpack__parallel_fail(&run->team, status,
+                               imgpack__reader_message(run->reader));
         return;
     }
-    for (;;) {
-        uint64_t i = atomic_fetch_add(&run->next, 1);
-        if (i >= run->n ||
-            atomic_load_explicit(&run->failed, memory_order_relaxed))
-            break;
+    while (imgpack__parallel_claim(&run->team, &i)) {
         uint64_t index = run->indices ? run->indices[i] : i;
         status = imgpack__reader_pixels(run->reader, s, index, NULL, &h, &px);
         if (status) {
-            record_failure(run, status, imgpack__reader_message(run->reader));
+            imgpack__parallel_fail(&run->team, status,
+                                   imgpack__reader_message(run->reader));
             break;
         }
-        accumulate(part, &px);
+        accumulate(&run->parts[thread], &px);
     }
     imgpack__reader_end(run->reader, s);
-}
-
-static void *worker_main(void *arg) {
-    stats_worker *w = arg;
-    char name[16];
-    snprintf(name, sizeof name, "imgpack-s%u", w->id);
-    pthread_setname_np(pthread_self(), name);
-    work(w->run, &w->part);
-    return NULL;
 }
 
 static void merge(partial *into, const partial *from) {
@@ -151,62 +116,41 @@ imgpack_status imgpack_reader_channel_stats(imgpack_reader *r,
                                             uint32_t n_values) {
     imgpack_status status = IMGPACK_OK;
     stats_run run = {0};
-    stats_worker *workers = NULL;
     partial total = {0};
-    uint32_t started = 0;
-    int lock_made = 0;
+    char message[IMGPACK__ERRMSG_SIZE];
+    uint32_t channels;
 
     if (!r)
         return IMGPACK_ERR_INVALID_ARG;
     run.reader = r;
     run.indices = indices;
-    run.n = n;
-    run.channels = imgpack_reader_channels(r);
-    if (n == 0 || !mean || !std || n_values < run.channels ||
-        run.channels > MAX_CHANNELS || threads > IMGPACK__MAX_THREADS) {
-        status = imgpack__reader_fail(r, IMGPACK_ERR_INVALID_ARG,
-                                      "channel stats: no records, no output "
-                                      "or too many threads");
-        goto out;
-    }
-    if (pthread_mutex_init(&run.lock, NULL) != 0) {
-        status = imgpack__reader_fail(r, IMGPACK_ERR_THREAD,
-                                      "channel stats: cannot make a mutex");
-        goto out;
-    }
-    lock_made = 1;
-    if (threads == 0) {
-        long online = sysconf(_SC_NPROCESSORS_ONLN);
-        threads = online < 1                      ? 1
-                  : online > IMGPACK__MAX_THREADS ? IMGPACK__MAX_THREADS
-                                                  : (uint32_t)online;
-    }
+    channels = imgpack_reader_channels(r);
+    if (n == 0 || !mean || !std || n_values < channels ||
+        channels > MAX_CHANNELS || threads > IMGPACK__MAX_THREADS)
+        return imgpack__reader_fail(r, IMGPACK_ERR_INVALID_ARG,
+                                    "channel stats: no records, no output "
+                                    "or too many threads");
+    if (threads == 0)
+        threads = imgpack__parallel_cores();
     if (threads > n)
         threads = (uint32_t)n;
-    if (threads > 1 && !(workers = calloc(threads - 1, sizeof *workers))) {
-        status = imgpack__reader_fail(r, IMGPACK_ERR_NOMEM,
-                                      "channel stats: out of memory");
+    if (!(run.parts = calloc(threads, sizeof *run.parts)))
+        return imgpack__reader_fail(r, IMGPACK_ERR_NOMEM,
+                                    "channel stats: out of memory");
+    if ((status = imgpack__parallel_create(&run.team, threads,
+                                           "imgpack-s"))) {
+        status = imgpack__reader_fail(r, status,
+                                      "channel stats: cannot make threads");
         goto out;
     }
-    /* Fewer threads only make the pass slower, so a failed
-       pthread_create is not an error. */
-    for (uint32_t i = 0; i + 1 < threads; i++) {
-        workers[started].run = &run;
-        workers[started].id = i + 1;
-        if (pthread_create(&workers[started].thread, NULL, worker_main,
-                           &workers[started]) != 0)
-            break;
-        started++;
-    }
-    work(&run, &total);
-    for (uint32_t i = 0; i < started; i++) {
-        pthread_join(workers[i].thread, NULL);
-        merge(&total, &workers[i].part);
-    }
-    if (run.status != IMGPACK_OK) {
-        status = imgpack__reader_fail(r, run.status, run.message);
+    status = imgpack__parallel_run(&run.team, n, work, &run, message);
+    imgpack__parallel_destroy(&run.team);
+    if (status != IMGPACK_OK) {
+        status = imgpack__reader_fail(r, status, message);
         goto out;
     }
+    for (uint32_t t = 0; t < threads; t++)
+        merge(&total, &run.parts[t]);
     if (total.pixels > IMGPACK_STATS_MAX_PIXELS) {
         status = imgpack__reader_fail(r, IMGPACK_ERR_RANGE,
                                       "channel stats: more pixels than the "
@@ -215,15 +159,13 @@ imgpack_status imgpack_reader_channel_stats(imgpack_reader *r,
     }
     /* E[v^2] - E[v]^2 in doubles loses at most a few ulps of E[v^2] (under
        65025) to cancellation: far below 1e-9 of the 0..1 std. */
-    for (uint32_t c = 0; c < run.channels; c++) {
+    for (uint32_t c = 0; c < channels; c++) {
         double m = (double)total.sum[c] / (double)total.pixels;
         double var = (double)total.sumsq[c] / (double)total.pixels - m * m;
         mean[c] = m / 255.0;
         std[c] = (var > 0 ? sqrt(var) : 0.0) / 255.0;
     }
 out:
-    free(workers);
-    if (lock_made)
-        pthread_mutex_destroy(&run.lock);
+    free(run.parts);
     return status;
 }

@@ -33,6 +33,13 @@ typedef struct imgpack__catalog_image {
     const char *sha256;
 } imgpack__catalog_image;
 
+/* Opens the catalog file `path` of an existing store, read-only unless
+   `writable` (SQLite's own journal recovery aside, read-only changes
+   nothing); a missing file is IMGPACK_ERR_NOT_FOUND. *db is closed by the
+   caller, also on failure. Used by catalog_read.c and verify. */
+imgpack_status imgpack__catalog_open_read(sqlite3 **db, const char *path,
+                                          int writable, imgpack__error *err);
+
 /* Creates `path` (which must not exist) and its schema. Rows written get
    `shard` in their shard column (-1: NULL, an unsharded store). */
 imgpack_status imgpack__catalog_create(imgpack__catalog *c, const char *path,

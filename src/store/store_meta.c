@@ -49,6 +49,13 @@ int imgpack__shard_name_parse(const char *name, uint32_t *k, uint32_t *n) {
     return parse_count(&p, IMGPACK_MAX_SHARDS, n) && *p == '\0' && *k < *n;
 }
 
+int imgpack__shard_value_parse(const char *value, uint32_t *k, uint32_t *n) {
+    const char *p = value;
+    if (!parse_count(&p, IMGPACK_MAX_SHARDS, k) || *p++ != '/')
+        return 0;
+    return parse_count(&p, IMGPACK_MAX_SHARDS, n) && *p == '\0' && *k < *n;
+}
+
 void imgpack__meta_u32_encode(uint8_t *out, const uint32_t *values,
                               uint64_t n) {
     for (uint64_t i = 0; i < n; i++)

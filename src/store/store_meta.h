@@ -35,6 +35,9 @@ int imgpack__shard_name_parse(const char *name, uint32_t *k, uint32_t *n);
 /* Meta IMGPACK_META_SHARD of shard k of n: "K/N". */
 void imgpack__shard_value(char out[IMGPACK__SHARD_NAME_SIZE], uint32_t k,
                           uint32_t n);
+/* 1 if `value` is exactly such a value, K < N <= IMGPACK_MAX_SHARDS,
+   into *k and *n. */
+int imgpack__shard_value_parse(const char *value, uint32_t *k, uint32_t *n);
 
 /* The labels and payload_crcs tables: `n` values as little-endian u32s
    (4 * n bytes) and back. */

@@ -306,3 +306,20 @@ def test_misuse_and_missing_stores(tmp_path):
         "Usage: imgpack verify")
     done = run_imgpack("verify", tmp_path / "nothing", check=1)
     assert "nothing" in done.stderr
+
+
+def test_python_verify_gives_the_cli_lines(store, sources):
+    import imgpack
+    assert imgpack.verify(store, sources=sources) == []
+    flip_payload_bytes(store, 5)
+    edit_catalog(store, "DELETE FROM images WHERE idx = 20")
+    found = imgpack.verify(store)
+    # The same findings as the command prints, in its order, with kinds
+    # and record indices as data.
+    assert [p.message for p in found] == problem_lines(
+        verify(store, check=PROBLEMS))
+    assert found[0].kind == "record" and found[0].record == 5
+    assert "record 20: no row in the catalog's images table" in [
+        p.message for p in found if p.kind == "catalog" and p.record == 20]
+    with pytest.raises(imgpack.ImgpackError):
+        imgpack.verify(store.parent / "nothing")
