@@ -36,14 +36,11 @@ static void entries_free(entries *e) {
 }
 
 static int entries_push(entries *e, char *path, char *label, size_t line) {
-    if (e->count == e->capacity) {
-        size_t cap = e->capacity ? e->capacity * 2 : 1024;
-        entry *items = realloc(e->items, cap * sizeof *items);
-        if (!items)
-            return -1;
-        e->items = items;
-        e->capacity = cap;
-    }
+    entry *items = imgpack__grow_array(e->items, e->count, &e->capacity,
+                                       sizeof *items, 1024);
+    if (!items)
+        return -1;
+    e->items = items;
     e->items[e->count++] = (entry){path, label, line};
     return path && label ? 0 : -1;
 }

@@ -15,16 +15,13 @@
 int imgpack__strings_push(imgpack__strings *l, char *s) {
     if (!s)
         return -1;
-    if (l->count == l->capacity) {
-        size_t cap = l->capacity ? l->capacity * 2 : 64;
-        char **items = realloc(l->items, cap * sizeof *items);
-        if (!items) {
-            free(s);
-            return -1;
-        }
-        l->items = items;
-        l->capacity = cap;
+    char **items = imgpack__grow_array(l->items, l->count, &l->capacity,
+                                       sizeof *items, 64);
+    if (!items) {
+        free(s);
+        return -1;
     }
+    l->items = items;
     l->items[l->count++] = s;
     return 0;
 }
@@ -67,21 +64,30 @@ imgpack_status imgpack__source_add_item(imgpack__source *src, char *path,
                                         uint32_t class_id, size_t *capacity) {
     if (!path)
         return IMGPACK_ERR_NOMEM;
-    if (src->num_items == *capacity) {
-        size_t cap = *capacity ? *capacity * 2 : 1024;
-        imgpack__source_item *items =
-            realloc(src->items, cap * sizeof *items);
-        if (!items) {
-            free(path);
-            return IMGPACK_ERR_NOMEM;
-        }
-        src->items = items;
-        *capacity = cap;
+    imgpack__source_item *items = imgpack__grow_array(
+        src->items, src->num_items, capacity, sizeof *items, 1024);
+    if (!items) {
+        free(path);
+        return IMGPACK_ERR_NOMEM;
     }
+    src->items = items;
     src->items[src->num_items] =
         (imgpack__source_item){.path = path, .class_id = class_id};
     src->num_items++;
     return IMGPACK_OK;
+}
+
+void *imgpack__grow_array(void *items, size_t count, size_t *capacity,
+                          size_t size, size_t first) {
+    void *bigger = items;
+    size_t cap = *capacity ? *capacity * 2 : first;
+    if (count < *capacity)
+        goto done;
+    if (!(bigger = realloc(items, cap * size)))
+        goto done;
+    *capacity = cap;
+done:
+    return bigger;
 }
 
 int imgpack__grow_buffer(uint8_t **buffer, size_t *capacity, size_t size) {

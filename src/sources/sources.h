@@ -177,6 +177,13 @@ imgpack_status imgpack__source_read_file(const imgpack__source *src,
                                          imgpack__item_data *out,
                                          char reason[IMGPACK__REASON_SIZE]);
 
+/* Makes room for element `count` in `items`, an array of `size`-byte
+   elements and *capacity slots, doubling it (to `first` slots when empty).
+   Returns the array to use from now on, or NULL out of memory (`items` and
+   *capacity are then unchanged). Every growing list in a source uses it. */
+void *imgpack__grow_array(void *items, size_t count, size_t *capacity,
+                          size_t size, size_t first);
+
 /* Grows *buffer to at least `size` bytes (*capacity its size); 0, or -1
    out of memory (the buffer is then unchanged). */
 int imgpack__grow_buffer(uint8_t **buffer, size_t *capacity, size_t size);
