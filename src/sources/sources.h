@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "decode.h"
 #include "error.h"
@@ -219,6 +220,15 @@ int imgpack__ends_with(const char *s, const char *suffix);
 
 /* Whether a file name has an image extension: jpg, jpeg, png, webp, any case. */
 int imgpack__is_image_name(const char *name);
+
+/* Cuts the line ending (LF, CRLF, any trailing CRs) off `line`, `n` bytes
+   long; its new length. */
+ssize_t imgpack__chomp(char *line, ssize_t n);
+
+/* Installs `names` and `descriptions` (taken; `count` of each) as the
+   class table, freeing the one before. */
+void imgpack__source_take_classes(imgpack__source *src, char **names,
+                                  char **descriptions, uint32_t count);
 
 /* Replaces the class names by `count` names (count >= num_classes). */
 imgpack_status imgpack__source_set_class_names(imgpack__source *src,
