@@ -165,6 +165,7 @@ imgpack_status imgpack__decode_window(imgpack__decoder *dec,
                                       imgpack__pixels *out,
                                       char reason[IMGPACK__REASON_SIZE]) {
     imgpack_status status = IMGPACK_OK;
+    imgpack__decode_args args;
     const char *other;
 
     if (reason == NULL) {
@@ -183,18 +184,23 @@ imgpack_status imgpack__decode_window(imgpack__decoder *dec,
         status = IMGPACK_ERR_DECODE;
         goto done;
     }
+    args.pixels = &dec->pixels;
+    args.rows = &dec->rows;
+    args.data = data;
+    args.size = size;
+    args.max_pixels = max_pixels;
+    args.window = window;
+    args.out = out;
+    args.reason = reason;
     switch (imgpack__codec_sniff(data, size)) {
     case IMGPACK__CODEC_JPEG:
-        status = imgpack__decode_jpeg(&dec->pixels, &dec->rows, data, size,
-                                      max_pixels, window, out, reason);
+        status = imgpack__decode_jpeg(&args);
         break;
     case IMGPACK__CODEC_PNG:
-        status = imgpack__decode_png(&dec->pixels, &dec->rows, data, size,
-                                     max_pixels, out, reason);
+        status = imgpack__decode_png(&args);
         break;
     case IMGPACK__CODEC_WEBP:
-        status = imgpack__decode_webp(&dec->pixels, data, size, max_pixels,
-                                      out, reason);
+        status = imgpack__decode_webp(&args);
         break;
     case IMGPACK__CODEC_UNKNOWN:
         other = unsupported_name(data, size);

@@ -43,26 +43,27 @@ imgpack_status imgpack__decode_check_size(uint64_t width, uint64_t height,
                                           char reason[IMGPACK__REASON_SIZE]);
 
 /*
- * The codecs. Each decodes `data` into `pixels` (resized as needed), may use
- * `rows` for row pointers or row batches, fills *out on success, and on
- * failure returns a status of imgpack__decode() with `reason` filled. JPEG
- * honours a window (may be NULL).
+ * What imgpack__decode_window() hands every codec, filled once there so the
+ * codecs share one argument list. A codec decodes `data` into `pixels`
+ * (resized as needed), may use `rows` for row pointers or row batches, fills
+ * *out on success, and on failure returns a status of imgpack__decode() with
+ * `reason` (IMGPACK__REASON_SIZE bytes) filled. Only JPEG honours `window`
+ * (may be NULL); WebP needs no `rows`.
  */
-imgpack_status imgpack__decode_jpeg(imgpack__scratch *pixels,
-                                    imgpack__scratch *rows,
-                                    const uint8_t *data, size_t size,
-                                    uint64_t max_pixels,
-                                    const imgpack__window *window,
-                                    imgpack__pixels *out,
-                                    char reason[IMGPACK__REASON_SIZE]);
-imgpack_status imgpack__decode_png(imgpack__scratch *pixels,
-                                   imgpack__scratch *rows, const uint8_t *data,
-                                   size_t size, uint64_t max_pixels,
-                                   imgpack__pixels *out,
-                                   char reason[IMGPACK__REASON_SIZE]);
-imgpack_status imgpack__decode_webp(imgpack__scratch *pixels,
-                                    const uint8_t *data, size_t size,
-                                    uint64_t max_pixels, imgpack__pixels *out,
-                                    char reason[IMGPACK__REASON_SIZE]);
+typedef struct imgpack__decode_args {
+    imgpack__scratch *pixels;
+    imgpack__scratch *rows;
+    const uint8_t *data;
+    size_t size;
+    uint64_t max_pixels;
+    const imgpack__window *window;
+    imgpack__pixels *out;
+    char *reason;
+} imgpack__decode_args;
+
+/* The codecs, each as described above imgpack__decode_args. */
+imgpack_status imgpack__decode_jpeg(const imgpack__decode_args *args);
+imgpack_status imgpack__decode_png(const imgpack__decode_args *args);
+imgpack_status imgpack__decode_webp(const imgpack__decode_args *args);
 
 #endif

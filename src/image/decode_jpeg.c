@@ -73,16 +73,9 @@ typedef struct jpeg_job {
     struct jpeg_error_mgr errmgr;
     struct jpeg_progress_mgr progress;
     jmp_buf escape;
+    imgpack__decode_args args; /* copied in: one indirection fewer per use */
     imgpack_status status; /* set before every longjmp to `escape` */
-    char *reason;
-    imgpack__scratch *pixels;
-    imgpack__scratch *rows;
-    const uint8_t *data;
-    size_t size;
-    uint64_t max_pixels;
-    const imgpack__window *window;
     JDIMENSION start_row, end_row; /* the rows read into pixels */
-    imgpack__pixels *out;
 } jpeg_job;
 
 /* libjpeg's text for its current message, e.g. "Bogus marker length". */
@@ -98,17 +91,17 @@ static void on_error(j_common_ptr cinfo) {
     switch (cinfo->err->msg_code) {
     case JERR_OUT_OF_MEMORY:
         job->status = IMGPACK_ERR_NOMEM;
-        snprintf(job->reason, IMGPACK__REASON_SIZE, "JPEG: %s", text);
+        snprintf(job->args.reason, IMGPACK__REASON_SIZE, "JPEG: %s", text);
         break;
     case JERR_BAD_PRECISION:
     case JERR_ARITH_NOTIMPL:
         job->status = IMGPACK_ERR_UNSUPPORTED;
-        snprintf(job->reason, IMGPACK__REASON_SIZE, "unsupported JPEG: %s",
+        snprintf(job->args.reason, IMGPACK__REASON_SIZE, "unsupported JPEG: %s",
                  text);
         break;
     default:
         job->status = IMGPACK_ERR_DECODE;
-        snprintf(job->reason, IMGPACK__REASON_SIZE, "corrupt JPEG: %s", text);
+        snprintf(job->args.reason, IMGPACK__REASON_SIZE, "corrupt JPEG: %s", text);
         break;
     }
     longjmp(job->escape, 1);
@@ -153,7 +146,7 @@ static void on_message(j_common_ptr cinfo, int msg_level) {
         return;
     }
     message_text(cinfo, text);
-    snprintf(job->reason, IMGPACK__REASON_SIZE, "%s JPEG: %s",
+    snprintf(job->args.reason, IMGPACK__REASON_SIZE, "%s JPEG: %s",
              cinfo->err->msg_code == JWRN_JPEG_EOF ? "truncated" : "corrupt",
              text);
     job->status = IMGPACK_ERR_DECODE;
@@ -165,7 +158,7 @@ static void on_progress(j_common_ptr cinfo) {
     jpeg_job *job = cinfo->client_data;
 
     if (dinfo->input_scan_number > JPEG_MAX_SCANS) {
-        snprintf(job->reason, IMGPACK__REASON_SIZE,
+        snprintf(job->args.reason, IMGPACK__REASON_SIZE,
                  "corrupt JPEG: more than %d scans", JPEG_MAX_SCANS);
         job->status = IMGPACK_ERR_DECODE;
         longjmp(job->escape, 1);
@@ -202,11 +195,11 @@ static imgpack_status read_direct(jpeg_job *job, uint8_t *pixels,
     JDIMENSION y, got;
 
     status = imgpack__scratch_reserve(
-        job->rows, (size_t)job->end_row * sizeof(JSAMPROW), job->reason);
+        job->args.rows, (size_t)job->end_row * sizeof(JSAMPROW), job->args.reason);
     if (status != IMGPACK_OK) {
         goto done;
     }
-    rows = (JSAMPROW *)(void *)job->rows->data;
+    rows = (JSAMPROW *)(void *)job->args.rows->data;
     for (y = 0; y < job->end_row; y++) {
         rows[y] = pixels + (size_t)y * stride;
     }
@@ -216,7 +209,7 @@ static imgpack_status read_direct(jpeg_job *job, uint8_t *pixels,
         /* A memory source never suspends, so no rows means a stuck
            decoder; stop rather than spin. */
         if (got == 0) {
-            snprintf(job->reason, IMGPACK__REASON_SIZE,
+            snprintf(job->args.reason, IMGPACK__REASON_SIZE,
                      "corrupt JPEG: decoder stopped at row %u of %u",
                      (unsigned)cinfo->output_scanline,
                      (unsigned)cinfo->output_height);
@@ -237,13 +230,13 @@ static imgpack_status read_cmyk(jpeg_job *job, uint8_t *pixels,
     size_t cmyk_stride = (size_t)cinfo->output_width * 4;
     JDIMENSION i, got, want, y;
 
-    status = imgpack__scratch_reserve(job->rows, cmyk_stride * JPEG_BATCH_ROWS,
-                                      job->reason);
+    status = imgpack__scratch_reserve(job->args.rows, cmyk_stride * JPEG_BATCH_ROWS,
+                                      job->args.reason);
     if (status != IMGPACK_OK) {
         goto done;
     }
     for (i = 0; i < JPEG_BATCH_ROWS; i++) {
-        batch[i] = job->rows->data + i * cmyk_stride;
+        batch[i] = job->args.rows->data + i * cmyk_stride;
     }
     while (cinfo->output_scanline < job->end_row) {
         y = cinfo->output_scanline;
@@ -253,7 +246,7 @@ static imgpack_status read_cmyk(jpeg_job *job, uint8_t *pixels,
         }
         got = jpeg_read_scanlines(cinfo, batch, want);
         if (got == 0) {
-            snprintf(job->reason, IMGPACK__REASON_SIZE,
+            snprintf(job->args.reason, IMGPACK__REASON_SIZE,
                      "corrupt JPEG: decoder stopped at row %u of %u",
                      (unsigned)y, (unsigned)cinfo->output_height);
             status = IMGPACK_ERR_DECODE;
@@ -290,7 +283,7 @@ static JDIMENSION crop_to_window(jpeg_job *job) {
     uint32_t first, end;
     JDIMENSION x, w;
 
-    job->window->region(job->window->user, width, cinfo->output_height,
+    job->args.window->region(job->args.window->user, width, cinfo->output_height,
                         &region);
     if (region.y1 > region.y0 && region.y0 < job->end_row) {
         job->start_row = region.y0;
@@ -343,12 +336,12 @@ static imgpack_status run(jpeg_job *job) {
     cinfo->client_data = job;
     job->progress.progress_monitor = on_progress;
     cinfo->progress = &job->progress;
-    jpeg_mem_src(cinfo, job->data, (unsigned long)job->size);
+    jpeg_mem_src(cinfo, job->args.data, (unsigned long)job->args.size);
     jpeg_read_header(cinfo, TRUE);
 
     status = imgpack__decode_check_size(cinfo->image_width,
-                                        cinfo->image_height, job->max_pixels,
-                                        job->reason);
+                                        cinfo->image_height, job->args.max_pixels,
+                                        job->args.reason);
     if (status != IMGPACK_OK) {
         goto done;
     }
@@ -368,7 +361,7 @@ static imgpack_status run(jpeg_job *job) {
         break;
     default:
         /* Pillow refuses these as well. */
-        snprintf(job->reason, IMGPACK__REASON_SIZE,
+        snprintf(job->args.reason, IMGPACK__REASON_SIZE,
                  "JPEG with %d components is not supported",
                  cinfo->num_components);
         status = IMGPACK_ERR_UNSUPPORTED;
@@ -387,15 +380,15 @@ static imgpack_status run(jpeg_job *job) {
     width = cinfo->output_width;
     stride = (size_t)width * channels;
     status = imgpack__scratch_reserve(
-        job->pixels, stride * cinfo->output_height, job->reason);
+        job->args.pixels, stride * cinfo->output_height, job->args.reason);
     if (status != IMGPACK_OK) {
         goto done;
     }
     job->end_row = cinfo->output_height;
-    if (job->window != NULL) {
+    if (job->args.window != NULL) {
         first_column = crop_to_window(job);
     }
-    origin = job->pixels->data + (size_t)first_column * channels;
+    origin = job->args.pixels->data + (size_t)first_column * channels;
     /* The rows above the window cost entropy decoding only. */
     if (job->start_row > 0) {
         jpeg_skip_scanlines(cinfo, job->start_row);
@@ -416,36 +409,23 @@ static imgpack_status run(jpeg_job *job) {
        over at the end of the last scan. */
     jpeg_finish_decompress(cinfo);
 
-    job->out->data = job->pixels->data;
-    job->out->width = width;
-    job->out->height = cinfo->output_height;
-    job->out->channels = channels;
-    job->out->stride = stride;
+    job->args.out->data = job->args.pixels->data;
+    job->args.out->width = width;
+    job->args.out->height = cinfo->output_height;
+    job->args.out->channels = channels;
+    job->args.out->stride = stride;
 done:
     return status;
 }
 
-imgpack_status imgpack__decode_jpeg(imgpack__scratch *pixels,
-                                    imgpack__scratch *rows,
-                                    const uint8_t *data, size_t size,
-                                    uint64_t max_pixels,
-                                    const imgpack__window *window,
-                                    imgpack__pixels *out,
-                                    char reason[IMGPACK__REASON_SIZE]) {
+imgpack_status imgpack__decode_jpeg(const imgpack__decode_args *args) {
     jpeg_job job;
     imgpack_status status;
 
     /* Zeroed first so jpeg_destroy_decompress() is safe however early the
        decoder fails, even inside jpeg_create_decompress(). */
     memset(&job, 0, sizeof(job));
-    job.reason = reason;
-    job.pixels = pixels;
-    job.rows = rows;
-    job.data = data;
-    job.size = size;
-    job.max_pixels = max_pixels;
-    job.window = window;
-    job.out = out;
+    job.args = *args;
     job.cinfo.err = jpeg_std_error(&job.errmgr);
     job.errmgr.error_exit = on_error;
     job.errmgr.emit_message = on_message;

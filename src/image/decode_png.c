@@ -44,16 +44,10 @@
 typedef struct png_job {
     png_structp png;
     png_infop info;
+    imgpack__decode_args args; /* copied in: one indirection fewer per use */
     imgpack_status status; /* set before every longjmp */
     int truncated;         /* the data ended before libpng was done */
-    char *reason;
-    imgpack__scratch *pixels;
-    imgpack__scratch *rows;
-    const uint8_t *data;
-    size_t size;
     size_t offset;
-    uint64_t max_pixels;
-    imgpack__pixels *out;
 } png_job;
 
 /* How the rows libpng delivers become our pixels. */
@@ -68,10 +62,10 @@ static void on_error(png_structp png, png_const_charp message) {
 
     if (strcasestr(message, "out of memory") != NULL) {
         job->status = IMGPACK_ERR_NOMEM;
-        snprintf(job->reason, IMGPACK__REASON_SIZE, "PNG: %s", message);
+        snprintf(job->args.reason, IMGPACK__REASON_SIZE, "PNG: %s", message);
     } else {
         job->status = IMGPACK_ERR_DECODE;
-        snprintf(job->reason, IMGPACK__REASON_SIZE, "%s PNG: %s",
+        snprintf(job->args.reason, IMGPACK__REASON_SIZE, "%s PNG: %s",
                  job->truncated ? "truncated" : "corrupt", message);
     }
     png_longjmp(png, 1);
@@ -85,11 +79,11 @@ static void on_warning(png_structp png, png_const_charp message) {
 static void on_read(png_structp png, png_bytep dst, size_t length) {
     png_job *job = png_get_io_ptr(png);
 
-    if (length > job->size - job->offset) {
+    if (length > job->args.size - job->offset) {
         job->truncated = 1;
         png_error(png, "unexpected end of data");
     }
-    memcpy(dst, job->data + job->offset, length);
+    memcpy(dst, job->args.data + job->offset, length);
     job->offset += length;
 }
 
@@ -186,8 +180,8 @@ static imgpack_status run(png_job *job) {
 
     width = png_get_image_width(png, job->info);
     height = png_get_image_height(png, job->info);
-    status = imgpack__decode_check_size(width, height, job->max_pixels,
-                                        job->reason);
+    status = imgpack__decode_check_size(width, height, job->args.max_pixels,
+                                        job->args.reason);
     if (status != IMGPACK_OK) {
         goto done;
     }
@@ -195,7 +189,7 @@ static imgpack_status run(png_job *job) {
     png_set_interlace_handling(png);
     png_read_update_info(png, job->info);
     if (png_get_rowbytes(png, job->info) != row_bytes) {
-        snprintf(job->reason, IMGPACK__REASON_SIZE,
+        snprintf(job->args.reason, IMGPACK__REASON_SIZE,
                  "unsupported PNG: rows of %zu bytes where %zu were expected",
                  (size_t)png_get_rowbytes(png, job->info), row_bytes);
         status = IMGPACK_ERR_UNSUPPORTED;
@@ -204,18 +198,18 @@ static imgpack_status run(png_job *job) {
 
     stride = layout == PNG_LAYOUT_GRAY16 ? row_bytes : (size_t)width * channels;
     offset = layout == PNG_LAYOUT_PALETTE ? 2 * (size_t)width : 0;
-    status = imgpack__scratch_reserve(job->pixels, stride * height,
-                                      job->reason);
+    status = imgpack__scratch_reserve(job->args.pixels, stride * height,
+                                      job->args.reason);
     if (status == IMGPACK_OK) {
         status = imgpack__scratch_reserve(
-            job->rows, (size_t)height * sizeof(png_bytep), job->reason);
+            job->args.rows, (size_t)height * sizeof(png_bytep), job->args.reason);
     }
     if (status != IMGPACK_OK) {
         goto done;
     }
-    rows = (png_bytep *)(void *)job->rows->data;
+    rows = (png_bytep *)(void *)job->args.rows->data;
     for (y = 0; y < height; y++) {
-        rows[y] = job->pixels->data + (size_t)y * stride + offset;
+        rows[y] = job->args.pixels->data + (size_t)y * stride + offset;
     }
     png_read_image(png, rows);
 
@@ -229,41 +223,31 @@ static imgpack_status run(png_job *job) {
             narrow_gray16_row(rows[y], width);
         }
     }
-    job->out->data = job->pixels->data;
-    job->out->width = width;
-    job->out->height = height;
-    job->out->channels = channels;
-    job->out->stride = stride;
+    job->args.out->data = job->args.pixels->data;
+    job->args.out->width = width;
+    job->args.out->height = height;
+    job->args.out->channels = channels;
+    job->args.out->stride = stride;
 done:
     return status;
 }
 
-imgpack_status imgpack__decode_png(imgpack__scratch *pixels,
-                                   imgpack__scratch *rows, const uint8_t *data,
-                                   size_t size, uint64_t max_pixels,
-                                   imgpack__pixels *out,
-                                   char reason[IMGPACK__REASON_SIZE]) {
+imgpack_status imgpack__decode_png(const imgpack__decode_args *args) {
     png_job job;
     imgpack_status status;
 
     memset(&job, 0, sizeof(job));
-    job.reason = reason;
-    job.pixels = pixels;
-    job.rows = rows;
-    job.data = data;
-    job.size = size;
-    job.max_pixels = max_pixels;
-    job.out = out;
+    job.args = *args;
     job.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &job, on_error,
                                      on_warning);
     if (job.png == NULL) {
-        snprintf(reason, IMGPACK__REASON_SIZE, "PNG: out of memory");
+        snprintf(args->reason, IMGPACK__REASON_SIZE, "PNG: out of memory");
         status = IMGPACK_ERR_NOMEM;
         goto done;
     }
     job.info = png_create_info_struct(job.png);
     if (job.info == NULL) {
-        snprintf(reason, IMGPACK__REASON_SIZE, "PNG: out of memory");
+        snprintf(args->reason, IMGPACK__REASON_SIZE, "PNG: out of memory");
         status = IMGPACK_ERR_NOMEM;
         goto done;
     }

@@ -69,10 +69,12 @@ static imgpack_status fail(VP8StatusCode code,
     return status;
 }
 
-imgpack_status imgpack__decode_webp(imgpack__scratch *pixels,
-                                    const uint8_t *data, size_t size,
-                                    uint64_t max_pixels, imgpack__pixels *out,
-                                    char reason[IMGPACK__REASON_SIZE]) {
+imgpack_status imgpack__decode_webp(const imgpack__decode_args *args) {
+    imgpack__scratch *pixels = args->pixels;
+    const uint8_t *data = args->data;
+    size_t size = args->size;
+    imgpack__pixels *out = args->out;
+    char *reason = args->reason;
     WebPDecoderConfig config;
     imgpack_status status;
     VP8StatusCode code;
@@ -97,7 +99,7 @@ imgpack_status imgpack__decode_webp(imgpack__scratch *pixels,
     }
     status = imgpack__decode_check_size((uint64_t)config.input.width,
                                         (uint64_t)config.input.height,
-                                        max_pixels, reason);
+                                        args->max_pixels, reason);
     if (status != IMGPACK_OK) {
         goto done;
     }

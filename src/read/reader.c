@@ -299,11 +299,23 @@ out:
     return status;
 }
 
+/* Label of record `index` inside session `s`: from the labels metadata once
+   packing has written it, else from the record's header. */
+static imgpack_status label_of(imgpack_reader *r, imgpack__read_slot *s,
+                               uint64_t index, uint32_t *label) {
+    imgpack__record_header h;
+    const uint8_t *payload = NULL;
+    imgpack_status status = IMGPACK_OK;
+    if (r->labels && index < r->count)
+        *label = r->labels[index];
+    else if ((status = fetch(r, s, index, &h, &payload)) == IMGPACK_OK)
+        *label = h.label;
+    return status;
+}
+
 imgpack_status imgpack_reader_labels(imgpack_reader *r, uint32_t *labels,
                                      uint64_t n) {
     imgpack__read_slot *s;
-    imgpack__record_header h;
-    const uint8_t *payload = NULL;
     imgpack_status status = imgpack__reader_begin(r, &s);
     if (status)
         return status;
@@ -317,8 +329,7 @@ imgpack_status imgpack_reader_labels(imgpack_reader *r, uint32_t *labels,
     } else {
         /* Still packing: no labels metadata yet, so read each header. */
         for (uint64_t i = 0; i < n && status == IMGPACK_OK; i++)
-            if ((status = fetch(r, s, i, &h, &payload)) == IMGPACK_OK)
-                labels[i] = h.label;
+            status = label_of(r, s, i, &labels[i]);
     }
     imgpack__reader_end(r, s);
     return status;
@@ -327,15 +338,10 @@ imgpack_status imgpack_reader_labels(imgpack_reader *r, uint32_t *labels,
 imgpack_status imgpack_reader_label(imgpack_reader *r, uint64_t index,
                                     uint32_t *label) {
     imgpack__read_slot *s;
-    imgpack__record_header h;
-    const uint8_t *payload = NULL;
     imgpack_status status = imgpack__reader_begin(r, &s);
     if (status)
         return status;
-    if (r->labels && index < r->count)
-        *label = r->labels[index];
-    else if ((status = fetch(r, s, index, &h, &payload)) == IMGPACK_OK)
-        *label = h.label;
+    status = label_of(r, s, index, label);
     imgpack__reader_end(r, s);
     return status;
 }

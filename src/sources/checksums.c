@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "digest.h"
+#include "sources.h"
 
 /* Files are hashed in pieces of this size: memory stays small for the
    multi-gigabyte archives this is meant for. */
@@ -83,8 +84,7 @@ imgpack_status imgpack__verify_checksums(const char *sums_path,
                     (n = getline(&line, &capacity, f)) > 0;) {
         char path[4096], hex[65];
         number++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = '\0';
+        n = imgpack__chomp(line, n);
         if (n == 0)
             continue;
         if (n < 67 || line[64] != ' ' || (line[65] != ' ' && line[65] != '*')) {

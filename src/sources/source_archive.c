@@ -40,14 +40,11 @@ typedef struct members {
 } members;
 
 static int push(members *m, member item) {
-    if (m->count == m->capacity) {
-        size_t cap = m->capacity ? m->capacity * 2 : 4096;
-        member *items = realloc(m->items, cap * sizeof *items);
-        if (!items)
-            return -1;
-        m->items = items;
-        m->capacity = cap;
-    }
+    member *items = imgpack__grow_array(m->items, m->count, &m->capacity,
+                                        sizeof *items, 4096);
+    if (!items)
+        return -1;
+    m->items = items;
     m->items[m->count++] = item;
     return 0;
 }

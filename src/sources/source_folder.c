@@ -82,16 +82,13 @@ static void free_dirs(walk_state *w) {
 static long push_dir(walk_state *w, char *rel) {
     if (!rel)
         return -1;
-    if (w->dir_count == w->dir_capacity) {
-        size_t cap = w->dir_capacity ? w->dir_capacity * 2 : 16;
-        dir_files *dirs = realloc(w->dirs, cap * sizeof *dirs);
-        if (!dirs) {
-            free(rel);
-            return -1;
-        }
-        w->dirs = dirs;
-        w->dir_capacity = cap;
+    dir_files *dirs = imgpack__grow_array(w->dirs, w->dir_count,
+                                          &w->dir_capacity, sizeof *dirs, 16);
+    if (!dirs) {
+        free(rel);
+        return -1;
     }
+    w->dirs = dirs;
     w->dirs[w->dir_count] = (dir_files){rel, {0}};
     return (long)w->dir_count++;
 }

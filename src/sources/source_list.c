@@ -36,14 +36,11 @@ static void entries_free(entries *e) {
 }
 
 static int entries_push(entries *e, char *path, char *label, size_t line) {
-    if (e->count == e->capacity) {
-        size_t cap = e->capacity ? e->capacity * 2 : 1024;
-        entry *items = realloc(e->items, cap * sizeof *items);
-        if (!items)
-            return -1;
-        e->items = items;
-        e->capacity = cap;
-    }
+    entry *items = imgpack__grow_array(e->items, e->count, &e->capacity,
+                                       sizeof *items, 1024);
+    if (!items)
+        return -1;
+    e->items = items;
     e->items[e->count++] = (entry){path, label, line};
     return path && label ? 0 : -1;
 }
@@ -105,8 +102,7 @@ static imgpack_status read_list(const char *list_path, entries *out,
     for (ssize_t n; (n = getline(&line, &capacity, f)) > 0;) {
         char *path = NULL, *label = NULL;
         number++;
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = '\0';
+        n = imgpack__chomp(line, n);
         if (number == 1 && strcmp(line, KAGGLE_HEADER) == 0) {
             kaggle = 1;
             continue;
@@ -330,15 +326,7 @@ imgpack_status imgpack__source_use_classes(imgpack__source *src,
     }
     if (status != IMGPACK_OK)
         goto out;
-    for (uint32_t c = 0; c < src->num_classes; c++) {
-        free(src->class_names[c]);
-        free(src->class_descriptions[c]);
-    }
-    free(src->class_names);
-    free(src->class_descriptions);
-    src->class_names = names;
-    src->class_descriptions = descriptions;
-    src->num_classes = count;
+    imgpack__source_take_classes(src, names, descriptions, count);
     names = descriptions = NULL;
 out:
     for (uint32_t c = 0; names && c < count; c++) {

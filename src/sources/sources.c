@@ -15,16 +15,13 @@
 int imgpack__strings_push(imgpack__strings *l, char *s) {
     if (!s)
         return -1;
-    if (l->count == l->capacity) {
-        size_t cap = l->capacity ? l->capacity * 2 : 64;
-        char **items = realloc(l->items, cap * sizeof *items);
-        if (!items) {
-            free(s);
-            return -1;
-        }
-        l->items = items;
-        l->capacity = cap;
+    char **items = imgpack__grow_array(l->items, l->count, &l->capacity,
+                                       sizeof *items, 64);
+    if (!items) {
+        free(s);
+        return -1;
     }
+    l->items = items;
     l->items[l->count++] = s;
     return 0;
 }
@@ -52,6 +49,12 @@ int imgpack__ends_with(const char *s, const char *suffix) {
     return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
+ssize_t imgpack__chomp(char *line, ssize_t n) {
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        line[--n] = '\0';
+    return n;
+}
+
 int imgpack__is_image_name(const char *name) {
     static const char *const extensions[] = {".jpg", ".jpeg", ".png", ".webp"};
     size_t n = strlen(name);
@@ -67,21 +70,30 @@ imgpack_status imgpack__source_add_item(imgpack__source *src, char *path,
                                         uint32_t class_id, size_t *capacity) {
     if (!path)
         return IMGPACK_ERR_NOMEM;
-    if (src->num_items == *capacity) {
-        size_t cap = *capacity ? *capacity * 2 : 1024;
-        imgpack__source_item *items =
-            realloc(src->items, cap * sizeof *items);
-        if (!items) {
-            free(path);
-            return IMGPACK_ERR_NOMEM;
-        }
-        src->items = items;
-        *capacity = cap;
+    imgpack__source_item *items = imgpack__grow_array(
+        src->items, src->num_items, capacity, sizeof *items, 1024);
+    if (!items) {
+        free(path);
+        return IMGPACK_ERR_NOMEM;
     }
+    src->items = items;
     src->items[src->num_items] =
         (imgpack__source_item){.path = path, .class_id = class_id};
     src->num_items++;
     return IMGPACK_OK;
+}
+
+void *imgpack__grow_array(void *items, size_t count, size_t *capacity,
+                          size_t size, size_t first) {
+    void *bigger = items;
+    size_t cap = *capacity ? *capacity * 2 : first;
+    if (count < *capacity)
+        goto done;
+    if (!(bigger = realloc(items, cap * size)))
+        goto done;
+    *capacity = cap;
+done:
+    return bigger;
 }
 
 int imgpack__grow_buffer(uint8_t **buffer, size_t *capacity, size_t size) {
@@ -143,6 +155,25 @@ void imgpack__source_stop(imgpack__source *src, imgpack__error *err) {
         src->ops->stop(src, err);
 }
 
+/* Frees the class table; a source still listing may have no descriptions. */
+static void free_classes(imgpack__source *src) {
+    for (uint32_t c = 0; c < src->num_classes; c++) {
+        free(src->class_names[c]);
+        if (src->class_descriptions)
+            free(src->class_descriptions[c]);
+    }
+    free(src->class_names);
+    free(src->class_descriptions);
+}
+
+void imgpack__source_take_classes(imgpack__source *src, char **names,
+                                  char **descriptions, uint32_t count) {
+    free_classes(src);
+    src->class_names = names;
+    src->class_descriptions = descriptions;
+    src->num_classes = count;
+}
+
 static int find_class(const imgpack__source *src, const char *name) {
     char *const *found = bsearch(&name, src->class_names, src->num_classes,
                                  sizeof *src->class_names,
@@ -162,8 +193,7 @@ imgpack_status imgpack__source_load_synsets(imgpack__source *src,
                                   "%s: cannot open the synsets file: %s", path,
                                   strerror(errno));
     for (ssize_t n; (n = getline(&line, &line_capacity, f)) > 0;) {
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = '\0';
+        n = imgpack__chomp(line, n);
         char *space = strchr(line, ' ');
         if (!space)
             continue;
@@ -205,15 +235,7 @@ imgpack_status imgpack__source_set_class_names(imgpack__source *src,
         free(descriptions);
         return imgpack__error_set(err, status, "out of memory");
     }
-    for (uint32_t c = 0; c < src->num_classes; c++) {
-        free(src->class_names[c]);
-        free(src->class_descriptions[c]);
-    }
-    free(src->class_names);
-    free(src->class_descriptions);
-    src->class_names = table;
-    src->class_descriptions = descriptions;
-    src->num_classes = count;
+    imgpack__source_take_classes(src, table, descriptions, count);
     return IMGPACK_OK;
 }
 
@@ -230,8 +252,7 @@ imgpack_status imgpack__source_read_class_names(imgpack__source *src,
                                   "%s: cannot open the class names: %s", path,
                                   strerror(errno));
     for (ssize_t n; (n = getline(&line, &capacity, f)) > 0;) {
-        while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-            line[--n] = '\0';
+        n = imgpack__chomp(line, n);
         if (n > 0 && imgpack__strings_push(&names, strdup(line)) != 0) {
             status = imgpack__error_set(err, IMGPACK_ERR_NOMEM,
                                         "out of memory");
@@ -273,13 +294,7 @@ void imgpack__source_digest(const imgpack__source *src, char hex[65]) {
 }
 
 void imgpack__source_free(imgpack__source *src) {
-    for (uint32_t c = 0; c < src->num_classes; c++) {
-        free(src->class_names[c]);
-        if (src->class_descriptions)
-            free(src->class_descriptions[c]);
-    }
-    free(src->class_names);
-    free(src->class_descriptions);
+    free_classes(src);
     for (size_t i = 0; i < src->num_items; i++) {
         free(src->items[i].path);
         free(src->items[i].reject);

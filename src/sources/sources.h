@@ -9,6 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "decode.h"
 #include "error.h"
@@ -177,6 +178,13 @@ imgpack_status imgpack__source_read_file(const imgpack__source *src,
                                          imgpack__item_data *out,
                                          char reason[IMGPACK__REASON_SIZE]);
 
+/* Makes room for element `count` in `items`, an array of `size`-byte
+   elements and *capacity slots, doubling it (to `first` slots when empty).
+   Returns the array to use from now on, or NULL out of memory (`items` and
+   *capacity are then unchanged). Every growing list in a source uses it. */
+void *imgpack__grow_array(void *items, size_t count, size_t *capacity,
+                          size_t size, size_t first);
+
 /* Grows *buffer to at least `size` bytes (*capacity its size); 0, or -1
    out of memory (the buffer is then unchanged). */
 int imgpack__grow_buffer(uint8_t **buffer, size_t *capacity, size_t size);
@@ -212,6 +220,15 @@ int imgpack__ends_with(const char *s, const char *suffix);
 
 /* Whether a file name has an image extension: jpg, jpeg, png, webp, any case. */
 int imgpack__is_image_name(const char *name);
+
+/* Cuts the line ending (LF, CRLF, any trailing CRs) off `line`, `n` bytes
+   long; its new length. */
+ssize_t imgpack__chomp(char *line, ssize_t n);
+
+/* Installs `names` and `descriptions` (taken; `count` of each) as the
+   class table, freeing the one before. */
+void imgpack__source_take_classes(imgpack__source *src, char **names,
+                                  char **descriptions, uint32_t count);
 
 /* Replaces the class names by `count` names (count >= num_classes). */
 imgpack_status imgpack__source_set_class_names(imgpack__source *src,

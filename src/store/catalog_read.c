@@ -179,16 +179,17 @@ static imgpack_status finish(imgpack_catalog *c, sqlite3_stmt *stmt, int rc,
 /* Fills one row from the statement's current result. */
 typedef void (*fill_row)(listing *l, void *row, sqlite3_stmt *stmt, int *nomem);
 
-/* Reads every result of `sql` into `l`, a row of `size` bytes each. */
+/* Reads every result of `sql` into `l`, a row of `size` bytes each, and
+   says in *count how many there are (0 on failure). */
 static imgpack_status read_listing(imgpack_catalog *c, listing *l,
                                    const char *sql, size_t size,
-                                   fill_row fill) {
+                                   fill_row fill, uint64_t *count) {
     sqlite3_stmt *stmt;
     int rc = SQLITE_DONE, nomem = 0;
     free_listing(l);
     imgpack_status status = prepare(c, sql, &stmt);
     if (status != IMGPACK_OK)
-        return status;
+        goto done;
     while (!nomem && (rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         if (make_room(&l->rows, l->count, &l->capacity, size)) {
             nomem = 1;
@@ -198,6 +199,8 @@ static imgpack_status read_listing(imgpack_catalog *c, listing *l,
     }
     if ((status = finish(c, stmt, rc, nomem)) != IMGPACK_OK)
         free_listing(l);
+done:
+    *count = l->count;
     return status;
 }
 
@@ -220,9 +223,8 @@ imgpack_status imgpack_catalog_classes(imgpack_catalog *c,
         "SELECT w.class_id, w.name, c.description, w.num_images, w.weight "
         "FROM class_weights AS w JOIN classes AS c USING (class_id) "
         "ORDER BY w.class_id",
-        sizeof **rows, fill_class);
+        sizeof **rows, fill_class, count);
     *rows = c->classes.rows;
-    *count = c->classes.count;
     return status;
 }
 
@@ -237,9 +239,8 @@ imgpack_status imgpack_catalog_rejects(imgpack_catalog *c,
                                        uint64_t *count) {
     imgpack_status status = read_listing(
         c, &c->rejects, "SELECT path, reason FROM rejects ORDER BY rowid",
-        sizeof **rows, fill_reject);
+        sizeof **rows, fill_reject, count);
     *rows = c->rejects.rows;
-    *count = c->rejects.count;
     return status;
 }
 
@@ -270,9 +271,8 @@ imgpack_status imgpack_catalog_dataset(imgpack_catalog *c,
     imgpack_status status = read_listing(
         c, &c->entries,
         "SELECT key, CAST(value AS TEXT) FROM dataset ORDER BY key",
-        sizeof **rows, fill_entry);
+        sizeof **rows, fill_entry, count);
     *rows = c->entries.rows;
-    *count = c->entries.count;
     return status;
 }
 

@@ -133,6 +133,15 @@ static void check_images(imgpack__verify *v, uint64_t *rows_past_count) {
     report_missing_rows(v, &next, v->count);
 }
 
+/* Classes from *next up to `end` have no classes row. */
+static void report_missing_classes(imgpack__verify *v, int64_t *next,
+                                   int64_t end) {
+    for (; *next < end; (*next)++)
+        imgpack__verify_problem(
+            v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
+            "catalog: class %" PRId64 " has no row in classes", *next);
+}
+
 static void check_classes(imgpack__verify *v) {
     sqlite3_stmt *stmt = imgpack__verify_prepare(
         v, "SELECT c.class_id, c.name, c.num_images,"
@@ -148,10 +157,8 @@ static void check_classes(imgpack__verify *v) {
         const char *name = (const char *)sqlite3_column_text(stmt, 1);
         int64_t num_images = sqlite3_column_int64(stmt, 2);
         int64_t rows = sqlite3_column_int64(stmt, 3);
-        for (; expected < id && expected < (int64_t)classes; expected++)
-            imgpack__verify_problem(
-                v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
-                "catalog: class %" PRId64 " has no row in classes", expected);
+        report_missing_classes(v, &expected,
+                               id < (int64_t)classes ? id : (int64_t)classes);
         expected = id + 1;
         if (id < 0 || id >= (int64_t)classes) {
             imgpack__verify_problem(
@@ -176,10 +183,7 @@ static void check_classes(imgpack__verify *v) {
                 id, num_images, rows);
     }
     imgpack__verify_finish(v, stmt, rc);
-    for (; expected < (int64_t)classes; expected++)
-        imgpack__verify_problem(
-            v, IMGPACK_PROBLEM_CATALOG, IMGPACK_PROBLEM_NO_RECORD,
-            "catalog: class %" PRId64 " has no row in classes", expected);
+    report_missing_classes(v, &expected, (int64_t)classes);
 }
 
 /* No path may be packed twice: a duplicated row hides an edited one. */
