@@ -1,9 +1,9 @@
 /*
- * bench_crc32: CRC-32 speed of imgpack__crc32 (src/common/crc32.c), libdeflate's
- * libdeflate_crc32 and zlib's crc32 on the buffers a store checksums: a
- * 150 KB encoded image, a 4 KB one, and a 28x28 gray raw record (MNIST).
- * imgpack__crc32 calls libdeflate, so its column shows what the call costs
- * (nothing measurable); until commit 1872968 it was imgpack's own
+ * bench_crc32: CRC-32 speed of imgpack__crc32 (src/common/crc32.c),
+ * libdeflate's libdeflate_crc32 and zlib's crc32 on the buffers a store
+ * checksums: a 150 KB encoded image, a 4 KB one, and a 28x28 gray raw record
+ * (MNIST). imgpack__crc32 calls libdeflate, so its column shows what the call
+ * costs (nothing measurable); until commit 1872968 it was imgpack's own
  * carry-less multiply folding, and the figures that chose libdeflate over
  * it (docs/BENCHMARKS.md "CRC-32") come from this program at that commit.
  * The three run back to back in each round, in an order that rotates from
@@ -105,7 +105,7 @@ int main(int argc, char **argv) {
                 goto done;
             }
 
-#define AT(s, k, r) (((s) * NIMPLS + (k)) * (size_t)rounds + (size_t)(r))
+#define AT(s, k, r) (((s)*NIMPLS + (k)) * (size_t)rounds + (size_t)(r))
     for (int r = 0; r < rounds; r++)
         for (size_t s = 0; s < NSIZES; s++) {
             for (size_t i = 0; i < NIMPLS; i++) {

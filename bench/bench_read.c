@@ -54,15 +54,15 @@ typedef struct bench {
     double seconds;
     int repeats;
     uint64_t count;
-    uint64_t *order;       /* a random permutation of 0..count-1 */
-    double mean_value;     /* bytes per stored value, for MB/s */
+    uint64_t *order;   /* a random permutation of 0..count-1 */
+    double mean_value; /* bytes per stored value, for MB/s */
     MDB_env *env;
     MDB_txn *txn;
     MDB_dbi records;
     imgpack_reader *reader;
-    uint8_t *buffer;       /* room for one batch of float32 images */
+    uint8_t *buffer; /* room for one batch of float32 images */
     size_t buffer_size;
-    size_t slot_size;      /* the largest value, for mdb_get+memcpy */
+    size_t slot_size;       /* the largest value, for mdb_get+memcpy */
     volatile uint64_t sink; /* keeps results observable */
 } bench;
 
@@ -115,8 +115,7 @@ static uint64_t step_mdb_get(bench *b, void *ctx, uint64_t *pos) {
 static uint64_t step_memcpy(bench *b, void *ctx, uint64_t *pos) {
     for (int i = 0; i < CHUNK; i++, *pos = (*pos + 1) % b->count) {
         MDB_val v = value_at(b, b->order[*pos]);
-        memcpy(b->buffer + (*pos % BATCH) * b->slot_size, v.mv_data,
-               v.mv_size);
+        memcpy(b->buffer + (*pos % BATCH) * b->slot_size, v.mv_data, v.mv_size);
     }
     b->sink += b->buffer[0];
     return CHUNK;
@@ -155,7 +154,8 @@ static uint64_t step_get(bench *b, void *ctx, uint64_t *pos) {
     uint64_t sum = 0;
     for (int i = 0; i < CHUNK; i++, *pos = (*pos + 1) % b->count) {
         if (imgpack_reader_get(b->reader, b->order[*pos], &rec)) {
-            fprintf(stderr, "bench_read: %s\n", imgpack_reader_errmsg(b->reader));
+            fprintf(stderr, "bench_read: %s\n",
+                    imgpack_reader_errmsg(b->reader));
             exit(1);
         }
         sum += rec.size;
@@ -240,7 +240,8 @@ int main(int argc, char **argv) {
         largest = v.mv_size > largest ? v.mv_size : largest;
     }
     b.mean_value = (double)total / (double)b.count;
-    uint32_t w = imgpack_reader_width(b.reader), h = imgpack_reader_height(b.reader);
+    uint32_t w = imgpack_reader_width(b.reader),
+             h = imgpack_reader_height(b.reader);
     uint64_t image = (uint64_t)(w ? w : 224) * (h ? h : 224) * 3 * 4;
     b.slot_size = largest;
     b.buffer_size = BATCH * (image > largest ? image : largest);

@@ -115,7 +115,11 @@ static uint8_t *make_record(const uint8_t *model, size_t size, size_t i) {
         fail("out of memory", NULL);
     memcpy(value, model, size);
     memcpy(value + size - sizeof i, &i, sizeof i);
-    imgpack__record_header h = {IMGPACK_FORMAT_JPEG, 3, 1, 1, 0,
+    imgpack__record_header h = {IMGPACK_FORMAT_JPEG,
+                                3,
+                                1,
+                                1,
+                                0,
                                 (uint32_t)(size - IMGPACK__RECORD_HEADER_SIZE),
                                 0};
     imgpack__record_header_write(value, &h);
@@ -149,10 +153,10 @@ static uint8_t **make_records(const uint8_t *model, size_t size, size_t n) {
 
 static void run_writer(const char *dir, const imgpack__source *src,
                        uint8_t **values, size_t size, timer *t) {
-    imgpack__transform_settings settings = {.resize = 256, .crop = 224,
-                                            .quality = 90, .channels = 3};
-    imgpack__writer_info info = {&settings, "bench_store", 0, 1, 0,
-                                 src->num_items, 224, 224};
+    imgpack__transform_settings settings = {
+        .resize = 256, .crop = 224, .quality = 90, .channels = 3};
+    imgpack__writer_info info = {&settings, "bench_store",  0,   1,
+                                 0,         src->num_items, 224, 224};
     imgpack__writer w;
     imgpack__error err;
     imgpack__result r;
@@ -176,8 +180,8 @@ static void run_writer(const char *dir, const imgpack__source *src,
     stop(t);
 }
 
-static void run_lmdb(const char *dir, size_t n, uint8_t **values,
-                     size_t size, timer *t) {
+static void run_lmdb(const char *dir, size_t n, uint8_t **values, size_t size,
+                     timer *t) {
     imgpack__store s;
     imgpack__error err;
     imgpack__meta_entry meta = {"count", "0", 1};
@@ -188,11 +192,12 @@ static void run_lmdb(const char *dir, size_t n, uint8_t **values,
     for (size_t first = 0; first < n; first += per_batch) {
         size_t batch = n - first < per_batch ? n - first : per_batch;
         imgpack_status status = imgpack__store_begin(
-            &s, batch * imgpack__store_room(&s, size) +
-                    imgpack__store_room(&s, 1), &err);
+            &s,
+            batch * imgpack__store_room(&s, size) + imgpack__store_room(&s, 1),
+            &err);
         for (size_t i = 0; i < batch && status == IMGPACK_OK; i++)
-            status = imgpack__store_put(&s, first + i, values[first + i],
-                                        size, &err);
+            status = imgpack__store_put(&s, first + i, values[first + i], size,
+                                        &err);
         if (status || (status = imgpack__store_commit(&s, &meta, 1, &err)))
             fail("cannot write a batch", &err);
     }
@@ -206,8 +211,7 @@ static void run_lmdb(const char *dir, size_t n, uint8_t **values,
 
 /* Copies `total` bytes of `size`-byte records into a CHUNK buffer,
    wrapping round: what LMDB's puts do with a batch of them. */
-static double memcpy_seconds(const uint8_t *model, size_t size,
-                             size_t total) {
+static double memcpy_seconds(const uint8_t *model, size_t size, size_t total) {
     uint8_t *chunk = malloc(CHUNK + size);
     if (!chunk)
         fail("out of memory", NULL);
@@ -226,8 +230,8 @@ static double memcpy_seconds(const uint8_t *model, size_t size,
 
 /* Writes `total` bytes in CHUNK writes to a new file, with an fdatasync
    after each when `sync`. */
-static double write_seconds(const char *dir, const uint8_t *chunk,
-                            size_t total, int sync) {
+static double write_seconds(const char *dir, const uint8_t *chunk, size_t total,
+                            int sync) {
     char path[4300];
     snprintf(path, sizeof path, "%s/write.bin", dir);
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
@@ -269,9 +273,10 @@ int main(int argc, char **argv) {
     for (int k = 0; k < n_sizes; k++)
         sizes_ok &= sizes[k] >= IMGPACK__RECORD_HEADER_SIZE + sizeof(size_t);
     if (rounds < 1 || rounds > MAX_ROUNDS || mb <= 0 || !sizes_ok) {
-        fprintf(stderr, "usage: bench_store [DIR [ROUNDS [MB_PER_SIZE "
-                        "[RECORD_BYTES...]]]]\n"
-                        "  (a record holds at least %zu bytes)\n",
+        fprintf(stderr,
+                "usage: bench_store [DIR [ROUNDS [MB_PER_SIZE "
+                "[RECORD_BYTES...]]]]\n"
+                "  (a record holds at least %zu bytes)\n",
                 IMGPACK__RECORD_HEADER_SIZE + sizeof(size_t));
         return 2;
     }
@@ -280,7 +285,8 @@ int main(int argc, char **argv) {
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     size_t total = (size_t)(mb * 1e6);
     uint8_t *model = malloc(sizes[0] > CHUNK ? sizes[0] : CHUNK);
-    double writer_rate[MAX_SIZES][MAX_ROUNDS], writer_cpu[MAX_SIZES][MAX_ROUNDS];
+    double writer_rate[MAX_SIZES][MAX_ROUNDS],
+        writer_cpu[MAX_SIZES][MAX_ROUNDS];
     double lmdb_rate[MAX_SIZES][MAX_ROUNDS], lmdb_cpu[MAX_SIZES][MAX_ROUNDS];
     double copy_bw[MAX_ROUNDS], write_bw[MAX_ROUNDS], sync_bw[MAX_ROUNDS];
     size_t model_size = CHUNK;
@@ -332,9 +338,9 @@ int main(int argc, char **argv) {
     for (int k = 0; k < n_sizes; k++) {
         double wr = median(writer_rate[k], rounds);
         double lr = median(lmdb_rate[k], rounds);
-        printf("  %9zu  %12.0f %9.0f %9.2f  %12.0f %9.0f %9.2f\n", sizes[k],
-               wr, wr * (double)sizes[k] / 1e6, median(writer_cpu[k], rounds),
-               lr, lr * (double)sizes[k] / 1e6, median(lmdb_cpu[k], rounds));
+        printf("  %9zu  %12.0f %9.0f %9.2f  %12.0f %9.0f %9.2f\n", sizes[k], wr,
+               wr * (double)sizes[k] / 1e6, median(writer_cpu[k], rounds), lr,
+               lr * (double)sizes[k] / 1e6, median(lmdb_cpu[k], rounds));
     }
     double copy = median(copy_bw, rounds), wr = median(write_bw, rounds),
            sy = median(sync_bw, rounds);

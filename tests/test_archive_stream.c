@@ -45,8 +45,7 @@ static void write_archive(const char *path, int reversed) {
 
 /* Lists `path`, streams it holding at most `held` bytes, and takes every
    member in order; returns how many came out right. */
-static uint64_t stream_all(const char *path, size_t held,
-                           imgpack__error *err) {
+static uint64_t stream_all(const char *path, size_t held, imgpack__error *err) {
     imgpack__source src;
     imgpack__archive_stream *s;
     uint8_t *buffer = NULL;
@@ -56,8 +55,8 @@ static uint64_t stream_all(const char *path, size_t held,
     CHECK_OK(imgpack__source_scan_archive(path, &src, err));
     CHECK(src.ops == &imgpack__source_tar_stream);
     CHECK_EQ(src.num_items, MEMBERS);
-    CHECK_OK(imgpack__archive_stream_start(&s, &src, 0, src.num_items, held,
-                                           err));
+    CHECK_OK(
+        imgpack__archive_stream_start(&s, &src, 0, src.num_items, held, err));
     src.stream = s;
     for (uint64_t p = 0; p < src.num_items; p++) {
         if (imgpack__archive_stream_take(s, p, &buffer, &capacity, &size,

@@ -48,9 +48,9 @@ static void test_options(void) {
     imgpack_batch_options *o;
     imgpack_augment a;
     CHECK_OK(imgpack_batch_options_create(&o));
-    CHECK_EQ(imgpack_batch_options_set_crop(o, 0, 0,
-                                            IMGPACK_CROP_RANDOM_RESIZED),
-             IMGPACK_ERR_INVALID_ARG);
+    CHECK_EQ(
+        imgpack_batch_options_set_crop(o, 0, 0, IMGPACK_CROP_RANDOM_RESIZED),
+        IMGPACK_ERR_INVALID_ARG);
     CHECK_EQ(imgpack_batch_options_set_crop(o, 8, 8, 3),
              IMGPACK_ERR_INVALID_ARG);
     CHECK_EQ(imgpack_batch_options_set_random_resized(o, 0.5, 0.4, 0.75, 1),
@@ -69,15 +69,15 @@ static void test_options(void) {
     CHECK_EQ(imgpack_batch_options_set_dtype(o, 4), IMGPACK_ERR_INVALID_ARG);
     imgpack_batch_options_destroy(o);
 
-    CHECK_EQ(imgpack_augment_params(1, 2, 3, 0, 10, 0.08, 1, 0.75, 4.0 / 3,
-                                    1, &a),
+    CHECK_EQ(
+        imgpack_augment_params(1, 2, 3, 0, 10, 0.08, 1, 0.75, 4.0 / 3, 1, &a),
+        IMGPACK_ERR_INVALID_ARG);
+    CHECK_EQ(imgpack_augment_params(1, 2, 3, 10, 10, 0.08, 1, 0.75, 4.0 / 3, 1,
+                                    NULL),
              IMGPACK_ERR_INVALID_ARG);
-    CHECK_EQ(imgpack_augment_params(1, 2, 3, 10, 10, 0.08, 1, 0.75, 4.0 / 3,
-                                    1, NULL),
-             IMGPACK_ERR_INVALID_ARG);
-    CHECK_EQ(imgpack_augment_params(1, 2, 3, 10, 10, -1, 1, 0.75, 4.0 / 3, 1,
-                                    &a),
-             IMGPACK_ERR_INVALID_ARG);
+    CHECK_EQ(
+        imgpack_augment_params(1, 2, 3, 10, 10, -1, 1, 0.75, 4.0 / 3, 1, &a),
+        IMGPACK_ERR_INVALID_ARG);
 }
 
 static void test_augment_params(void) {
@@ -103,15 +103,15 @@ static void test_augment_params(void) {
     CHECK(moved > 1990);
     /* Nothing fits in 3000x20: torchvision's fallback, the ratio clamped
        to 4/3 and centred; in 20x3000 to 3/4. */
-    CHECK_OK(imgpack_augment_params(0, 0, 0, 3000, 20, 0.08, 1.0, 0.75,
-                                    4.0 / 3, 0, &a));
+    CHECK_OK(imgpack_augment_params(0, 0, 0, 3000, 20, 0.08, 1.0, 0.75, 4.0 / 3,
+                                    0, &a));
     CHECK(a.height == 20 && a.width == 27 && a.top == 0 && a.left == 1486);
-    CHECK_OK(imgpack_augment_params(0, 0, 0, 20, 3000, 0.08, 1.0, 0.75,
-                                    4.0 / 3, 0, &a));
+    CHECK_OK(imgpack_augment_params(0, 0, 0, 20, 3000, 0.08, 1.0, 0.75, 4.0 / 3,
+                                    0, &a));
     CHECK(a.width == 20 && a.height == 27 && a.left == 0 && a.top == 1486);
     /* A one-pixel image: the box is the image. */
-    CHECK_OK(imgpack_augment_params(0, 0, 0, 1, 1, 0.08, 1.0, 0.75, 4.0 / 3,
-                                    0, &a));
+    CHECK_OK(
+        imgpack_augment_params(0, 0, 0, 1, 1, 0.08, 1.0, 0.75, 4.0 / 3, 0, &a));
     CHECK(a.width == 1 && a.height == 1 && a.top == 0 && a.left == 0);
     /* scale 1, ratio 1 on a square: always the whole image. */
     CHECK_OK(imgpack_augment_params(9, 9, 9, 64, 64, 1, 1, 1, 1, 0, &a));
@@ -192,18 +192,14 @@ static void test_keyed_by_sample(imgpack_reader *r) {
     for (int m = 0; m < 2; m++) {
         epoch_images(r, modes[m], IMGPACK_DTYPE_UINT8, 1, forward, COUNT, 3, 7,
                      a);
-        epoch_images(r, modes[m], IMGPACK_DTYPE_UINT8, 3, shuffled, 7, 3, 7,
-                     b);
+        epoch_images(r, modes[m], IMGPACK_DTYPE_UINT8, 3, shuffled, 7, 3, 7, b);
         CHECK(memcmp(a, b, bytes) == 0);
-        epoch_images(r, modes[m], IMGPACK_DTYPE_UINT8, 2, shuffled, 1, 3, 7,
-                     b);
+        epoch_images(r, modes[m], IMGPACK_DTYPE_UINT8, 2, shuffled, 1, 3, 7, b);
         CHECK(memcmp(a, b, bytes) == 0);
         /* Another epoch or seed: other images (some may coincide). */
-        epoch_images(r, modes[m], IMGPACK_DTYPE_UINT8, 2, forward, 13, 3, 8,
-                     c);
+        epoch_images(r, modes[m], IMGPACK_DTYPE_UINT8, 2, forward, 13, 3, 8, c);
         CHECK(memcmp(a, c, bytes) != 0);
-        epoch_images(r, modes[m], IMGPACK_DTYPE_UINT8, 2, forward, 13, 4, 7,
-                     c);
+        epoch_images(r, modes[m], IMGPACK_DTYPE_UINT8, 2, forward, 13, 4, 7, c);
         CHECK(memcmp(a, c, bytes) != 0);
     }
     free(a);
@@ -268,8 +264,8 @@ static void test_prefetch(imgpack_reader *r) {
             idx[k][i] = (uint64_t)(k * N + i * 5) % COUNT;
     for (int k = 0; k < DEPTH; k++)
         CHECK_OK(imgpack_batcher_run(sync, idx[k], N, 11, (uint64_t)k,
-                                     (uint8_t *)want + k * N * bytes,
-                                     N * bytes, NULL));
+                                     (uint8_t *)want + k * N * bytes, N * bytes,
+                                     NULL));
 
     /* Submitted batches come back in order, equal to run's. */
     for (int round = 0; round < 2; round++) {
@@ -283,12 +279,11 @@ static void test_prefetch(imgpack_reader *r) {
             memset(copy, 0xff, sizeof copy); /* the batcher keeps a copy */
             CHECK_EQ(imgpack_batcher_in_flight(b), k + 1);
         }
-        CHECK_EQ(imgpack_batcher_submit(b, idx[0], N, 0, 0, got, N * bytes,
-                                        NULL),
-                 IMGPACK_ERR_RANGE);
+        CHECK_EQ(
+            imgpack_batcher_submit(b, idx[0], N, 0, 0, got, N * bytes, NULL),
+            IMGPACK_ERR_RANGE);
         CHECK(strstr(imgpack_batcher_errmsg(b), "in flight") != NULL);
-        CHECK_EQ(imgpack_batcher_run(b, idx[0], N, 0, 0, got, N * bytes,
-                                     NULL),
+        CHECK_EQ(imgpack_batcher_run(b, idx[0], N, 0, 0, got, N * bytes, NULL),
                  IMGPACK_ERR_INVALID_ARG);
         for (int k = 0; k < DEPTH; k++)
             CHECK_OK(imgpack_batcher_wait(b));
@@ -304,12 +299,12 @@ static void test_prefetch(imgpack_reader *r) {
     CHECK(memcmp(want, got, N * bytes) == 0);
     CHECK_OK(imgpack_batcher_submit(b, idx[0], 0, 0, 0, NULL, 0, NULL));
     CHECK_OK(imgpack_batcher_wait(b));
-    CHECK_EQ(imgpack_batcher_submit(b, idx[0], N, 0, 0, got, N * bytes - 1,
-                                    NULL),
-             IMGPACK_ERR_INVALID_ARG);
-    CHECK_EQ(imgpack_batcher_submit(sync, idx[0], N, 0, 0, got, N * bytes,
-                                    NULL),
-             IMGPACK_ERR_RANGE);
+    CHECK_EQ(
+        imgpack_batcher_submit(b, idx[0], N, 0, 0, got, N * bytes - 1, NULL),
+        IMGPACK_ERR_INVALID_ARG);
+    CHECK_EQ(
+        imgpack_batcher_submit(sync, idx[0], N, 0, 0, got, N * bytes, NULL),
+        IMGPACK_ERR_RANGE);
     CHECK_EQ(imgpack_batcher_wait(sync), IMGPACK_ERR_INVALID_ARG);
 
     /* Destroyed with batches in flight: cancelled, no thread left behind
@@ -346,14 +341,14 @@ static void test_prefetch_errors(void) {
     CHECK_OK(imgpack_batcher_create(&b, r, o));
     imgpack_batch_options_destroy(o);
 
-    CHECK_OK(imgpack_batcher_submit(b, good, 4, 0, 0, out[0], sizeof out[0],
-                                    NULL));
-    CHECK_OK(imgpack_batcher_submit(b, bad, 4, 0, 0, out[1], sizeof out[1],
-                                    NULL));
-    CHECK_OK(imgpack_batcher_submit(b, far, 1, 0, 0, out[2], sizeof out[2],
-                                    NULL));
-    CHECK_OK(imgpack_batcher_submit(b, good, 4, 0, 0, out[2], sizeof out[2],
-                                    NULL));
+    CHECK_OK(
+        imgpack_batcher_submit(b, good, 4, 0, 0, out[0], sizeof out[0], NULL));
+    CHECK_OK(
+        imgpack_batcher_submit(b, bad, 4, 0, 0, out[1], sizeof out[1], NULL));
+    CHECK_OK(
+        imgpack_batcher_submit(b, far, 1, 0, 0, out[2], sizeof out[2], NULL));
+    CHECK_OK(
+        imgpack_batcher_submit(b, good, 4, 0, 0, out[2], sizeof out[2], NULL));
     CHECK_OK(imgpack_batcher_wait(b));
     CHECK_STR_EQ(imgpack_batcher_errmsg(b), "");
     for (int k = 0; k < 4; k++)
@@ -376,10 +371,10 @@ static void test_prefetch_errors(void) {
 #if !defined(__SANITIZE_THREAD__)
 static void test_prefetch_fork(imgpack_reader *r) {
     enum { N = 24 };
-    imgpack_batcher *b = make_batcher(r, IMGPACK_CROP_RANDOM_RESIZED,
-                                      IMGPACK_DTYPE_UINT8, 2, 2);
-    imgpack_batcher *sync = make_batcher(r, IMGPACK_CROP_RANDOM_RESIZED,
-                                         IMGPACK_DTYPE_UINT8, 1, 0);
+    imgpack_batcher *b =
+        make_batcher(r, IMGPACK_CROP_RANDOM_RESIZED, IMGPACK_DTYPE_UINT8, 2, 2);
+    imgpack_batcher *sync =
+        make_batcher(r, IMGPACK_CROP_RANDOM_RESIZED, IMGPACK_DTYPE_UINT8, 1, 0);
     uint64_t bytes = imgpack_batcher_image_bytes(b), idx[N];
     uint8_t *want = malloc(N * bytes), *got = malloc(2 * N * bytes);
     int status;
@@ -388,8 +383,7 @@ static void test_prefetch_fork(imgpack_reader *r) {
         idx[i] = (uint64_t)(N - 1 - i);
     CHECK_OK(imgpack_batcher_run(sync, idx, N, 2, 2, want, N * bytes, NULL));
     for (int round = 0; round < 2; round++) {
-        CHECK_OK(imgpack_batcher_submit(b, idx, N, 2, 2, got, N * bytes,
-                                        NULL));
+        CHECK_OK(imgpack_batcher_submit(b, idx, N, 2, 2, got, N * bytes, NULL));
         CHECK_OK(imgpack_batcher_submit(b, idx, N, 2, 2, got + N * bytes,
                                         N * bytes, NULL));
         pid_t pid = fork();

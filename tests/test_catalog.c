@@ -44,8 +44,7 @@ static void pack_store(void) {
     snprintf(from, sizeof from, "%s/n01440764/n01440764_tench.JPEG", sample);
     snprintf(to, sizeof to, "%s/src/a/tench.jpg", root);
     copy_file(from, to);
-    snprintf(from, sizeof from, "%s/n01685808/n01685808_whiptail.JPEG",
-             sample);
+    snprintf(from, sizeof from, "%s/n01685808/n01685808_whiptail.JPEG", sample);
     snprintf(to, sizeof to, "%s/src/b/whiptail.jpg", root);
     copy_file(from, to);
     snprintf(to, sizeof to, "%s/src/b/broken.jpg", root);

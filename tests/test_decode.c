@@ -67,7 +67,8 @@ static uint8_t *make_smooth(uint32_t width, uint32_t height,
         for (x = 0; x < width; x++) {
             for (c = 0; c < channels; c++) {
                 p[((size_t)y * width + x) * channels + c] =
-                    (uint8_t)((x * 200 / width + y * 200 / height) / 2 + c * 25);
+                    (uint8_t)((x * 200 / width + y * 200 / height) / 2 +
+                              c * 25);
             }
         }
     }
@@ -82,9 +83,8 @@ typedef struct jpeg_layout {
 
 static const jpeg_layout baseline_420 = {2, 2, 0};
 
-static bytes encode_jpeg(const uint8_t *pixels, uint32_t width,
-                         uint32_t height, int components,
-                         const jpeg_layout *layout) {
+static bytes encode_jpeg(const uint8_t *pixels, uint32_t width, uint32_t height,
+                         int components, const jpeg_layout *layout) {
     struct jpeg_compress_struct cinfo;
     struct jpeg_error_mgr jerr;
     unsigned char *out = NULL;
@@ -124,8 +124,7 @@ static void png_write_bytes(png_structp png, png_bytep data, size_t n) {
     bytes_append(png_get_io_ptr(png), data, n);
 }
 
-static void png_flush_nothing(png_structp png) {
-}
+static void png_flush_nothing(png_structp png) {}
 
 /*
  * Encodes rows of `row_bytes` each (already packed at `depth`, big-endian
@@ -231,8 +230,7 @@ static void test_not_images(imgpack__decoder *dec) {
     uint32_t state = 12345;
     size_t i;
 
-    CHECK_EQ(imgpack__decode(dec, NULL, 0, 0, &px, reason),
-             IMGPACK_ERR_DECODE);
+    CHECK_EQ(imgpack__decode(dec, NULL, 0, 0, &px, reason), IMGPACK_ERR_DECODE);
     CHECK_STR_EQ(reason, "empty file");
     CHECK_EQ(imgpack__decode(dec, random, 0, 0, &px, reason),
              IMGPACK_ERR_DECODE);
@@ -259,8 +257,8 @@ static void test_not_images(imgpack__decoder *dec) {
              IMGPACK_ERR_DECODE);
     CHECK(strstr(reason, "WebP") != NULL);
 
-    CHECK_EQ(imgpack__decode(dec, (const uint8_t *)"GIF89a\1\0\1\0", 10, 0,
-                             &px, reason),
+    CHECK_EQ(imgpack__decode(dec, (const uint8_t *)"GIF89a\1\0\1\0", 10, 0, &px,
+                             reason),
              IMGPACK_ERR_UNSUPPORTED);
     CHECK_STR_EQ(reason, "GIF images are not supported (only JPEG, PNG, WebP)");
     CHECK_EQ(imgpack__decode(NULL, random, 1, 0, &px, reason),
@@ -296,8 +294,8 @@ static void test_jpeg(imgpack__decoder *dec) {
     /* Every prefix is rejected cleanly, even one missing only the EOI
        marker, which Pillow also reports as truncated. */
     for (cut = 0; cut < color.size; cut++) {
-        imgpack_status s = imgpack__decode(dec, color.data, cut, 0, &px,
-                                           reason);
+        imgpack_status s =
+            imgpack__decode(dec, color.data, cut, 0, &px, reason);
         CHECK_EQ(s, IMGPACK_ERR_DECODE);
     }
     CHECK_EQ(imgpack__decode(dec, color.data, color.size / 2, 0, &px, reason),
@@ -353,8 +351,8 @@ static int window_matches(const imgpack__pixels *px,
    chroma layout, progressive files and gray, at any columns, first row and
    last row. */
 static void test_jpeg_window(imgpack__decoder *dec, imgpack__decoder *full) {
-    static const jpeg_layout layouts[] = {
-        {2, 2, 0}, {2, 1, 0}, {1, 1, 0}, {1, 2, 0}, {2, 2, 1}, {4, 1, 0}};
+    static const jpeg_layout layouts[] = {{2, 2, 0}, {2, 1, 0}, {1, 1, 0},
+                                          {1, 2, 0}, {2, 2, 1}, {4, 1, 0}};
     const uint32_t width = 301, height = 77;
     uint8_t *rgb = make_pattern(width, height, 3);
     uint8_t *gray = make_pattern(width, height, 1);
@@ -386,9 +384,8 @@ static void test_jpeg_window(imgpack__decoder *dec, imgpack__decoder *full) {
         for (uint32_t top = 1; top < height; top += 3) {
             for (uint32_t bottom = top + 1; bottom <= height; bottom += 11) {
                 for (uint32_t narrow = 0; narrow < 2; narrow++) {
-                    imgpack__region request = {narrow ? 37 : 0,
-                                               narrow ? 120 : width, top,
-                                               bottom};
+                    imgpack__region request = {
+                        narrow ? 37 : 0, narrow ? 120 : width, top, bottom};
                     imgpack__window window = {window_region, &request};
                     CHECK_OK(imgpack__decode_window(dec, b.data, b.size, 0,
                                                     &window, &px, reason));
@@ -424,15 +421,15 @@ static void test_jpeg_window_reads_to_the_end(imgpack__decoder *dec,
     CHECK(copy != NULL);
     CHECK_OK(decode(full, &b, 0, &want, reason));
     for (size_t cut = 0; cut < b.size; cut++)
-        CHECK_EQ(imgpack__decode_window(dec, b.data, cut, 0, &window, &px,
-                                        reason),
-                 IMGPACK_ERR_DECODE);
+        CHECK_EQ(
+            imgpack__decode_window(dec, b.data, cut, 0, &window, &px, reason),
+            IMGPACK_ERR_DECODE);
     CHECK_STR_EQ(reason, "truncated JPEG: Premature end of JPEG file");
 
     memcpy(copy, b.data, b.size);
     memcpy(copy + b.size, "end", 3);
-    CHECK_OK(imgpack__decode_window(dec, copy, b.size + 3, 0, &window, &px,
-                                    reason));
+    CHECK_OK(
+        imgpack__decode_window(dec, copy, b.size + 3, 0, &window, &px, reason));
     CHECK(window_matches(&px, &want, &top));
 
     /* Junk after the first marker segment (JFIF's APP0): between header
@@ -442,8 +439,8 @@ static void test_jpeg_window_reads_to_the_end(imgpack__decoder *dec,
     memcpy(copy, b.data, app0_end);
     memcpy(copy + app0_end, "junk", 4);
     memcpy(copy + app0_end + 4, b.data + app0_end, b.size - app0_end);
-    CHECK_OK(imgpack__decode_window(dec, copy, b.size + 4, 0, &window, &px,
-                                    reason));
+    CHECK_OK(
+        imgpack__decode_window(dec, copy, b.size + 4, 0, &window, &px, reason));
     CHECK(window_matches(&px, &want, &top));
     CHECK_OK(imgpack__decode(full, copy, b.size + 4, 0, &px, reason));
 
@@ -454,9 +451,9 @@ static void test_jpeg_window_reads_to_the_end(imgpack__decoder *dec,
     memcpy(copy + kept, b.data + b.size - 2, 2);
     CHECK_EQ(imgpack__decode(full, copy, kept + 2, 0, &px, reason),
              IMGPACK_ERR_DECODE);
-    CHECK_EQ(imgpack__decode_window(dec, copy, kept + 2, 0, &window, &px,
-                                    reason),
-             IMGPACK_ERR_DECODE);
+    CHECK_EQ(
+        imgpack__decode_window(dec, copy, kept + 2, 0, &window, &px, reason),
+        IMGPACK_ERR_DECODE);
     CHECK_STR_EQ(reason, "corrupt JPEG: Corrupt JPEG data: premature end of "
                          "data segment");
 
@@ -472,8 +469,8 @@ static void test_jpeg_window_reads_to_the_end(imgpack__decoder *dec,
     CHECK_EQ(imgpack__decode(full, longer, b.size + run, 0, &px, reason),
              IMGPACK_ERR_DECODE);
     CHECK(strstr(reason, "extraneous bytes before marker 0xd9") != NULL);
-    CHECK_EQ(imgpack__decode_window(dec, longer, b.size + run, 0, &window,
-                                    &px, reason),
+    CHECK_EQ(imgpack__decode_window(dec, longer, b.size + run, 0, &window, &px,
+                                    reason),
              IMGPACK_ERR_DECODE);
     CHECK(strstr(reason, "extraneous bytes before marker 0xd9") != NULL);
 
@@ -553,8 +550,8 @@ static void test_png_formats(imgpack__decoder *dec) {
             gray16[2 * i + 1] = gray[i];
             expect[i] = gray16[2 * i] != 0 ? 255 : gray[i];
         }
-        b = encode_png(gray16, 37 * 2, 37, 29, 16, PNG_COLOR_TYPE_GRAY, NULL,
-                       0, interlace);
+        b = encode_png(gray16, 37 * 2, 37, 29, 16, PNG_COLOR_TYPE_GRAY, NULL, 0,
+                       interlace);
         CHECK_OK(decode(dec, &b, 0, &px, reason));
         check_pixels(&px, expect, 37, 29, 1);
         free(b.data);
@@ -568,8 +565,8 @@ static void test_png_formats(imgpack__decoder *dec) {
                 memset(expect + 3 * i, index[i], 3);
             }
         }
-        b = encode_png(index, 37, 37, 29, 8, PNG_COLOR_TYPE_PALETTE, palette,
-                       3, interlace);
+        b = encode_png(index, 37, 37, 29, 8, PNG_COLOR_TYPE_PALETTE, palette, 3,
+                       interlace);
         CHECK_OK(decode(dec, &b, 0, &px, reason));
         check_pixels(&px, expect, 37, 29, 3);
         free(b.data);
@@ -603,8 +600,8 @@ static void test_png_rejects(imgpack__decoder *dec) {
     char reason[IMGPACK__REASON_SIZE];
     imgpack__pixels px;
     uint8_t *rgb = make_pattern(40, 30, 3);
-    bytes b = encode_png(rgb, 40 * 3, 40, 30, 8, PNG_COLOR_TYPE_RGB, NULL, 0,
-                         0);
+    bytes b =
+        encode_png(rgb, 40 * 3, 40, 30, 8, PNG_COLOR_TYPE_RGB, NULL, 0, 0);
     size_t cut, idat, crc_at;
     imgpack_status s;
 
@@ -615,7 +612,8 @@ static void test_png_rejects(imgpack__decoder *dec) {
        is complete, a missing IEND is accepted as Pillow does. */
     for (cut = 0; cut < b.size; cut++) {
         s = imgpack__decode(dec, b.data, cut, 0, &px, reason);
-        CHECK(s == IMGPACK_ERR_DECODE || (s == IMGPACK_OK && cut + 12 >= b.size));
+        CHECK(s == IMGPACK_ERR_DECODE ||
+              (s == IMGPACK_OK && cut + 12 >= b.size));
     }
     CHECK_EQ(imgpack__decode(dec, b.data, b.size / 2, 0, &px, reason),
              IMGPACK_ERR_DECODE);
@@ -691,8 +689,8 @@ static void test_reuse(imgpack__decoder *dec) {
     imgpack__pixels px;
     uint8_t *big = make_pattern(300, 200, 3);
     uint8_t *small = make_pattern(5, 3, 3);
-    bytes b1 = encode_png(big, 900, 300, 200, 8, PNG_COLOR_TYPE_RGB, NULL, 0,
-                          0);
+    bytes b1 =
+        encode_png(big, 900, 300, 200, 8, PNG_COLOR_TYPE_RGB, NULL, 0, 0);
     bytes b2 = encode_png(small, 15, 5, 3, 8, PNG_COLOR_TYPE_RGB, NULL, 0, 0);
 
     CHECK_OK(decode(dec, &b1, 0, &px, reason));

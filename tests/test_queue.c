@@ -19,8 +19,12 @@ typedef struct job_state {
     atomic_uint_fast64_t max_ahead; /* largest claimed - taken seen */
 } job_state;
 
-static void *make_scratch(void *context) { return context; }
-static void free_scratch(void *scratch) { (void)scratch; }
+static void *make_scratch(void *context) {
+    return context;
+}
+static void free_scratch(void *scratch) {
+    (void)scratch;
+}
 
 static void run(void *context, void *scratch, uint64_t number, void *slot) {
     job_state *state = context;

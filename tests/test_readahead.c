@@ -32,16 +32,16 @@ static void test_arguments(imgpack_reader *r) {
     CHECK_EQ(imgpack_reader_prefetch(r, NULL, 2), IMGPACK_ERR_INVALID_ARG);
     CHECK_EQ(imgpack_reader_prefetch(r, bad, 2), IMGPACK_ERR_RANGE);
     CHECK(strstr(imgpack_reader_errmsg(r), "out of range") != NULL);
-    CHECK_EQ(imgpack_reader_set_prefetch_limit(r, IMGPACK_PREFETCH_MAX_LIMIT +
-                                                      1),
-             IMGPACK_ERR_INVALID_ARG);
+    CHECK_EQ(
+        imgpack_reader_set_prefetch_limit(r, IMGPACK_PREFETCH_MAX_LIMIT + 1),
+        IMGPACK_ERR_INVALID_ARG);
     CHECK_EQ(imgpack_reader_set_prefetch_limit(NULL, 0),
              IMGPACK_ERR_INVALID_ARG);
     /* Off: nothing is located, so not even a bad index is noticed. */
     CHECK_OK(imgpack_reader_set_prefetch_limit(r, 0));
     CHECK_OK(imgpack_reader_prefetch(r, bad, 2));
-    CHECK_OK(imgpack_reader_set_prefetch_limit(r,
-                                               IMGPACK_PREFETCH_DEFAULT_LIMIT));
+    CHECK_OK(
+        imgpack_reader_set_prefetch_limit(r, IMGPACK_PREFETCH_DEFAULT_LIMIT));
 }
 
 /* Prefetches a window of records, then decodes and checks each; thread t
@@ -56,10 +56,10 @@ static void *reader_thread(void *arg) {
             indices[i] = (t * 977 + round * 131 + i * 7) % COUNT;
         if (t == 0)
             CHECK_OK(imgpack_reader_set_prefetch_limit(
-                shared_reader,
-                round % 3 == 0   ? 0
-                : round % 3 == 1 ? 4096
-                                 : IMGPACK_PREFETCH_DEFAULT_LIMIT));
+                shared_reader, round % 3 == 0 ? 0
+                               : round % 3 == 1
+                                   ? 4096
+                                   : IMGPACK_PREFETCH_DEFAULT_LIMIT));
         CHECK_OK(imgpack_reader_prefetch(shared_reader, indices, 32));
         for (uint64_t i = 0; i < 32; i++) {
             CHECK_OK(imgpack_reader_decode(shared_reader, indices[i], px,
@@ -106,8 +106,8 @@ static void test_batches(const char *dir) {
         CHECK_OK(imgpack_batcher_run(b, order + start, 64, 9, 0, on, sizeof on,
                                      labels));
         CHECK_OK(imgpack_reader_set_prefetch_limit(r, 0));
-        CHECK_OK(imgpack_batcher_run(b, order + start, 64, 9, 0, off, sizeof off,
-                                     NULL));
+        CHECK_OK(imgpack_batcher_run(b, order + start, 64, 9, 0, off,
+                                     sizeof off, NULL));
         CHECK(memcmp(on, off, sizeof on) == 0);
         for (uint64_t i = 0; i < 64; i++) {
             CHECK_EQ(labels[i], label_of(order[start + i]));
@@ -127,12 +127,12 @@ static void test_windowed_order(void) {
     CHECK_OK(imgpack_sampler_indices(N, 7, 3, 1, 0, 1, 0, plain, N));
     uint64_t same[] = {0, 1, N, N + 9};
     for (int k = 0; k < 4; k++) {
-        CHECK_OK(imgpack_sampler_indices_windowed(N, 7, 3, 1, same[k], 0, 1,
-                                                  0, order, N));
+        CHECK_OK(imgpack_sampler_indices_windowed(N, 7, 3, 1, same[k], 0, 1, 0,
+                                                  order, N));
         CHECK(memcmp(order, plain, sizeof plain) == 0);
     }
-    CHECK_OK(imgpack_sampler_indices_windowed(N, 7, 3, 1, WIN, 0, 1, 0,
-                                              order, N));
+    CHECK_OK(
+        imgpack_sampler_indices_windowed(N, 7, 3, 1, WIN, 0, 1, 0, order, N));
     CHECK(memcmp(order, plain, sizeof plain) != 0);
     /* A permutation whose windows are runs: the window changes exactly
        N / WIN times, and the first window to come is not always 0. */
@@ -149,22 +149,22 @@ static void test_windowed_order(void) {
     CHECK_EQ(changes, N / WIN);
     CHECK(ascending_runs < N * 3 / 4); /* shuffled within windows */
     /* Without shuffle, window is ignored. */
-    CHECK_OK(imgpack_sampler_indices_windowed(N, 7, 3, 0, WIN, 0, 1, 0,
-                                              order, N));
+    CHECK_OK(
+        imgpack_sampler_indices_windowed(N, 7, 3, 0, WIN, 0, 1, 0, order, N));
     for (uint64_t i = 0; i < N; i++)
         CHECK_EQ(order[i], i);
     /* Ranks: DistributedSampler's padding and partition of the order. */
-    CHECK_OK(imgpack_sampler_indices_windowed(N, 7, 3, 1, WIN, 0, 1, 0,
-                                              full, N));
+    CHECK_OK(
+        imgpack_sampler_indices_windowed(N, 7, 3, 1, WIN, 0, 1, 0, full, N));
     for (uint32_t rank = 0; rank < RANKS; rank++) {
         uint64_t count = imgpack_sampler_count(N, RANKS, 0);
-        CHECK_OK(imgpack_sampler_indices_windowed(N, 7, 3, 1, WIN, rank,
-                                                  RANKS, 0, rank_out, count));
+        CHECK_OK(imgpack_sampler_indices_windowed(N, 7, 3, 1, WIN, rank, RANKS,
+                                                  0, rank_out, count));
         for (uint64_t i = 0; i < count; i++)
             CHECK_EQ(rank_out[i], full[(rank + i * RANKS) % N]);
     }
-    CHECK_EQ(imgpack_sampler_indices_windowed(N, 7, 3, 1, WIN, RANKS, RANKS,
-                                              0, rank_out, N),
+    CHECK_EQ(imgpack_sampler_indices_windowed(N, 7, 3, 1, WIN, RANKS, RANKS, 0,
+                                              rank_out, N),
              IMGPACK_ERR_INVALID_ARG);
 }
 

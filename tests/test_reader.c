@@ -387,8 +387,8 @@ static void test_batch_layouts(void) {
     CHECK(u8 && f32 && f32b);
     CHECK_OK(imgpack_reader_open(&r, dir, 0));
 
-    imgpack_batcher *b = batcher(r, IMGPACK_LAYOUT_NHWC, IMGPACK_DTYPE_UINT8,
-                                 0, IMGPACK_CROP_CENTER, 0, 1);
+    imgpack_batcher *b = batcher(r, IMGPACK_LAYOUT_NHWC, IMGPACK_DTYPE_UINT8, 0,
+                                 IMGPACK_CROP_CENTER, 0, 1);
     CHECK_EQ(imgpack_batcher_image_bytes(b), image);
     CHECK_OK(imgpack_batcher_run(b, idx, 7, 0, 0, u8, 7 * image, labels));
     for (int k = 0; k < 7; k++) {
@@ -424,8 +424,8 @@ static void test_batch_layouts(void) {
             for (uint32_t y = 0; y < 9; y++)
                 for (uint32_t x = 0; x < 12; x++) {
                     float want = normalized(pixel(idx[k], y, x, c), (int)c);
-                    CHECK(memcmp(&f32[k * image + (c * 9 + y) * 12 + x],
-                                 &want, 4) == 0);
+                    CHECK(memcmp(&f32[k * image + (c * 9 + y) * 12 + x], &want,
+                                 4) == 0);
                 }
     imgpack_batcher_destroy(b);
     b = batcher(r, IMGPACK_LAYOUT_NCHW, IMGPACK_DTYPE_FLOAT32, 0,
@@ -443,8 +443,8 @@ static void test_batch_layouts(void) {
             for (uint32_t x = 0; x < 12; x++)
                 for (uint32_t c = 0; c < 3; c++) {
                     float want = normalized(pixel(idx[k], y, x, c), (int)c);
-                    CHECK(memcmp(&f32[k * image + (y * 12 + x) * 3 + c],
-                                 &want, 4) == 0);
+                    CHECK(memcmp(&f32[k * image + (y * 12 + x) * 3 + c], &want,
+                                 4) == 0);
                 }
     imgpack_batcher_destroy(b);
     imgpack_reader_close(r);
@@ -526,7 +526,8 @@ static void test_batch_crops(void) {
     b = batcher(r, IMGPACK_LAYOUT_NHWC, IMGPACK_DTYPE_UINT8, 8,
                 IMGPACK_CROP_RANDOM, 1, 2);
     for (uint64_t seed = 1; seed <= 4; seed++) {
-        CHECK_OK(imgpack_batcher_run(b, idx, 12, seed, 0, out, sizeof out, NULL));
+        CHECK_OK(
+            imgpack_batcher_run(b, idx, 12, seed, 0, out, sizeof out, NULL));
         for (uint64_t k = 0; k < 12; k++) {
             uint32_t w = 14 + (uint32_t)(k % 3), h = 9 + (uint32_t)(k % 2);
             int found = 0;
@@ -561,8 +562,8 @@ static void test_batch_jpeg(void) {
     uint64_t idx[9] = {8, 7, 6, 5, 4, 3, 2, 1, 0};
     uint8_t out[9 * 768], one[768];
     CHECK_OK(imgpack_reader_open(&r, dir, 0));
-    imgpack_batcher *b = batcher(r, IMGPACK_LAYOUT_NHWC, IMGPACK_DTYPE_UINT8,
-                                 0, IMGPACK_CROP_CENTER, 0, 2);
+    imgpack_batcher *b = batcher(r, IMGPACK_LAYOUT_NHWC, IMGPACK_DTYPE_UINT8, 0,
+                                 IMGPACK_CROP_CENTER, 0, 2);
     CHECK_OK(imgpack_batcher_run(b, idx, 9, 0, 0, out, sizeof out, NULL));
     for (int k = 0; k < 9; k++) {
         CHECK_OK(imgpack_reader_decode(r, idx[k], one, sizeof one, &rec));

@@ -38,8 +38,12 @@ static char *make_dataset(const char *name, uint32_t incomplete) {
     CHECK_EQ(mkdir(dir, 0755), 0);
     for (uint32_t k = 0; k < SHARDS; k++) {
         store_spec spec = {k == incomplete ? 1 : bounds[k + 1] - bounds[k],
-                           WIDTH, HEIGHT, 0, IMGPACK_FORMAT_RAW,
-                           k != incomplete, NULL};
+                           WIDTH,
+                           HEIGHT,
+                           0,
+                           IMGPACK_FORMAT_RAW,
+                           k != incomplete,
+                           NULL};
         shard_spec where = {bounds[k], tag, SETTINGS};
         snprintf(tag, sizeof tag, "%u/%u", k, SHARDS);
         snprintf(shard, sizeof shard, "%s/shard-%u-of-%u", name, k, SHARDS);
@@ -272,8 +276,8 @@ static void test_batches_and_fork(void) {
                  imgpack_reader_get(r, 45, &rec) == IMGPACK_OK &&
                  rec.data[0] == pixel(45, 0, 0, 0);
         memset(out, 0, sizeof out);
-        ok = ok && imgpack_batcher_run(b, idx, 6, 0, 0, out, sizeof out, NULL) ==
-                       IMGPACK_OK;
+        ok = ok && imgpack_batcher_run(b, idx, 6, 0, 0, out, sizeof out,
+                                       NULL) == IMGPACK_OK;
         for (int k = 0; ok && k < 6; k++)
             ok = out[k * IMAGE + IMAGE - 1] ==
                  pixel(idx[k], HEIGHT - 1, WIDTH - 1, 2);

@@ -13,10 +13,14 @@ static void make_record(uint8_t *value, uint32_t label) {
     for (int i = 0; i < W * H * 3; i++)
         value[IMGPACK__RECORD_HEADER_SIZE + i] = (uint8_t)(i * 7);
     imgpack__record_header h = {
-        .format = IMGPACK_FORMAT_RAW, .channels = 3, .width = W, .height = H,
-        .label = label, .payload_size = W * H * 3,
-        .payload_crc = imgpack__crc32(value + IMGPACK__RECORD_HEADER_SIZE,
-                                      W * H * 3)};
+        .format = IMGPACK_FORMAT_RAW,
+        .channels = 3,
+        .width = W,
+        .height = H,
+        .label = label,
+        .payload_size = W * H * 3,
+        .payload_crc =
+            imgpack__crc32(value + IMGPACK__RECORD_HEADER_SIZE, W * H * 3)};
     imgpack__record_header_write(value, &h);
 }
 

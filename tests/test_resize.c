@@ -1,8 +1,8 @@
 /*
- * Tests of src/image/resize.c without Python: the geometry of Resize + CenterCrop
- * (fixed cases from torchvision 0.14, round-half-even, padding, identity,
- * and invariants over many sizes), checksums of outputs computed once with
- * torchvision + Pillow 9.4, and properties of the pixels: the vector and
+ * Tests of src/image/resize.c without Python: the geometry of Resize +
+ * CenterCrop (fixed cases from torchvision 0.14, round-half-even, padding,
+ * identity, and invariants over many sizes), checksums of outputs computed once
+ * with torchvision + Pillow 9.4, and properties of the pixels: the vector and
  * scalar paths agree, strides are honoured, padding is zero, constant images
  * stay constant, the coefficient cache survives eviction.
  * tests/python/test_resize_exact.py compares with Pillow byte for byte.

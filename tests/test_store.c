@@ -46,10 +46,11 @@ static void check_record(imgpack__store *s, uint64_t index) {
    commits it with a one-byte metadata entry. */
 static imgpack_status put_batch(imgpack__store *s, uint64_t first, int n,
                                 uint8_t *value, imgpack__error *err) {
-    imgpack_status status = imgpack__store_begin(
-        s, (size_t)n * imgpack__store_room(s, RECORD_BYTES) +
-               imgpack__store_room(s, 1),
-        err);
+    imgpack_status status =
+        imgpack__store_begin(s,
+                             (size_t)n * imgpack__store_room(s, RECORD_BYTES) +
+                                 imgpack__store_room(s, 1),
+                             err);
     for (int i = 0; i < n && status == IMGPACK_OK; i++) {
         uint64_t index = first + (uint64_t)i;
         value[0] = (uint8_t)index;
@@ -92,8 +93,8 @@ int main(void) {
        is dropped whole: the store stays as it was. */
     CHECK_EQ(put_batch(&s, BATCH * BATCHES, 1, value, &err), IMGPACK_OK);
     CHECK_OK(imgpack__store_begin(&s, room, &err));
-    CHECK_OK(imgpack__store_put(&s, BATCH * BATCHES + 1, value, RECORD_BYTES,
-                                &err));
+    CHECK_OK(
+        imgpack__store_put(&s, BATCH * BATCHES + 1, value, RECORD_BYTES, &err));
     CHECK(imgpack__store_put(&s, BATCH * BATCHES + 2, value, RECORD_BYTES,
                              &err) != IMGPACK_OK);
     CHECK(strstr(err.message, "room") != NULL);
@@ -148,8 +149,8 @@ int main(void) {
                 CHECK(record != NULL);
                 record[0] = (uint8_t)i;
                 record[RECORD_BYTES - 1] = (uint8_t)(i * 3);
-                CHECK_OK(imgpack__store_thread_put(&t, i, record,
-                                                   RECORD_BYTES, &err));
+                CHECK_OK(imgpack__store_thread_put(&t, i, record, RECORD_BYTES,
+                                                   &err));
             }
             CHECK_OK(imgpack__store_thread_commit(&t, &meta, 1, &err));
         }

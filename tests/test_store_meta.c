@@ -31,9 +31,9 @@ static void test_shard_names(void) {
     CHECK_STR_EQ(name, "3/8");
     /* What sscanf("shard-%u-of-%u") took and no pack writes. */
     static const char *const bad[] = {
-        "shard-01-of-2", "shard-1-of-02", "shard-2-of-2",  "shard-1-of-2x",
-        "shard--1-of-2", "shard-+1-of-2", "shard-1-of-",   "shard-1of-2",
-        "shard-0-of-65537", "Shard-0-of-1", "shard- 1-of-2", "shard-1-of-2/"};
+        "shard-01-of-2",    "shard-1-of-02", "shard-2-of-2",  "shard-1-of-2x",
+        "shard--1-of-2",    "shard-+1-of-2", "shard-1-of-",   "shard-1of-2",
+        "shard-0-of-65537", "Shard-0-of-1",  "shard- 1-of-2", "shard-1-of-2/"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CHECK(!imgpack__shard_name_parse(bad[i], &k, &n));
 }
@@ -63,13 +63,21 @@ static void test_header_round_trip(void) {
     imgpack__error err;
     CHECK(mkdtemp(dir));
     CHECK_OK(imgpack__store_create(&s, dir, &err));
-    imgpack__store_header h = {
-        .format = IMGPACK_FORMAT_JPEG, .channels = 3, .width = 224,
-        .height = 224, .resize = 256, .crop = 224, .num_classes = 2,
-        .class_names = names, .class_descriptions = descriptions,
-        .settings = "resize=256 crop=224", .source_digest = "ab12",
-        .catalog_dataset_digest = "cd34", .shard_index = 1,
-        .shard_count = 3, .first_position = 7};
+    imgpack__store_header h = {.format = IMGPACK_FORMAT_JPEG,
+                               .channels = 3,
+                               .width = 224,
+                               .height = 224,
+                               .resize = 256,
+                               .crop = 224,
+                               .num_classes = 2,
+                               .class_names = names,
+                               .class_descriptions = descriptions,
+                               .settings = "resize=256 crop=224",
+                               .source_digest = "ab12",
+                               .catalog_dataset_digest = "cd34",
+                               .shard_index = 1,
+                               .shard_count = 3,
+                               .first_position = 7};
     CHECK_OK(imgpack__store_header_write(&s, &h, &err));
     CHECK_EQ(imgpack__store_peek(dir, &got, &err), IMGPACK_ERR_INCOMPLETE);
     set_text(&s, IMGPACK_META_STATE, IMGPACK_META_STATE_COMPLETE);

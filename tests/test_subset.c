@@ -51,8 +51,8 @@ static void test_select(imgpack_reader *r) {
     uint64_t out[RECORDS], count = 99;
     const char *params[] = {"two", "120"};
 
-    CHECK_OK(imgpack_reader_select(r, "name = ? AND src_width >= ?", params,
-                                   2, out, RECORDS, &count));
+    CHECK_OK(imgpack_reader_select(r, "name = ? AND src_width >= ?", params, 2,
+                                   out, RECORDS, &count));
     /* Records 20..39 in class 2: 20, 23, ..., 38. */
     CHECK_EQ(count, 7);
     for (uint64_t k = 0; k < count; k++)
@@ -74,11 +74,11 @@ static void test_select(imgpack_reader *r) {
              IMGPACK_ERR_INVALID_ARG);
     CHECK_EQ(imgpack_reader_select(NULL, "1", NULL, 0, out, RECORDS, &count),
              IMGPACK_ERR_INVALID_ARG);
-    CHECK_EQ(imgpack_reader_select(r, "1) OR (1", NULL, 0, out, RECORDS,
+    CHECK_EQ(
+        imgpack_reader_select(r, "1) OR (1", NULL, 0, out, RECORDS, &count),
+        IMGPACK_ERR_INVALID_ARG);
+    CHECK_EQ(imgpack_reader_select(r, "no_such_column", NULL, 0, out, RECORDS,
                                    &count),
-             IMGPACK_ERR_INVALID_ARG);
-    CHECK_EQ(imgpack_reader_select(r, "no_such_column", NULL, 0, out,
-                                   RECORDS, &count),
              IMGPACK_ERR_CATALOG);
     CHECK(strstr(imgpack_reader_errmsg(r), "catalog.db: select: no such "
                                            "column: no_such_column"));
@@ -104,8 +104,8 @@ static void *select_loop(void *arg) {
         /* A failure of this thread's own, named in its own message. */
         snprintf(reason, sizeof reason, "no such column: c%llu",
                  (unsigned long long)t->residue);
-        CHECK_EQ(imgpack_reader_select(t->r, reason + 16, NULL, 0, out,
-                                       RECORDS, &count),
+        CHECK_EQ(imgpack_reader_select(t->r, reason + 16, NULL, 0, out, RECORDS,
+                                       &count),
                  IMGPACK_ERR_CATALOG);
         CHECK(strstr(imgpack_reader_errmsg(t->r), reason));
     }
@@ -149,16 +149,18 @@ static void test_weighted_arguments(void) {
     CHECK_OK(imgpack_sampler_weighted(NULL, 0, 0, 1, 0, 0, 1, NULL, 0));
 
     CHECK_OK(imgpack_sampler_balanced_weights(labels, 5, balanced));
-    CHECK(balanced[0] == 1.0 / 3 && balanced[1] == 1.0 &&
-          balanced[4] == 1.0);
+    CHECK(balanced[0] == 1.0 / 3 && balanced[1] == 1.0 && balanced[4] == 1.0);
     CHECK_EQ(imgpack_sampler_balanced_weights(NULL, 5, balanced),
              IMGPACK_ERR_INVALID_ARG);
     CHECK_OK(imgpack_sampler_balanced_weights(NULL, 0, NULL));
 }
 
 int main(void) {
-    store_spec spec = {.count = RECORDS, .width = 4, .height = 4,
-                       .format = IMGPACK_FORMAT_RAW, .complete = 1};
+    store_spec spec = {.count = RECORDS,
+                       .width = 4,
+                       .height = 4,
+                       .format = IMGPACK_FORMAT_RAW,
+                       .complete = 1};
     imgpack_reader *r = NULL;
     char *dir;
 

@@ -35,7 +35,9 @@ uint8_t pixel(uint64_t index, uint32_t y, uint32_t x, uint32_t c) {
     return (uint8_t)(index * 37 + y * 7 + x * 3 + c * 101);
 }
 
-uint32_t label_of(uint64_t index) { return (uint32_t)(index % 3); }
+uint32_t label_of(uint64_t index) {
+    return (uint32_t)(index % 3);
+}
 
 static void put(MDB_txn *txn, MDB_dbi dbi, const void *key, size_t key_size,
                 const void *value, size_t size) {
@@ -85,7 +87,12 @@ uint8_t *make_value(const store_spec *spec, uint64_t i, size_t *size) {
                                  reason));
     }
     imgpack__record_header hdr = {
-        (uint8_t)spec->format, 3, w, h, label_of(i), (uint32_t)payload,
+        (uint8_t)spec->format,
+        3,
+        w,
+        h,
+        label_of(i),
+        (uint32_t)payload,
         imgpack__crc32(value + IMGPACK__RECORD_HEADER_SIZE, payload)};
     imgpack__record_header_write(value, &hdr);
     free(px);
@@ -125,8 +132,7 @@ void append_shard_records(const char *dir, const store_spec *spec,
         CHECK(labels != NULL);
         for (uint64_t i = 0; i < spec->count; i++)
             for (int b = 0; b < 4; b++)
-                labels[4 * i + b] =
-                    (uint8_t)(label_of(first + i) >> (8 * b));
+                labels[4 * i + b] = (uint8_t)(label_of(first + i) >> (8 * b));
         put(txn, meta, "labels", 6, labels, spec->count * 4);
         put_text(txn, meta, "state", "complete");
         free(labels);

@@ -28,8 +28,7 @@ int cli_usage_error(const char *command, const char *format, ...) {
     return EXIT_USAGE;
 }
 
-int cli_parse_u64(const char *text, uint64_t min, uint64_t max,
-                  uint64_t *out) {
+int cli_parse_u64(const char *text, uint64_t min, uint64_t max, uint64_t *out) {
     char *end;
     if (*text < '0' || *text > '9')
         return -1;

@@ -22,25 +22,24 @@
 #define DEFAULT_VARYING_CROP 224
 
 static void print_help(void) {
-    printf(
-        "Usage: imgpack bench OUT_DIR [OPTIONS]\n\n"
-        "Reads the store OUT_DIR in batches for a while and reports\n"
-        "records/s and MB/s, for the access pattern chosen.\n\n"
-        "Options:\n"
-        "  --order O      random (a shuffled epoch, default) or sequential\n"
-        "  --batch B      records per batch (default %d, at most %d)\n"
-        "  --threads T    threads filling a batch (default 1; 0 = all "
-        "cores)\n"
-        "  --layout L     f32: float32 NCHW normalized with ImageNet's\n"
-        "                 mean/std (default); u8: uint8 NHWC pixels\n"
-        "  --crop N       center crop to NxN (default: the record size, or\n"
-        "                 %d when records differ in size)\n"
-        "  --seconds S    how long to read (default %d)\n"
-        "  --help         this text\n\n"
-        "MB/s counts stored bytes read, at the store's mean record size\n"
-        "(data.mdb size / records), and bytes of batches written.\n"
-        "Exit status: 0 done, 1 failed, 2 bad command line.\n",
-        DEFAULT_BATCH, MAX_BATCH, DEFAULT_VARYING_CROP, DEFAULT_SECONDS);
+    printf("Usage: imgpack bench OUT_DIR [OPTIONS]\n\n"
+           "Reads the store OUT_DIR in batches for a while and reports\n"
+           "records/s and MB/s, for the access pattern chosen.\n\n"
+           "Options:\n"
+           "  --order O      random (a shuffled epoch, default) or sequential\n"
+           "  --batch B      records per batch (default %d, at most %d)\n"
+           "  --threads T    threads filling a batch (default 1; 0 = all "
+           "cores)\n"
+           "  --layout L     f32: float32 NCHW normalized with ImageNet's\n"
+           "                 mean/std (default); u8: uint8 NHWC pixels\n"
+           "  --crop N       center crop to NxN (default: the record size, or\n"
+           "                 %d when records differ in size)\n"
+           "  --seconds S    how long to read (default %d)\n"
+           "  --help         this text\n\n"
+           "MB/s counts stored bytes read, at the store's mean record size\n"
+           "(data.mdb size / records), and bytes of batches written.\n"
+           "Exit status: 0 done, 1 failed, 2 bad command line.\n",
+           DEFAULT_BATCH, MAX_BATCH, DEFAULT_VARYING_CROP, DEFAULT_SECONDS);
 }
 
 static double now(void) {
@@ -69,8 +68,9 @@ static int parse_args(int argc, char **argv, bench_args *a) {
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0}};
     int option;
-    *a = (bench_args){1, DEFAULT_BATCH, 1, IMGPACK_LAYOUT_NCHW,
-                      IMGPACK_DTYPE_FLOAT32, 0, DEFAULT_SECONDS};
+    *a = (bench_args){
+        1, DEFAULT_BATCH,  1, IMGPACK_LAYOUT_NCHW, IMGPACK_DTYPE_FLOAT32,
+        0, DEFAULT_SECONDS};
     opterr = 0;
     /* Options may follow OUT_DIR, as in the usage line: let getopt permute. */
     while ((option = getopt_long(argc, argv, "h", options, NULL)) != -1) {
@@ -80,27 +80,31 @@ static int parse_args(int argc, char **argv, bench_args *a) {
             return -1;
         case 'o':
             if (strcmp(optarg, "random") && strcmp(optarg, "sequential"))
-                return cli_usage_error("bench", "--order takes random or "
-                                                "sequential, not '%s'",
+                return cli_usage_error("bench",
+                                       "--order takes random or "
+                                       "sequential, not '%s'",
                                        optarg);
             a->random = strcmp(optarg, "random") == 0;
             break;
         case 'b':
             if (cli_parse_u64(optarg, 1, MAX_BATCH, &a->batch))
-                return cli_usage_error("bench", "--batch takes 1 to %d, not "
-                                                "'%s'",
+                return cli_usage_error("bench",
+                                       "--batch takes 1 to %d, not "
+                                       "'%s'",
                                        MAX_BATCH, optarg);
             break;
         case 't':
             if (cli_parse_u64(optarg, 0, 256, &a->threads))
-                return cli_usage_error("bench", "--threads takes 0 to 256, "
-                                                "not '%s'",
+                return cli_usage_error("bench",
+                                       "--threads takes 0 to 256, "
+                                       "not '%s'",
                                        optarg);
             break;
         case 'l':
             if (strcmp(optarg, "u8") && strcmp(optarg, "f32"))
-                return cli_usage_error("bench", "--layout takes u8 or f32, "
-                                                "not '%s'",
+                return cli_usage_error("bench",
+                                       "--layout takes u8 or f32, "
+                                       "not '%s'",
                                        optarg);
             if (strcmp(optarg, "u8") == 0) {
                 a->layout = IMGPACK_LAYOUT_NHWC;
@@ -109,19 +113,22 @@ static int parse_args(int argc, char **argv, bench_args *a) {
             break;
         case 'c':
             if (cli_parse_u64(optarg, 1, 16384, &a->crop))
-                return cli_usage_error("bench", "--crop takes 1 to 16384, "
-                                                "not '%s'",
+                return cli_usage_error("bench",
+                                       "--crop takes 1 to 16384, "
+                                       "not '%s'",
                                        optarg);
             break;
         case 's':
             if (cli_parse_u64(optarg, 1, 86400, &a->seconds))
-                return cli_usage_error("bench", "--seconds takes 1 to 86400, "
-                                                "not '%s'",
+                return cli_usage_error("bench",
+                                       "--seconds takes 1 to 86400, "
+                                       "not '%s'",
                                        optarg);
             break;
         default:
-            return cli_usage_error("bench", "unknown or incomplete option "
-                                            "'%s'",
+            return cli_usage_error("bench",
+                                   "unknown or incomplete option "
+                                   "'%s'",
                                    argv[optind - 1]);
         }
     }
@@ -220,8 +227,7 @@ int cmd_bench(int argc, char **argv) {
     order = malloc(count * sizeof *order);
     out = malloc(capacity);
     if (!order || !out ||
-        imgpack_sampler_indices(count, 0, 0, a.random, 0, 1, 0, order,
-                                count)) {
+        imgpack_sampler_indices(count, 0, 0, a.random, 0, 1, 0, order, count)) {
         cli_error(NULL, "out of memory");
         goto done;
     }
@@ -230,8 +236,8 @@ int cmd_bench(int argc, char **argv) {
     double rate = (double)records / seconds;
     double in_mb = rate * ((double)st.st_size / (double)count) / 1e6;
     double out_mb = rate * (double)imgpack_batcher_image_bytes(b) / 1e6;
-    printf("%s: %" PRIu64 " records, %s; %s order, batch %" PRIu64
-           ", %" PRIu64 " thread%s, %s %ux%u\n",
+    printf("%s: %" PRIu64 " records, %s; %s order, batch %" PRIu64 ", %" PRIu64
+           " thread%s, %s %ux%u\n",
            dir, count, imgpack_format_name(imgpack_reader_format(r)),
            a.random ? "random" : "sequential", a.batch, a.threads,
            a.threads == 1 ? "" : "s",

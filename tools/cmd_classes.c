@@ -132,10 +132,9 @@ static void print_text(const class_table *t, size_t shown) {
     for (size_t i = 0; i < shown; i++) {
         const class_row *row = &t->rows[i];
         /* Round up, so that no class with records shows an empty bar. */
-        int64_t bar = max->count
-                          ? (row->count * BAR_WIDTH + max->count - 1) /
-                                max->count
-                          : 0;
+        int64_t bar =
+            max->count ? (row->count * BAR_WIDTH + max->count - 1) / max->count
+                       : 0;
         printf("%-*.*s ", NAME_WIDTH, NAME_WIDTH, row->name);
         if (has_description)
             printf("%-*.*s ", NAME_WIDTH, NAME_WIDTH,
@@ -212,15 +211,19 @@ int cmd_classes(int argc, char **argv) {
             return EXIT_OK;
         case 't':
             if (cli_parse_u64(optarg, 1, UINT64_MAX, &top))
-                return cli_usage_error("classes", "--top wants a positive "
-                                                  "number, not '%s'", optarg);
+                return cli_usage_error("classes",
+                                       "--top wants a positive "
+                                       "number, not '%s'",
+                                       optarg);
             break;
         case 'j':
             json = 1;
             break;
         default:
-            return cli_usage_error("classes", "unknown or incomplete option "
-                                              "'%s'", argv[optind - 1]);
+            return cli_usage_error("classes",
+                                   "unknown or incomplete option "
+                                   "'%s'",
+                                   argv[optind - 1]);
         }
     }
     if (argc - optind != 1)
@@ -241,7 +244,8 @@ int cmd_classes(int argc, char **argv) {
         goto out;
     if ((uint64_t)table.total != imgpack_reader_count(reader) ||
         table.n != imgpack_reader_num_classes(reader)) {
-        cli_error(dir, "the catalog counts %" PRId64 " records in %zu "
+        cli_error(dir,
+                  "the catalog counts %" PRId64 " records in %zu "
                   "classes, the store holds %" PRIu64 " in %" PRIu32,
                   table.total, table.n, imgpack_reader_count(reader),
                   imgpack_reader_num_classes(reader));

@@ -19,8 +19,8 @@ static void print_help(void) {
 }
 
 int cmd_combine(int argc, char **argv) {
-    static const struct option options[] = {
-        {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
     char message[1024];
     int option;
     opterr = 0;

@@ -69,8 +69,10 @@ int cmd_export(int argc, char **argv) {
             return EXIT_OK;
         }
         if (option == '?')
-            return cli_usage_error("export", "unknown or incomplete option "
-                                             "'%s'", argv[optind - 1]);
+            return cli_usage_error("export",
+                                   "unknown or incomplete option "
+                                   "'%s'",
+                                   argv[optind - 1]);
         output = optarg;
     }
     if (argc - optind != 2 || !output)
@@ -80,8 +82,10 @@ int cmd_export(int argc, char **argv) {
                                argv[optind + 1]);
     if (!has_suffix(output, ".png") && !has_suffix(output, ".ppm") &&
         !has_suffix(output, ".pgm"))
-        return cli_usage_error("export", "FILE must end in .png, .ppm or "
-                                         ".pgm: '%s'", output);
+        return cli_usage_error("export",
+                               "FILE must end in .png, .ppm or "
+                               ".pgm: '%s'",
+                               output);
     if (imgpack_reader_open(&reader, argv[optind], IMGPACK_OPEN_INCOMPLETE) ||
         imgpack_reader_get(reader, index, &rec)) {
         cli_error(NULL, "%s", imgpack_reader_errmsg(reader));

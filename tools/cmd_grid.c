@@ -81,10 +81,10 @@ static int has_suffix(const char *name, const char *suffix) {
 typedef struct grid_args {
     const char *dir;
     const char *output;
-    const char *classes;  /* comma-separated names, or NULL: every class */
-    const char *indices;  /* LIST, or NULL: per-class selection */
-    uint64_t per_class;   /* 0: not given */
-    uint64_t cols;        /* 0: not given */
+    const char *classes; /* comma-separated names, or NULL: every class */
+    const char *indices; /* LIST, or NULL: per-class selection */
+    uint64_t per_class;  /* 0: not given */
+    uint64_t cols;       /* 0: not given */
     uint64_t quality;
     int json;
 } grid_args;
@@ -148,8 +148,10 @@ static int parse_indices(const char *list, sheet *s) {
     }
     return 0;
 bad:
-    return cli_usage_error("grid", "--indices wants numbers and a-b ranges "
-                                   "separated by commas, not '%s'", list);
+    return cli_usage_error("grid",
+                           "--indices wants numbers and a-b ranges "
+                           "separated by commas, not '%s'",
+                           list);
 }
 
 /* The class named `name` (of length len) into *id; 0 if found. */
@@ -210,8 +212,9 @@ static int select_per_class(imgpack_reader *r, const grid_args *a, sheet *s) {
         }
     }
     if (full) {
-        code = cli_usage_error("grid", "more than %d records asked; choose "
-                                       "fewer with --classes or --per-class",
+        code = cli_usage_error("grid",
+                               "more than %d records asked; choose "
+                               "fewer with --classes or --per-class",
                                MAX_CELLS);
         goto out;
     }
@@ -261,8 +264,10 @@ static int lay_out(imgpack_reader *r, const grid_args *a, sheet *s) {
         GAP + (uint64_t)s->rows * (s->cell_height + s->caption + GAP);
     if (width > MAX_SIDE || height > MAX_SIDE ||
         width * height * 3 > MAX_SHEET_BYTES) {
-        cli_error(a->output, "a %" PRIu64 " x %" PRIu64 " sheet is too big; "
-                  "choose fewer records or other --cols", width, height);
+        cli_error(a->output,
+                  "a %" PRIu64 " x %" PRIu64 " sheet is too big; "
+                  "choose fewer records or other --cols",
+                  width, height);
         return EXIT_FAILED;
     }
     s->width = (uint32_t)width;
@@ -270,8 +275,8 @@ static int lay_out(imgpack_reader *r, const grid_args *a, sheet *s) {
     for (uint32_t i = 0; i < s->n; i++) {
         cell *c = &s->cells[i];
         uint32_t col = i % s->cols, row = i / s->cols;
-        c->x = GAP + col * (s->cell_width + GAP) +
-               (s->cell_width - c->width) / 2;
+        c->x =
+            GAP + col * (s->cell_width + GAP) + (s->cell_width - c->width) / 2;
         c->y = GAP + row * (s->cell_height + s->caption + GAP) +
                (s->cell_height - c->height) / 2;
     }
@@ -391,8 +396,7 @@ static int write_jpeg(const char *path, const sheet *s, int quality) {
     cinfo.comp_info[0].h_samp_factor = cinfo.comp_info[0].v_samp_factor = 1;
     jpeg_start_compress(&cinfo, TRUE);
     while (cinfo.next_scanline < cinfo.image_height) {
-        JSAMPROW row =
-            s->rgb + (size_t)cinfo.next_scanline * s->width * 3;
+        JSAMPROW row = s->rgb + (size_t)cinfo.next_scanline * s->width * 3;
         jpeg_write_scanlines(&cinfo, &row, 1);
     }
     jpeg_finish_compress(&cinfo);
@@ -404,20 +408,17 @@ out:
     return result;
 }
 
-static void print_json(imgpack_reader *r, const grid_args *a,
-                       const sheet *s) {
+static void print_json(imgpack_reader *r, const grid_args *a, const sheet *s) {
     fputs("{\"output\": ", stdout);
     cli_json_string(a->output);
-    printf(", \"width\": %" PRIu32 ", \"height\": %" PRIu32
-           ", \"cols\": %" PRIu32 ", \"rows\": %" PRIu32
-           ", \"cell_width\": %" PRIu32 ", \"cell_height\": %" PRIu32
-           ", \"cells\": [",
-           s->width, s->height, s->cols, s->rows, s->cell_width,
-           s->cell_height);
+    printf(
+        ", \"width\": %" PRIu32 ", \"height\": %" PRIu32 ", \"cols\": %" PRIu32
+        ", \"rows\": %" PRIu32 ", \"cell_width\": %" PRIu32
+        ", \"cell_height\": %" PRIu32 ", \"cells\": [",
+        s->width, s->height, s->cols, s->rows, s->cell_width, s->cell_height);
     for (uint32_t i = 0; i < s->n; i++) {
         const cell *c = &s->cells[i];
-        printf("%s{\"index\": %" PRIu64 ", \"label\": %" PRIu32
-               ", \"class\": ",
+        printf("%s{\"index\": %" PRIu64 ", \"label\": %" PRIu32 ", \"class\": ",
                i ? ", " : "", c->index, c->label);
         cli_json_string(imgpack_reader_class_name(r, c->label));
         printf(", \"x\": %" PRIu32 ", \"y\": %" PRIu32 ", \"width\": %" PRIu32
@@ -453,8 +454,10 @@ static int parse_args(int argc, char **argv, grid_args *a) {
             break;
         case 'k':
             if (cli_parse_u64(optarg, 1, MAX_CELLS, &a->per_class))
-                return cli_usage_error("grid", "--per-class wants 1..%d, not "
-                                               "'%s'", MAX_CELLS, optarg);
+                return cli_usage_error("grid",
+                                       "--per-class wants 1..%d, not "
+                                       "'%s'",
+                                       MAX_CELLS, optarg);
             break;
         case 'c':
             if (!*optarg)
@@ -473,15 +476,19 @@ static int parse_args(int argc, char **argv, grid_args *a) {
             break;
         case 'q':
             if (cli_parse_u64(optarg, 1, 100, &a->quality))
-                return cli_usage_error("grid", "--quality wants 1..100, not "
-                                               "'%s'", optarg);
+                return cli_usage_error("grid",
+                                       "--quality wants 1..100, not "
+                                       "'%s'",
+                                       optarg);
             break;
         case 'j':
             a->json = 1;
             break;
         default:
-            return cli_usage_error("grid", "unknown or incomplete option "
-                                           "'%s'", argv[optind - 1]);
+            return cli_usage_error("grid",
+                                   "unknown or incomplete option "
+                                   "'%s'",
+                                   argv[optind - 1]);
         }
     }
     if (argc - optind != 1 || !a->output)
@@ -489,8 +496,10 @@ static int parse_args(int argc, char **argv, grid_args *a) {
     a->dir = argv[optind];
     if (!has_suffix(a->output, ".png") && !has_suffix(a->output, ".jpg") &&
         !has_suffix(a->output, ".jpeg"))
-        return cli_usage_error("grid", "SHEET must end in .png, .jpg or "
-                                       ".jpeg: '%s'", a->output);
+        return cli_usage_error("grid",
+                               "SHEET must end in .png, .jpg or "
+                               ".jpeg: '%s'",
+                               a->output);
     if (a->indices && (a->classes || a->per_class))
         return cli_usage_error("grid", "--indices chooses the records alone: "
                                        "not with --classes or --per-class");
@@ -522,9 +531,9 @@ int cmd_grid(int argc, char **argv) {
         (code = draw(reader, &s)) != EXIT_OK)
         goto out;
     code = EXIT_FAILED;
-    if ((has_suffix(a.output, ".png") ? write_png(a.output, &s)
-                                      : write_jpeg(a.output, &s,
-                                                   (int)a.quality)) != 0) {
+    if ((has_suffix(a.output, ".png")
+             ? write_png(a.output, &s)
+             : write_jpeg(a.output, &s, (int)a.quality)) != 0) {
         cli_error(a.output, "cannot write the sheet");
         goto out;
     }

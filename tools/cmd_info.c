@@ -84,9 +84,9 @@ static void print_text(const char *dir, imgpack_reader *r,
                        const catalog_facts *facts) {
     uint32_t classes = imgpack_reader_num_classes(r);
     printf("store:      %s\n", dir);
-    printf("state:      %s\n",
-           imgpack_reader_is_complete(r) ? "complete"
-                                         : "INCOMPLETE (pack interrupted)");
+    printf("state:      %s\n", imgpack_reader_is_complete(r)
+                                   ? "complete"
+                                   : "INCOMPLETE (pack interrupted)");
     printf("records:    %" PRIu64 "\n", imgpack_reader_count(r));
     printf("classes:    %" PRIu32, classes);
     for (uint32_t c = 0; c < classes && c < CLASSES_SHOWN; c++)
@@ -97,7 +97,8 @@ static void print_text(const char *dir, imgpack_reader *r,
         printf("%" PRIu32 "x%" PRIu32 "x%" PRIu32 "\n", imgpack_reader_width(r),
                imgpack_reader_height(r), imgpack_reader_channels(r));
     else
-        printf("sizes vary, %" PRIu32 " channels\n", imgpack_reader_channels(r));
+        printf("sizes vary, %" PRIu32 " channels\n",
+               imgpack_reader_channels(r));
     if (imgpack_reader_num_shards(r) > 1)
         printf("shards:     %" PRIu32 "\n", imgpack_reader_num_shards(r));
     printf("on disk:    data.mdb %.1f MB, catalog.db %.1f MB\n",
@@ -120,20 +121,19 @@ static void print_json(const char *dir, imgpack_reader *r,
                        const catalog_facts *facts) {
     fputs("{\"path\": ", stdout);
     cli_json_string(dir);
-    printf(", \"complete\": %s, \"count\": %" PRIu64
-           ", \"num_classes\": %" PRIu32 ", \"format\": \"%s\""
-           ", \"width\": %" PRIu32 ", \"height\": %" PRIu32
-           ", \"channels\": %" PRIu32 ", \"shards\": %" PRIu32
-           ", \"data_bytes\": %" PRIu64
-           ", \"catalog_bytes\": %" PRIu64 ", \"rejected\": %" PRId64
-           ", \"skipped\": %" PRId64 ", \"created\": ",
-           imgpack_reader_is_complete(r) ? "true" : "false",
-           imgpack_reader_count(r), imgpack_reader_num_classes(r),
-           imgpack_format_name(imgpack_reader_format(r)),
-           imgpack_reader_width(r), imgpack_reader_height(r),
-           imgpack_reader_channels(r), imgpack_reader_num_shards(r),
-           data_size(r),
-           file_size(dir, "catalog.db"), facts->rejected, facts->skipped);
+    printf(
+        ", \"complete\": %s, \"count\": %" PRIu64 ", \"num_classes\": %" PRIu32
+        ", \"format\": \"%s\""
+        ", \"width\": %" PRIu32 ", \"height\": %" PRIu32
+        ", \"channels\": %" PRIu32 ", \"shards\": %" PRIu32
+        ", \"data_bytes\": %" PRIu64 ", \"catalog_bytes\": %" PRIu64
+        ", \"rejected\": %" PRId64 ", \"skipped\": %" PRId64 ", \"created\": ",
+        imgpack_reader_is_complete(r) ? "true" : "false",
+        imgpack_reader_count(r), imgpack_reader_num_classes(r),
+        imgpack_format_name(imgpack_reader_format(r)), imgpack_reader_width(r),
+        imgpack_reader_height(r), imgpack_reader_channels(r),
+        imgpack_reader_num_shards(r), data_size(r),
+        file_size(dir, "catalog.db"), facts->rejected, facts->skipped);
     cli_json_string(facts->created);
     fputs(", \"tool_version\": ", stdout);
     cli_json_string(facts->tool_version);
@@ -148,10 +148,9 @@ static void print_json(const char *dir, imgpack_reader *r,
 }
 
 int cmd_info(int argc, char **argv) {
-    static const struct option options[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0}};
+    static const struct option options[] = {{"json", no_argument, NULL, 'j'},
+                                            {"help", no_argument, NULL, 'h'},
+                                            {NULL, 0, NULL, 0}};
     int json = 0, option, code = EXIT_FAILED;
     imgpack_reader *reader = NULL;
     catalog_facts facts;

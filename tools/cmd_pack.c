@@ -54,7 +54,8 @@ static void print_help(void) {
         "  --resume        go on with the interrupted pack in OUT_DIR (same\n"
         "                  options and source; nothing is packed twice);\n"
         "                  with none there, pack from the start\n"
-        "  --shard K/N     pack shard K (0-based) of N into OUT_DIR/shard-K-of-N;\n"
+        "  --shard K/N     pack shard K (0-based) of N into "
+        "OUT_DIR/shard-K-of-N;\n"
         "                  without it, K and N come from the environment of\n"
         "                  mpirun (OMPI_COMM_WORLD_*, PMI_*), Slurm\n"
         "                  (SLURM_ARRAY_TASK_*, SLURM_PROCID/SLURM_NTASKS) or\n"
@@ -103,8 +104,8 @@ static void draw_bar(pack_ui *ui, const imgpack_pack_progress *p) {
 
 static void on_progress(void *user, const imgpack_pack_progress *p) {
     pack_ui *ui = user;
-    if (!ui->bar || (p->seconds - ui->last_draw < REDRAW_SECONDS &&
-                     p->done != p->total))
+    if (!ui->bar ||
+        (p->seconds - ui->last_draw < REDRAW_SECONDS && p->done != p->total))
         return;
     ui->last_draw = p->seconds;
     draw_bar(ui, p);
@@ -167,8 +168,10 @@ static int apply_option(imgpack_pack_options *opts, int option,
     case 'f':
         if (imgpack_format_parse(value, &format))
             return cli_usage_error(
-                "pack", "--format takes raw, jpeg, webp or webp-lossless, "
-                        "not '%s'", value);
+                "pack",
+                "--format takes raw, jpeg, webp or webp-lossless, "
+                "not '%s'",
+                value);
         status = imgpack_pack_options_set_format(opts, format);
         break;
     case 'q':
@@ -185,8 +188,10 @@ static int apply_option(imgpack_pack_options *opts, int option,
         break;
     case 'm':
         if (cli_parse_u64(value, 0, UINT64_MAX, &n))
-            return cli_usage_error("pack", "--max-pixels takes a number, "
-                                           "not '%s'", value);
+            return cli_usage_error("pack",
+                                   "--max-pixels takes a number, "
+                                   "not '%s'",
+                                   value);
         status = imgpack_pack_options_set_max_pixels(opts, n);
         break;
     case 's':
@@ -295,8 +300,10 @@ int cmd_pack(int argc, char **argv) {
         }
         if (option == 'k') {
             if (cli_shard_parse(optarg, &shard, &count) != 0) {
-                code = cli_usage_error("pack", "--shard takes K/N with "
-                                               "0 <= K < N, not '%s'", optarg);
+                code = cli_usage_error("pack",
+                                       "--shard takes K/N with "
+                                       "0 <= K < N, not '%s'",
+                                       optarg);
                 goto out;
             }
             shard_given = 1;
@@ -304,9 +311,10 @@ int cmd_pack(int argc, char **argv) {
         }
         if (option == 'K') {
             if (cli_parse_u64(optarg, 1, IMGPACK_MAX_SHARDS, &n) != 0) {
-                code = cli_usage_error("pack", "--shards takes 1 to %u, not "
-                                               "'%s'", IMGPACK_MAX_SHARDS,
-                                       optarg);
+                code = cli_usage_error("pack",
+                                       "--shards takes 1 to %u, not "
+                                       "'%s'",
+                                       IMGPACK_MAX_SHARDS, optarg);
                 goto out;
             }
             shards = (uint32_t)n;
@@ -328,13 +336,15 @@ int cmd_pack(int argc, char **argv) {
         imgpack_pack_options_set_list(opts, list, sort);
     if (!shard_given &&
         cli_shard_from_env(shards, &shard, &count, &origin, why) != 0) {
-        code = cli_usage_error("pack", "no consistent shard index in the "
-                                       "environment: %s", why);
+        code = cli_usage_error("pack",
+                               "no consistent shard index in the "
+                               "environment: %s",
+                               why);
         goto out;
     }
     if (imgpack_pack_options_set_shard(opts, shard, count) != IMGPACK_OK) {
-        code = cli_usage_error("pack", "shard %u of %u is out of range",
-                               shard, count);
+        code = cli_usage_error("pack", "shard %u of %u is out of range", shard,
+                               count);
         goto out;
     }
     if (count > 1 && !quiet)

@@ -13,26 +13,27 @@
 #include "imgpack/reader.h"
 
 static void print_help(void) {
-    printf("Usage: imgpack select OUT_DIR WHERE [--param VALUE]... [-o FILE]\n"
-           "                      [--count]\n\n"
-           "Prints the indices of the records of the store OUT_DIR that the\n"
-           "SQL expression WHERE selects, ascending, one a line. WHERE is a\n"
-           "WHERE clause over the catalog's images and classes tables, run\n"
-           "read-only as\n"
-           "  SELECT images.idx FROM images JOIN classes USING (class_id)\n"
-           "  WHERE (WHERE) ORDER BY images.idx\n"
-           "It must be one expression; ATTACH, PRAGMA, writes and\n"
-           "load_extension are refused. Examples:\n"
-           "  \"classes.name IN ('n01440764', 'n02102040')\"\n"
-           "  \"min(src_width, src_height) >= ?\" --param 256\n"
-           "  \"idx %% 10 = 0\"   (a held-out tenth)\n"
-           "Put -- before a WHERE that starts with '-'.\n\n"
-           "Options:\n"
-           "  --param VALUE      a value for the next ? (or :name) in WHERE, in\n"
-           "                     order; numbers are bound as numbers\n"
-           "  -o, --output FILE  write the indices to FILE instead of stdout\n"
-           "  --count            print only how many records match\n"
-           "  --help             this text\n");
+    printf(
+        "Usage: imgpack select OUT_DIR WHERE [--param VALUE]... [-o FILE]\n"
+        "                      [--count]\n\n"
+        "Prints the indices of the records of the store OUT_DIR that the\n"
+        "SQL expression WHERE selects, ascending, one a line. WHERE is a\n"
+        "WHERE clause over the catalog's images and classes tables, run\n"
+        "read-only as\n"
+        "  SELECT images.idx FROM images JOIN classes USING (class_id)\n"
+        "  WHERE (WHERE) ORDER BY images.idx\n"
+        "It must be one expression; ATTACH, PRAGMA, writes and\n"
+        "load_extension are refused. Examples:\n"
+        "  \"classes.name IN ('n01440764', 'n02102040')\"\n"
+        "  \"min(src_width, src_height) >= ?\" --param 256\n"
+        "  \"idx %% 10 = 0\"   (a held-out tenth)\n"
+        "Put -- before a WHERE that starts with '-'.\n\n"
+        "Options:\n"
+        "  --param VALUE      a value for the next ? (or :name) in WHERE, in\n"
+        "                     order; numbers are bound as numbers\n"
+        "  -o, --output FILE  write the indices to FILE instead of stdout\n"
+        "  --count            print only how many records match\n"
+        "  --help             this text\n");
 }
 
 static int write_indices(FILE *f, const uint64_t *indices, uint64_t n) {
@@ -68,8 +69,10 @@ int cmd_select(int argc, char **argv) {
             goto out;
         }
         if (option == '?') {
-            code = cli_usage_error("select", "unknown or incomplete option "
-                                             "'%s'", argv[optind - 1]);
+            code = cli_usage_error("select",
+                                   "unknown or incomplete option "
+                                   "'%s'",
+                                   argv[optind - 1]);
             goto out;
         }
         if (option == 'p')

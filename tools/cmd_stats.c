@@ -47,8 +47,8 @@ static int store_stats(const char *dir, const double *mean, const double *std,
     imgpack_catalog *c = NULL;
     int result = 0;
     if (imgpack_catalog_open(&c, dir, IMGPACK_CATALOG_WRITE) != IMGPACK_OK ||
-        imgpack_catalog_stats_store(c, mean, std, 3, records, sampled,
-                                    seed) != IMGPACK_OK) {
+        imgpack_catalog_stats_store(c, mean, std, 3, records, sampled, seed) !=
+            IMGPACK_OK) {
         cli_error(NULL, "%s", imgpack_catalog_errmsg(c));
         result = -1;
     }
@@ -56,9 +56,9 @@ static int store_stats(const char *dir, const double *mean, const double *std,
     return result;
 }
 
-static void print_text(const double *mean, const double *std,
-                       uint64_t records, uint64_t count, int sampled,
-                       uint64_t seed, double seconds, int stored) {
+static void print_text(const double *mean, const double *std, uint64_t records,
+                       uint64_t count, int sampled, uint64_t seed,
+                       double seconds, int stored) {
     printf("records:  %" PRIu64 " of %" PRIu64, records, count);
     if (sampled)
         printf(" (sample, seed %" PRIu64 ")", seed);
@@ -74,9 +74,9 @@ static void print_text(const double *mean, const double *std,
            mean[0], mean[1], mean[2], std[0], std[1], std[2]);
 }
 
-static void print_json(const double *mean, const double *std,
-                       uint64_t records, uint64_t count, int sampled,
-                       uint64_t seed, double seconds, int stored) {
+static void print_json(const double *mean, const double *std, uint64_t records,
+                       uint64_t count, int sampled, uint64_t seed,
+                       double seconds, int stored) {
     printf("{\"records\": %" PRIu64 ", \"count\": %" PRIu64
            ", \"sampled\": %s, \"seed\": ",
            records, count, sampled ? "true" : "false");
@@ -97,8 +97,8 @@ static imgpack_status shuffled_indices(uint64_t count, uint64_t seed,
     imgpack_status status = IMGPACK_ERR_NOMEM;
     uint64_t *all = malloc(count * sizeof *all);
     if (all)
-        status = imgpack_sampler_indices(count, seed, 0, 1, 0, 1, 0, all,
-                                         count);
+        status =
+            imgpack_sampler_indices(count, seed, 0, 1, 0, 1, 0, all, count);
     if (status != IMGPACK_OK) {
         free(all);
         all = NULL;
@@ -130,26 +130,34 @@ int cmd_stats(int argc, char **argv) {
             return EXIT_OK;
         case 'n':
             if (cli_parse_u64(optarg, 1, UINT64_MAX, &sample))
-                return cli_usage_error("stats", "--sample needs a positive "
-                                                "number, not '%s'", optarg);
+                return cli_usage_error("stats",
+                                       "--sample needs a positive "
+                                       "number, not '%s'",
+                                       optarg);
             break;
         case 's':
             if (cli_parse_u64(optarg, 0, UINT64_MAX, &seed))
-                return cli_usage_error("stats", "--seed needs a number, not "
-                                                "'%s'", optarg);
+                return cli_usage_error("stats",
+                                       "--seed needs a number, not "
+                                       "'%s'",
+                                       optarg);
             has_seed = 1;
             break;
         case 't':
             if (cli_parse_u64(optarg, 0, 256, &threads))
-                return cli_usage_error("stats", "--threads needs 0..256, not "
-                                                "'%s'", optarg);
+                return cli_usage_error("stats",
+                                       "--threads needs 0..256, not "
+                                       "'%s'",
+                                       optarg);
             break;
         case 'j':
             json = 1;
             break;
         default:
-            return cli_usage_error("stats", "unknown or incomplete option "
-                                            "'%s'", argv[optind - 1]);
+            return cli_usage_error("stats",
+                                   "unknown or incomplete option "
+                                   "'%s'",
+                                   argv[optind - 1]);
         }
     }
     if (argc - optind != 1)

@@ -69,8 +69,9 @@ int cmd_verify(int argc, char **argv) {
             return EXIT_OK;
         }
         if (option == '?')
-            return cli_usage_error("verify", "unknown option or missing "
-                                             "argument '%s'",
+            return cli_usage_error("verify",
+                                   "unknown option or missing "
+                                   "argument '%s'",
                                    argv[optind - 1]);
         opts.sources = optarg;
     }

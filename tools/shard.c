@@ -15,8 +15,7 @@ int cli_shard_parse(const char *text, uint32_t *index, uint32_t *count) {
     if (slash == text || *slash != '/')
         return -1;
     n = strtoul(slash + 1, &end, 10);
-    if (end == slash + 1 || *end != '\0' || n == 0 || k >= n ||
-        n > UINT32_MAX)
+    if (end == slash + 1 || *end != '\0' || n == 0 || k >= n || n > UINT32_MAX)
         return -1;
     *index = (uint32_t)k;
     *count = (uint32_t)n;
@@ -69,25 +68,32 @@ static int shard_of(const launcher *l, uint32_t shards, uint32_t *index,
     if (env_number(l->rank, &rank) < 0 || env_number(l->size, &size) < 0 ||
         env_number(l->first, &first) < 0 || env_number(l->last, &last) < 0 ||
         env_number(l->step, &step) < 0) {
-        snprintf(why, CLI_SHARD_WHY_SIZE, "%s or a variable beside it is "
-                 "not a number", l->rank);
+        snprintf(why, CLI_SHARD_WHY_SIZE,
+                 "%s or a variable beside it is "
+                 "not a number",
+                 l->rank);
         return -1;
     }
     if (shards > 0)
         size = shards; /* --shards overrides the launcher's count */
     if (size <= 0) {
         if (l->size)
-            snprintf(why, CLI_SHARD_WHY_SIZE, "%s is set but %s is not 1 "
-                     "or more (or pass --shards N)", l->rank, l->size);
+            snprintf(why, CLI_SHARD_WHY_SIZE,
+                     "%s is set but %s is not 1 "
+                     "or more (or pass --shards N)",
+                     l->rank, l->size);
         else
-            snprintf(why, CLI_SHARD_WHY_SIZE, "%s gives no shard count: "
-                     "pass --shards N", l->rank);
+            snprintf(why, CLI_SHARD_WHY_SIZE,
+                     "%s gives no shard count: "
+                     "pass --shards N",
+                     l->rank);
         return -1;
     }
     if (step == 0 || rank < first || (rank - first) % step != 0) {
-        snprintf(why, CLI_SHARD_WHY_SIZE, "%s=%ld is not MIN + k*STEP "
-                 "(%s=%ld, %s=%ld)", l->rank, rank, l->first, first, l->step,
-                 step);
+        snprintf(why, CLI_SHARD_WHY_SIZE,
+                 "%s=%ld is not MIN + k*STEP "
+                 "(%s=%ld, %s=%ld)",
+                 l->rank, rank, l->first, first, l->step, step);
         return -1;
     }
     /* A Slurm array given as a list (--array=0,3,7) or a range with gaps
@@ -96,15 +102,18 @@ static int shard_of(const launcher *l, uint32_t shards, uint32_t *index,
     if (last >= 0 && !shards &&
         (last < first || (last - first) % step != 0 ||
          (last - first) / step + 1 != size)) {
-        snprintf(why, CLI_SHARD_WHY_SIZE, "%s=%ld, %s=%ld, %s=%ld and "
+        snprintf(why, CLI_SHARD_WHY_SIZE,
+                 "%s=%ld, %s=%ld, %s=%ld and "
                  "%s=%ld are not one evenly stepped range (pass --shard K/N)",
                  l->first, first, l->last, last, l->step, step, l->size, size);
         return -1;
     }
     rank = (rank - first) / step;
     if (rank >= size) {
-        snprintf(why, CLI_SHARD_WHY_SIZE, "%s gives shard %ld, past the %ld "
-                 "shards", l->rank, rank, size);
+        snprintf(why, CLI_SHARD_WHY_SIZE,
+                 "%s gives shard %ld, past the %ld "
+                 "shards",
+                 l->rank, rank, size);
         return -1;
     }
     *index = (uint32_t)rank;
@@ -125,8 +134,10 @@ int cli_shard_from_env(uint32_t shards, uint32_t *index, uint32_t *count,
     *count = shards > 0 ? shards : 1;
     *origin = NULL;
     if (shards > 1) {
-        snprintf(why, CLI_SHARD_WHY_SIZE, "--shards %u needs a shard index: "
-                 "no launcher variable is set", shards);
+        snprintf(why, CLI_SHARD_WHY_SIZE,
+                 "--shards %u needs a shard index: "
+                 "no launcher variable is set",
+                 shards);
         return -1;
     }
     return 0;

@@ -38,25 +38,25 @@ extern "C" {
  * The status codes, as one list: X(NAME, value, message). Values are
  * explicit and never reused; a code that is retired keeps its number.
  */
-#define IMGPACK_STATUS_MAP(X)                                                  \
-    X(OK, 0, "success")                                                        \
-    X(ERR_INVALID_ARG, 1, "invalid argument")                                  \
-    X(ERR_NOMEM, 2, "out of memory")                                           \
-    X(ERR_IO, 3, "input/output error")                                         \
-    X(ERR_NOT_FOUND, 4, "no such file or directory")                           \
-    X(ERR_DECODE, 5, "image data is corrupt or truncated")                     \
-    X(ERR_UNSUPPORTED, 6, "unsupported image type")                            \
-    X(ERR_TOO_LARGE, 7, "image exceeds the pixel limit")                       \
-    X(ERR_STORE, 8, "LMDB error")                                              \
-    X(ERR_CATALOG, 9, "SQLite catalog error")                                  \
-    X(ERR_VERSION_MISMATCH, 10, "store format version is not supported")       \
-    X(ERR_CORRUPT, 11, "record is corrupt")                                    \
-    X(ERR_EXISTS, 12, "output directory already holds a store")                \
-    X(ERR_REJECTED, 13, "a file was rejected and strict mode is on")           \
-    X(ERR_INCOMPLETE, 14, "store was not completely packed")                   \
-    X(ERR_RANGE, 15, "index out of range")                                     \
-    X(ERR_THREAD, 16, "could not start or synchronise a thread")               \
-    X(ERR_NOT_A_STORE, 17, "not an imgpack store")                             \
+#define IMGPACK_STATUS_MAP(X)                                            \
+    X(OK, 0, "success")                                                  \
+    X(ERR_INVALID_ARG, 1, "invalid argument")                            \
+    X(ERR_NOMEM, 2, "out of memory")                                     \
+    X(ERR_IO, 3, "input/output error")                                   \
+    X(ERR_NOT_FOUND, 4, "no such file or directory")                     \
+    X(ERR_DECODE, 5, "image data is corrupt or truncated")               \
+    X(ERR_UNSUPPORTED, 6, "unsupported image type")                      \
+    X(ERR_TOO_LARGE, 7, "image exceeds the pixel limit")                 \
+    X(ERR_STORE, 8, "LMDB error")                                        \
+    X(ERR_CATALOG, 9, "SQLite catalog error")                            \
+    X(ERR_VERSION_MISMATCH, 10, "store format version is not supported") \
+    X(ERR_CORRUPT, 11, "record is corrupt")                              \
+    X(ERR_EXISTS, 12, "output directory already holds a store")          \
+    X(ERR_REJECTED, 13, "a file was rejected and strict mode is on")     \
+    X(ERR_INCOMPLETE, 14, "store was not completely packed")             \
+    X(ERR_RANGE, 15, "index out of range")                               \
+    X(ERR_THREAD, 16, "could not start or synchronise a thread")         \
+    X(ERR_NOT_A_STORE, 17, "not an imgpack store")                       \
     X(ERR_NO_SPACE, 18, "no space left on device")
 
 typedef enum imgpack_status {
@@ -81,10 +81,12 @@ IMGPACK_API const char *imgpack_version(void);
  * record header and the store metadata: never renumber them.
  */
 typedef enum imgpack_format {
-    IMGPACK_FORMAT_RAW = 0,           /* uint8 pixels, HWC, row-major */
-    IMGPACK_FORMAT_JPEG = 1,          /* JPEG (libjpeg-turbo), quality set at pack time */
-    IMGPACK_FORMAT_WEBP = 2,          /* lossy WebP */
-    IMGPACK_FORMAT_WEBP_LOSSLESS = 3, /* lossless WebP: decodes to raw's bytes */
+    IMGPACK_FORMAT_RAW = 0, /* uint8 pixels, HWC, row-major */
+    IMGPACK_FORMAT_JPEG =
+        1, /* JPEG (libjpeg-turbo), quality set at pack time */
+    IMGPACK_FORMAT_WEBP = 2, /* lossy WebP */
+    IMGPACK_FORMAT_WEBP_LOSSLESS =
+        3, /* lossless WebP: decodes to raw's bytes */
 } imgpack_format;
 
 /*

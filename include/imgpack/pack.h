@@ -88,9 +88,8 @@ imgpack_pack_options_set_jobs(imgpack_pack_options *opts, uint32_t jobs);
 /* Images with more pixels (width x height, read from the header before any
    pixel buffer exists) are rejected: default IMGPACK_DEFAULT_MAX_PIXELS;
    0 removes the limit. */
-IMGPACK_API imgpack_status
-imgpack_pack_options_set_max_pixels(imgpack_pack_options *opts,
-                                    uint64_t max_pixels);
+IMGPACK_API imgpack_status imgpack_pack_options_set_max_pixels(
+    imgpack_pack_options *opts, uint64_t max_pixels);
 
 /* A synsets file (lines "wnid description", as ImageNet's LOC_synset_mapping
    .txt) giving class descriptions. Copied; NULL clears it. */
@@ -137,8 +136,8 @@ IMGPACK_API imgpack_status imgpack_pack_options_set_class_names(
 
 /* Channels of the records: 1 or 3, or 0 (default) for 1 with gray sources
    and 3 with images, which are always RGB. */
-IMGPACK_API imgpack_status
-imgpack_pack_options_set_channels(imgpack_pack_options *opts, uint32_t channels);
+IMGPACK_API imgpack_status imgpack_pack_options_set_channels(
+    imgpack_pack_options *opts, uint32_t channels);
 
 /* Nonzero: stop at the first rejected file (imgpack_packer_run returns
    IMGPACK_ERR_REJECTED). Default 0: reject, record and go on. */
@@ -172,9 +171,8 @@ IMGPACK_API imgpack_status imgpack_pack_options_set_shard(
     imgpack_pack_options *opts, uint32_t index, uint32_t count);
 
 /* The command line to record in the catalog's dataset table. Copied. */
-IMGPACK_API imgpack_status
-imgpack_pack_options_set_command(imgpack_pack_options *opts,
-                                 const char *command);
+IMGPACK_API imgpack_status imgpack_pack_options_set_command(
+    imgpack_pack_options *opts, const char *command);
 
 /* Counters of a pack, filled by imgpack_packer_progress and passed to the
    progress callback. */
@@ -223,10 +221,9 @@ typedef struct imgpack_packer imgpack_packer;
  * class directories), IMGPACK_ERR_EXISTS, IMGPACK_ERR_IO, IMGPACK_ERR_STORE,
  * IMGPACK_ERR_CATALOG or IMGPACK_ERR_NOMEM.
  */
-IMGPACK_API imgpack_status imgpack_packer_open(imgpack_packer **out,
-                                               const char *src_dir,
-                                               const char *out_dir,
-                                               const imgpack_pack_options *opts);
+IMGPACK_API imgpack_status
+imgpack_packer_open(imgpack_packer **out, const char *src_dir,
+                    const char *out_dir, const imgpack_pack_options *opts);
 
 /* Sets the callbacks (either may be NULL) before imgpack_packer_run. */
 IMGPACK_API void imgpack_packer_set_callbacks(imgpack_packer *packer,

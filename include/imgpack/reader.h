@@ -37,11 +37,11 @@
  * (no I/O: LMDB keeps a large record on contiguous overflow pages, one byte
  * range of data.mdb) and requested from the disk all at once, so a store
  * larger than memory is read with a few large requests per batch rather
- * than one synchronous page fault per 4 KiB. Each thread that calls in gets its own read transaction (per
- * shard it reads), kept for the life of the reader: a complete store's
- * stays open, an incomplete store's is renewed (mdb_txn_reset +
- * mdb_txn_renew) in every call, so a call sees everything committed before
- * it began, and costs no allocation.
+ * than one synchronous page fault per 4 KiB. Each thread that calls in gets its
+ * own read transaction (per shard it reads), kept for the life of the reader: a
+ * complete store's stays open, an incomplete store's is renewed (mdb_txn_reset
+ * + mdb_txn_renew) in every call, so a call sees everything committed before it
+ * began, and costs no allocation.
  *
  * Read-only media. When LMDB cannot create or write lock.mdb (EACCES,
  * EROFS), the reader opens the store again with MDB_NOLOCK. Without a lock
@@ -116,15 +116,14 @@ extern "C" {
 #define IMGPACK_READER_MAP_SIZE ((uint64_t)1 << 40)
 
 /* imgpack_reader_open flags. */
-#define IMGPACK_OPEN_INCOMPLETE 0x1u /* open a store whose meta state is not
-                                        "complete" (otherwise
-                                        IMGPACK_ERR_INCOMPLETE) */
-#define IMGPACK_OPEN_VERIFY 0x2u     /* check the payload CRC on every read,
-                                        not just the first */
-#define IMGPACK_OPEN_NO_VERIFY 0x4u  /* skip the payload CRC (the header is
-                                        still checked): the check's cost on
-                                        a first epoch, in docs/BENCHMARKS.md,
-                                        is not worth the risk for most */
+/* Open a store whose meta state is not "complete" (otherwise
+   IMGPACK_ERR_INCOMPLETE). */
+#define IMGPACK_OPEN_INCOMPLETE 0x1u
+/* Check the payload CRC on every read, not just the first. */
+#define IMGPACK_OPEN_VERIFY 0x2u
+/* Skip the payload CRC (the header is still checked): the check's cost on
+   a first epoch, in docs/BENCHMARKS.md, is not worth the risk for most. */
+#define IMGPACK_OPEN_NO_VERIFY 0x4u
 
 /*
  * An open store. Every function taking a reader may be called from any
@@ -152,8 +151,8 @@ typedef struct imgpack_record {
  *
  * `dir` holds either one store (data.mdb) or the shard-K-of-N
  * subdirectories of a sharded pack (K = 0..N-1, decimal, no padding; at
- * most IMGPACK_MAX_SHARDS, imgpack/pack.h), opened as one dataset. Every shard must be
- * there, all for the same N, each saying in its meta `shard` that it is
+ * most IMGPACK_MAX_SHARDS, imgpack/pack.h), opened as one dataset. Every shard
+ * must be there, all for the same N, each saying in its meta `shard` that it is
  * K/N, and all must agree on format version, format, width, height,
  * channels, resize, crop, settings, source_digest and classes; a dataset
  * is complete when every shard is.
@@ -172,8 +171,7 @@ typedef struct imgpack_record {
  * IMGPACK_OPEN_VERIFY with IMGPACK_OPEN_NO_VERIFY.
  */
 IMGPACK_API imgpack_status imgpack_reader_open(imgpack_reader **out,
-                                               const char *dir,
-                                               uint32_t flags);
+                                               const char *dir, uint32_t flags);
 
 /* Closes the store and frees the reader; NULL is accepted. Every view the
    reader handed out ends. No other call on `r` may be running. */
@@ -287,8 +285,7 @@ IMGPACK_API imgpack_status imgpack_reader_labels(imgpack_reader *r,
  * IMGPACK_ERR_CORRUPT, IMGPACK_ERR_VERSION_MISMATCH, IMGPACK_ERR_STORE,
  * IMGPACK_ERR_NOMEM.
  */
-IMGPACK_API imgpack_status imgpack_reader_get(imgpack_reader *r,
-                                              uint64_t index,
+IMGPACK_API imgpack_status imgpack_reader_get(imgpack_reader *r, uint64_t index,
                                               imgpack_record *out);
 
 /*
@@ -358,8 +355,8 @@ IMGPACK_API imgpack_status imgpack_reader_prefetch(imgpack_reader *r,
  * included. Any thread, any time; calls already running keep the limit
  * they started with. Returns IMGPACK_OK or IMGPACK_ERR_INVALID_ARG.
  */
-IMGPACK_API imgpack_status
-imgpack_reader_set_prefetch_limit(imgpack_reader *r, uint64_t bytes);
+IMGPACK_API imgpack_status imgpack_reader_set_prefetch_limit(imgpack_reader *r,
+                                                             uint64_t bytes);
 
 /* Ends the calling thread's views now (resets its read transaction), so
    that an idle thread does not hold back a writer's page reuse. */
@@ -415,23 +412,23 @@ IMGPACK_API imgpack_status imgpack_reader_channel_stats(
 /* ---- Batches ---------------------------------------------------------- */
 
 /* Output layouts and element types of a batch. */
-#define IMGPACK_LAYOUT_NHWC 0 /* image, row, column, channel */
-#define IMGPACK_LAYOUT_NCHW 1 /* image, channel, row, column (torch) */
+#define IMGPACK_LAYOUT_NHWC 0   /* image, row, column, channel */
+#define IMGPACK_LAYOUT_NCHW 1   /* image, channel, row, column (torch) */
 #define IMGPACK_DTYPE_UINT8 0   /* the stored pixel values */
 #define IMGPACK_DTYPE_FLOAT32 1 /* (v/255 - mean[c]) / std[c] */
-#define IMGPACK_DTYPE_FLOAT16 2 /* the float32 value, rounded once to IEEE
-                                   half (nearest, ties to even): torch's
-                                   .half() of the float32 batch */
-#define IMGPACK_DTYPE_BFLOAT16 3 /* the float32 value, rounded once to
-                                    bfloat16 (nearest, ties to even): torch's
-                                    .bfloat16() of the float32 batch */
+/* The float32 value, rounded once to IEEE half (nearest, ties to even):
+   torch's .half() of the float32 batch. */
+#define IMGPACK_DTYPE_FLOAT16 2
+/* The float32 value, rounded once to bfloat16 (nearest, ties to even):
+   torch's .bfloat16() of the float32 batch. */
+#define IMGPACK_DTYPE_BFLOAT16 3
 
 /* Crop modes. */
 #define IMGPACK_CROP_CENTER 0 /* torchvision CenterCrop */
 #define IMGPACK_CROP_RANDOM 1 /* torchvision RandomCrop */
-#define IMGPACK_CROP_RANDOM_RESIZED 2 /* torchvision RandomResizedCrop:
-                                         a random box, resized to the
-                                         output size */
+/* torchvision RandomResizedCrop: a random box, resized to the output
+   size. */
+#define IMGPACK_CROP_RANDOM_RESIZED 2
 
 /* ImageNet's statistics, torchvision's usual Normalize arguments: the
    default mean and std of float batches. */
@@ -530,10 +527,9 @@ imgpack_batch_options_set_dtype(imgpack_batch_options *opts, int32_t dtype);
  * Normalize(mean, std) do, so the results equal torch's bit for bit; the
  * 16-bit types then round that float32 once. std values must be nonzero.
  */
-IMGPACK_API imgpack_status
-imgpack_batch_options_set_normalize(imgpack_batch_options *opts,
-                                    const float *mean, const float *std,
-                                    uint32_t n);
+IMGPACK_API imgpack_status imgpack_batch_options_set_normalize(
+    imgpack_batch_options *opts, const float *mean, const float *std,
+    uint32_t n);
 
 /*
  * Output size `width` x `height` of each image and how it is cut out of a
@@ -552,9 +548,8 @@ imgpack_batch_options_set_normalize(imgpack_batch_options *opts,
  * --crop 0 do not have (then a crop is required); RANDOM_RESIZED needs a
  * size. At most IMGPACK_MAX_SIDE.
  */
-IMGPACK_API imgpack_status
-imgpack_batch_options_set_crop(imgpack_batch_options *opts, uint32_t width,
-                               uint32_t height, int32_t mode);
+IMGPACK_API imgpack_status imgpack_batch_options_set_crop(
+    imgpack_batch_options *opts, uint32_t width, uint32_t height, int32_t mode);
 
 /*
  * RandomResizedCrop's `scale` (fraction of the record's area) and `ratio`
@@ -577,15 +572,13 @@ imgpack_batch_options_set_flip(imgpack_batch_options *opts, int32_t flip);
    online cores; at most 256. The thread filling the batch counts as one:
    the caller of imgpack_batcher_run, or the batcher's own driver thread
    for submitted batches. */
-IMGPACK_API imgpack_status
-imgpack_batch_options_set_threads(imgpack_batch_options *opts,
-                                  uint32_t threads);
+IMGPACK_API imgpack_status imgpack_batch_options_set_threads(
+    imgpack_batch_options *opts, uint32_t threads);
 
 /* Batches imgpack_batcher_submit may hold in flight: 0 (the default) to
    IMGPACK_MAX_PREFETCH. 0 leaves only imgpack_batcher_run. */
 IMGPACK_API imgpack_status
-imgpack_batch_options_set_prefetch(imgpack_batch_options *opts,
-                                   uint32_t depth);
+imgpack_batch_options_set_prefetch(imgpack_batch_options *opts, uint32_t depth);
 
 /*
  * Fills batches from one reader. Owns threads-1 worker threads
@@ -598,10 +591,10 @@ imgpack_batch_options_set_prefetch(imgpack_batch_options *opts,
  * never on the batch, the position in it, the thread count, the rank or
  * the world size. In every crop mode the flip is the one
  * imgpack_augment_params reports; RandomCrop draws its top, then its left
- * offset from the stream the box would use. So the images of an epoch are the same however it is
- * split into batches, and an interrupted epoch resumes exactly. (An index
- * given twice in an epoch, as DistributedSampler's padding does, gets the
- * same augmentation twice.)
+ * offset from the stream the box would use. So the images of an epoch are the
+ * same however it is split into batches, and an interrupted epoch resumes
+ * exactly. (An index given twice in an epoch, as DistributedSampler's padding
+ * does, gets the same augmentation twice.)
  *
  * fork(): a batcher used in a child process starts new threads there
  * before its first batch; batches the parent had submitted stay the
@@ -748,13 +741,9 @@ IMGPACK_API uint32_t imgpack_batcher_in_flight(const imgpack_batcher *b);
  * error: a syntax error, an unknown column), IMGPACK_ERR_NOMEM;
  * imgpack_reader_errmsg says why, naming the catalog. Any thread.
  */
-IMGPACK_API imgpack_status imgpack_reader_select(imgpack_reader *r,
-                                                 const char *where,
-                                                 const char *const *params,
-                                                 uint32_t n_params,
-                                                 uint64_t *out,
-                                                 uint64_t capacity,
-                                                 uint64_t *count);
+IMGPACK_API imgpack_status imgpack_reader_select(
+    imgpack_reader *r, const char *where, const char *const *params,
+    uint32_t n_params, uint64_t *out, uint64_t capacity, uint64_t *count);
 
 /* ---- Epoch order ------------------------------------------------------ */
 
@@ -812,9 +801,9 @@ IMGPACK_API imgpack_status imgpack_sampler_indices(
  * Returns as imgpack_sampler_indices.
  */
 IMGPACK_API imgpack_status imgpack_sampler_indices_windowed(
-    uint64_t n, uint64_t seed, uint64_t epoch, int32_t shuffle,
-    uint64_t window, uint32_t rank, uint32_t world_size, int32_t drop_last,
-    uint64_t *out, uint64_t capacity);
+    uint64_t n, uint64_t seed, uint64_t epoch, int32_t shuffle, uint64_t window,
+    uint32_t rank, uint32_t world_size, int32_t drop_last, uint64_t *out,
+    uint64_t capacity);
 
 /*
  * Weighted sampling with replacement, as torch's WeightedRandomSampler:

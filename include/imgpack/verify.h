@@ -26,9 +26,10 @@ extern "C" {
  * `catalog_digest` holds the digest over records 0..count-1 in index
  * order. Memory only; any thread.
  */
-IMGPACK_API void imgpack_catalog_digest_row(
-    char digest[IMGPACK_CATALOG_DIGEST_HEX], uint64_t index, uint32_t class_id,
-    const char *path, size_t path_size, const char *sha256);
+IMGPACK_API void
+imgpack_catalog_digest_row(char digest[IMGPACK_CATALOG_DIGEST_HEX],
+                           uint64_t index, uint32_t class_id, const char *path,
+                           size_t path_size, const char *sha256);
 
 /*
  * Advances the digest `digest` (as above; "" at first) over one dataset
@@ -37,9 +38,9 @@ IMGPACK_API void imgpack_catalog_digest_row(
  * catalog's dataset keys that the store has no copy of, in this order:
  * source, command, created, skipped. Memory only; any thread.
  */
-IMGPACK_API void imgpack_catalog_digest_text(
-    char digest[IMGPACK_CATALOG_DIGEST_HEX], const char *key,
-    const char *value);
+IMGPACK_API void
+imgpack_catalog_digest_text(char digest[IMGPACK_CATALOG_DIGEST_HEX],
+                            const char *key, const char *value);
 
 /*
  * Checks every metadata value of every shard against its checksum, and
@@ -144,10 +145,10 @@ typedef struct imgpack_verify_summary {
  * Threads: any thread; it forks, so the caller's other threads do not
  * run in the child, which uses only this library.
  */
-IMGPACK_API imgpack_status imgpack_verify(
-    const char *store_dir, const imgpack_verify_options *opts,
-    void (*on_problem)(void *ctx, const imgpack_problem *p), void *ctx,
-    imgpack_verify_summary *out);
+IMGPACK_API imgpack_status
+imgpack_verify(const char *store_dir, const imgpack_verify_options *opts,
+               void (*on_problem)(void *ctx, const imgpack_problem *p),
+               void *ctx, imgpack_verify_summary *out);
 
 #ifdef __cplusplus
 }

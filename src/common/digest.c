@@ -37,8 +37,7 @@ imgpack__sha256 *imgpack__sha256_begin(void) {
     return s;
 }
 
-void imgpack__sha256_update(imgpack__sha256 *s, const void *data,
-                            size_t size) {
+void imgpack__sha256_update(imgpack__sha256 *s, const void *data, size_t size) {
     sha256_update(&s->ctx, size, data);
 }
 

@@ -10,8 +10,8 @@
 
 const char *imgpack_strerror(int status) {
     switch (status) {
-#define IMGPACK_STATUS_TEXT(name, value, message)                              \
-    case value:                                                                \
+#define IMGPACK_STATUS_TEXT(name, value, message) \
+    case value:                                   \
         return message;
         IMGPACK_STATUS_MAP(IMGPACK_STATUS_TEXT)
 #undef IMGPACK_STATUS_TEXT
@@ -21,8 +21,8 @@ const char *imgpack_strerror(int status) {
 
 const char *imgpack_status_name(int status) {
     switch (status) {
-#define IMGPACK_STATUS_NAME(name, value, message)                              \
-    case value:                                                                \
+#define IMGPACK_STATUS_NAME(name, value, message) \
+    case value:                                   \
         return #name;
         IMGPACK_STATUS_MAP(IMGPACK_STATUS_NAME)
 #undef IMGPACK_STATUS_NAME
@@ -30,7 +30,9 @@ const char *imgpack_status_name(int status) {
     return "UNKNOWN";
 }
 
-const char *imgpack_version(void) { return IMGPACK_VERSION_STRING; }
+const char *imgpack_version(void) {
+    return IMGPACK_VERSION_STRING;
+}
 
 imgpack_status imgpack__error_set(imgpack__error *err, imgpack_status code,
                                   const char *format, ...) {

@@ -28,9 +28,9 @@ void *imgpack__huge_alloc(size_t size) {
     size_t length = mapped_length(size);
     /* One huge page more than needed, so an aligned start lies inside;
        the unaligned head and the tail are handed back at once. */
-    uint8_t *base = mmap(NULL, length + IMGPACK__HUGE_PAGE,
-                         PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-                         -1, 0);
+    uint8_t *base =
+        mmap(NULL, length + IMGPACK__HUGE_PAGE, PROT_READ | PROT_WRITE,
+             MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (base == MAP_FAILED)
         return NULL;
     uintptr_t start = ((uintptr_t)base + IMGPACK__HUGE_PAGE - 1) &

@@ -40,8 +40,8 @@ typedef struct imgpack__parallel {
     char name[12];       /* workers are "<name><n>" */
     unsigned generation; /* fork generation the workers run in */
     pthread_mutex_t lock;
-    pthread_cond_t wake; /* a loop was published, or stop */
-    pthread_cond_t done; /* the last worker finished the loop */
+    pthread_cond_t wake;    /* a loop was published, or stop */
+    pthread_cond_t done;    /* the last worker finished the loop */
     uint64_t loop_id;       /* bumped per loop */
     uint64_t start_loop_id; /* loop_id when the workers started */
     int stopping;
@@ -62,8 +62,8 @@ typedef struct imgpack__parallel {
    not an error. IMGPACK_ERR_NOMEM or IMGPACK_ERR_THREAD when the team
    cannot be made; destroying it then does nothing, as it does for a
    zeroed team. */
-imgpack_status imgpack__parallel_create(imgpack__parallel *p,
-                                        uint32_t threads, const char *name);
+imgpack_status imgpack__parallel_create(imgpack__parallel *p, uint32_t threads,
+                                        const char *name);
 
 /* Stops the workers (not in a forked child, where they never existed)
    and frees the team; a zeroed or failed team is fine. */
@@ -78,8 +78,8 @@ imgpack_status imgpack__parallel_after_fork(imgpack__parallel *p);
    all. Returns the first failure's status, its message in `message`
    (IMGPACK__ERRMSG_SIZE bytes), or IMGPACK_OK. One loop at a time. */
 imgpack_status imgpack__parallel_run(imgpack__parallel *p, uint64_t n,
-                                     imgpack__parallel_body body,
-                                     void *context, char *message);
+                                     imgpack__parallel_body body, void *context,
+                                     char *message);
 
 /* The next item into *item: 1, or 0 when none are left, the loop failed
    or the team is cancelled. */

@@ -5,8 +5,9 @@
  * one for the pixels it hands out and one for row pointers or row batches,
  * so a worker that reuses its decoder stops allocating once it has seen its
  * largest image; large ones live in huge pages (hugemem.c), so growing to a
- * big photo does not cost a page fault per 4 KiB. The codecs themselves live in decode_jpeg.c, decode_png.c
- * and decode_webp.c; this file only dispatches to them.
+ * big photo does not cost a page fault per 4 KiB. The codecs themselves live in
+ * decode_jpeg.c, decode_png.c and decode_webp.c; this file only dispatches to
+ * them.
  */
 #include "decode.h"
 
@@ -29,11 +30,8 @@ static const struct {
     size_t length;
     const char *name;
 } unsupported_formats[] = {
-    {"GIF87a", 6, "GIF"},
-    {"GIF89a", 6, "GIF"},
-    {"BM", 2, "BMP"},
-    {"II*\0", 4, "TIFF"},
-    {"MM\0*", 4, "TIFF"},
+    {"GIF87a", 6, "GIF"}, {"GIF89a", 6, "GIF"}, {"BM", 2, "BMP"},
+    {"II*\0", 4, "TIFF"}, {"MM\0*", 4, "TIFF"},
 };
 
 imgpack_status imgpack__decoder_create(imgpack__decoder **out) {
@@ -138,7 +136,8 @@ static const char *unsupported_name(const uint8_t *data, size_t size) {
     const char *name = NULL;
     size_t i;
 
-    for (i = 0; i < sizeof(unsupported_formats) / sizeof(unsupported_formats[0]);
+    for (i = 0;
+         i < sizeof(unsupported_formats) / sizeof(unsupported_formats[0]);
          i++) {
         if (size >= unsupported_formats[i].length &&
             memcmp(data, unsupported_formats[i].magic,

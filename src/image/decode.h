@@ -66,11 +66,9 @@ typedef struct imgpack__window {
 
 /* imgpack__decode, with only the pixels `window` asks for guaranteed to be
    decoded (all of them when `window` is NULL). */
-imgpack_status imgpack__decode_window(imgpack__decoder *dec,
-                                      const uint8_t *data, size_t size,
-                                      uint64_t max_pixels,
-                                      const imgpack__window *window,
-                                      imgpack__pixels *out,
-                                      char reason[IMGPACK__REASON_SIZE]);
+imgpack_status
+imgpack__decode_window(imgpack__decoder *dec, const uint8_t *data, size_t size,
+                       uint64_t max_pixels, const imgpack__window *window,
+                       imgpack__pixels *out, char reason[IMGPACK__REASON_SIZE]);
 
 #endif

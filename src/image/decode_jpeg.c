@@ -74,7 +74,7 @@ typedef struct jpeg_job {
     struct jpeg_progress_mgr progress;
     jmp_buf escape;
     imgpack__decode_args args; /* copied in: one indirection fewer per use */
-    imgpack_status status; /* set before every longjmp to `escape` */
+    imgpack_status status;     /* set before every longjmp to `escape` */
     JDIMENSION start_row, end_row; /* the rows read into pixels */
 } jpeg_job;
 
@@ -101,7 +101,8 @@ static void on_error(j_common_ptr cinfo) {
         break;
     default:
         job->status = IMGPACK_ERR_DECODE;
-        snprintf(job->args.reason, IMGPACK__REASON_SIZE, "corrupt JPEG: %s", text);
+        snprintf(job->args.reason, IMGPACK__REASON_SIZE, "corrupt JPEG: %s",
+                 text);
         break;
     }
     longjmp(job->escape, 1);
@@ -194,8 +195,9 @@ static imgpack_status read_direct(jpeg_job *job, uint8_t *pixels,
     JSAMPROW *rows;
     JDIMENSION y, got;
 
-    status = imgpack__scratch_reserve(
-        job->args.rows, (size_t)job->end_row * sizeof(JSAMPROW), job->args.reason);
+    status = imgpack__scratch_reserve(job->args.rows,
+                                      (size_t)job->end_row * sizeof(JSAMPROW),
+                                      job->args.reason);
     if (status != IMGPACK_OK) {
         goto done;
     }
@@ -222,16 +224,15 @@ done:
 }
 
 /* Reads CMYK rows in batches and converts each batch into the pixels. */
-static imgpack_status read_cmyk(jpeg_job *job, uint8_t *pixels,
-                                size_t stride) {
+static imgpack_status read_cmyk(jpeg_job *job, uint8_t *pixels, size_t stride) {
     j_decompress_ptr cinfo = &job->cinfo;
     imgpack_status status;
     JSAMPROW batch[JPEG_BATCH_ROWS];
     size_t cmyk_stride = (size_t)cinfo->output_width * 4;
     JDIMENSION i, got, want, y;
 
-    status = imgpack__scratch_reserve(job->args.rows, cmyk_stride * JPEG_BATCH_ROWS,
-                                      job->args.reason);
+    status = imgpack__scratch_reserve(
+        job->args.rows, cmyk_stride * JPEG_BATCH_ROWS, job->args.reason);
     if (status != IMGPACK_OK) {
         goto done;
     }
@@ -283,8 +284,8 @@ static JDIMENSION crop_to_window(jpeg_job *job) {
     uint32_t first, end;
     JDIMENSION x, w;
 
-    job->args.window->region(job->args.window->user, width, cinfo->output_height,
-                        &region);
+    job->args.window->region(job->args.window->user, width,
+                             cinfo->output_height, &region);
     if (region.y1 > region.y0 && region.y0 < job->end_row) {
         job->start_row = region.y0;
         if (region.y1 < job->end_row) {
@@ -339,9 +340,8 @@ static imgpack_status run(jpeg_job *job) {
     jpeg_mem_src(cinfo, job->args.data, (unsigned long)job->args.size);
     jpeg_read_header(cinfo, TRUE);
 
-    status = imgpack__decode_check_size(cinfo->image_width,
-                                        cinfo->image_height, job->args.max_pixels,
-                                        job->args.reason);
+    status = imgpack__decode_check_size(cinfo->image_width, cinfo->image_height,
+                                        job->args.max_pixels, job->args.reason);
     if (status != IMGPACK_OK) {
         goto done;
     }

@@ -45,8 +45,8 @@ typedef struct png_job {
     png_structp png;
     png_infop info;
     imgpack__decode_args args; /* copied in: one indirection fewer per use */
-    imgpack_status status; /* set before every longjmp */
-    int truncated;         /* the data ended before libpng was done */
+    imgpack_status status;     /* set before every longjmp */
+    int truncated;             /* the data ended before libpng was done */
     size_t offset;
 } png_job;
 
@@ -73,8 +73,7 @@ static void on_error(png_structp png, png_const_charp message) {
 
 /* Warnings (odd but readable files) are not worth a reject; the library
    never prints, so they are dropped. */
-static void on_warning(png_structp png, png_const_charp message) {
-}
+static void on_warning(png_structp png, png_const_charp message) {}
 
 static void on_read(png_structp png, png_bytep dst, size_t length) {
     png_job *job = png_get_io_ptr(png);
@@ -115,7 +114,7 @@ static png_layout choose_layout(png_job *job, uint32_t width,
         }
     }
     *channels = (color & PNG_COLOR_MASK_COLOR) != 0 ? 3 : 1;
-    *row_bytes = (size_t)width * (layout == PNG_LAYOUT_DIRECT ? *channels
+    *row_bytes = (size_t)width * (layout == PNG_LAYOUT_DIRECT   ? *channels
                                   : layout == PNG_LAYOUT_GRAY16 ? 2
                                                                 : 1);
     return layout;
@@ -201,8 +200,9 @@ static imgpack_status run(png_job *job) {
     status = imgpack__scratch_reserve(job->args.pixels, stride * height,
                                       job->args.reason);
     if (status == IMGPACK_OK) {
-        status = imgpack__scratch_reserve(
-            job->args.rows, (size_t)height * sizeof(png_bytep), job->args.reason);
+        status = imgpack__scratch_reserve(job->args.rows,
+                                          (size_t)height * sizeof(png_bytep),
+                                          job->args.reason);
     }
     if (status != IMGPACK_OK) {
         goto done;

@@ -58,7 +58,8 @@ static imgpack_status fail(VP8StatusCode code,
         break;
     case VP8_STATUS_NOT_ENOUGH_DATA:
         status = IMGPACK_ERR_DECODE;
-        snprintf(reason, IMGPACK__REASON_SIZE, "truncated WebP: not enough data");
+        snprintf(reason, IMGPACK__REASON_SIZE,
+                 "truncated WebP: not enough data");
         break;
     default:
         status = IMGPACK_ERR_DECODE;

@@ -25,12 +25,13 @@ struct imgpack__transformer {
     imgpack__decoder *decoder;
     imgpack__resizer *resizer;
     imgpack__item_buffer buffer; /* what the source reads an item into */
-    uint8_t *gray;        /* a gray crop before replication */
+    uint8_t *gray;               /* a gray crop before replication */
     size_t gray_capacity;
 };
 
-imgpack_status imgpack__transformer_create(
-    imgpack__transformer **out, const imgpack__transform_settings *settings) {
+imgpack_status
+imgpack__transformer_create(imgpack__transformer **out,
+                            const imgpack__transform_settings *settings) {
     imgpack_status status;
     imgpack__transformer *t = calloc(1, sizeof *t);
     *out = NULL;
@@ -91,8 +92,8 @@ static imgpack_status make_crop(imgpack__transformer *t,
     } else if (imgpack__grow_buffer(&t->gray, &t->gray_capacity, pixels) != 0) {
         status = IMGPACK_ERR_NOMEM;
     } else {
-        status = imgpack__resize_crop(t->resizer, src, g, t->gray,
-                                      g->out_width);
+        status =
+            imgpack__resize_crop(t->resizer, src, g, t->gray, g->out_width);
         if (status == IMGPACK_OK)
             gray_to_rgb(t->gray, pixels, value + room);
     }
@@ -129,9 +130,9 @@ static imgpack_status load_item(imgpack__transformer *t,
         return IMGPACK_OK;
     }
     imgpack__window window = {crop_region, &t->settings};
-    return r->status = imgpack__decode_window(
-               t->decoder, item.data, item.size, t->settings.max_pixels,
-               &window, decoded, r->reason);
+    return r->status = imgpack__decode_window(t->decoder, item.data, item.size,
+                                              t->settings.max_pixels, &window,
+                                              decoded, r->reason);
 }
 
 void imgpack__transform_item(imgpack__transformer *t,

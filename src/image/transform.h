@@ -29,15 +29,16 @@ typedef struct imgpack__result {
     size_t value_size;
     uint32_t src_width, src_height;
     uint64_t src_bytes;
-    char sha256[65]; /* lowercase hex of the source file */
+    char sha256[65];       /* lowercase hex of the source file */
     imgpack_status status; /* IMGPACK_OK or why it was rejected */
     char reason[IMGPACK__REASON_SIZE];
 } imgpack__result;
 
 typedef struct imgpack__transformer imgpack__transformer;
 
-imgpack_status imgpack__transformer_create(
-    imgpack__transformer **out, const imgpack__transform_settings *settings);
+imgpack_status
+imgpack__transformer_create(imgpack__transformer **out,
+                            const imgpack__transform_settings *settings);
 void imgpack__transformer_destroy(imgpack__transformer *t);
 
 /* Turns item `index` of `src` into *r. Never fails as a whole: an item

@@ -27,7 +27,7 @@ extern const char imgpack__catalog_schema[];
 
 typedef struct combine_job {
     const char *dir;
-    uint32_t count; /* shards */
+    uint32_t count;    /* shards */
     uint64_t *records; /* per shard */
     imgpack__error err;
 } combine_job;
@@ -61,9 +61,9 @@ static imgpack_status find_shards(combine_job *job) {
 
 /* Checks that shard `name` has `value` as meta `key`, as shard 0 has
    (`first`); shard 0 itself (k 0) only must have one. */
-static imgpack_status same_value(combine_job *job, uint32_t k,
-                                 const char *name, const char *key,
-                                 const char *value, const char *first) {
+static imgpack_status same_value(combine_job *job, uint32_t k, const char *name,
+                                 const char *key, const char *value,
+                                 const char *first) {
     if (!value[0])
         return imgpack__error_set(&job->err, IMGPACK_ERR_NOT_A_STORE,
                                   "%s/%s: no '%s' metadata", job->dir, name,
@@ -101,9 +101,9 @@ static imgpack_status check_shards(combine_job *job) {
         job->records[k] = shard.count;
         if (k == 0)
             first = shard;
-        if (!(status = same_value(job, k, name, IMGPACK_META_SETTINGS,
-                                  shard.header.settings,
-                                  first.header.settings)))
+        if (!(status =
+                  same_value(job, k, name, IMGPACK_META_SETTINGS,
+                             shard.header.settings, first.header.settings)))
             status = same_value(job, k, name, IMGPACK_META_SOURCE_DIGEST,
                                 shard.header.source_digest,
                                 first.header.source_digest);
@@ -159,8 +159,8 @@ static imgpack_status write_catalog(combine_job *job, const char *path) {
 
     unlink(path);
     if (sqlite3_open(path, &db) != SQLITE_OK) {
-        status = imgpack__error_set(&job->err, IMGPACK_ERR_CATALOG,
-                                    "%s: %s", path, sqlite3_errmsg(db));
+        status = imgpack__error_set(&job->err, IMGPACK_ERR_CATALOG, "%s: %s",
+                                    path, sqlite3_errmsg(db));
         goto out;
     }
     /* The file only becomes catalog.db by the rename at the end, so each
@@ -223,8 +223,7 @@ imgpack_status imgpack_combine(const char *dir, char *message,
     if (status == IMGPACK_OK)
         status = write_catalog(&job, temporary);
     if (status == IMGPACK_OK && rename(temporary, final) != 0)
-        status = imgpack__error_set(&job.err,
-                                    imgpack__status_from_errno(errno),
+        status = imgpack__error_set(&job.err, imgpack__status_from_errno(errno),
                                     "%s: %s", final, strerror(errno));
     if (status != IMGPACK_OK)
         unlink(temporary);

@@ -39,7 +39,8 @@ struct imgpack_packer {
     imgpack__error error;
     imgpack__source source;
     imgpack__writer writer;
-    int writer_open; /* reopened by a resume; else imgpack_packer_run opens it */
+    int writer_open; /* reopened by a resume; else imgpack_packer_run opens it
+                      */
     char *notice;    /* what a resume with nothing to resume did, or NULL */
     /* A new store is created by imgpack_packer_run, while the workers
        decode the first images; these say where and how. */
@@ -49,8 +50,8 @@ struct imgpack_packer {
     imgpack__transform_settings settings;
     uint32_t jobs;
     int32_t strict;
-    uint64_t start;   /* first source item this run packs */
-    uint64_t end;     /* one past the last item of this store's slice */
+    uint64_t start; /* first source item this run packs */
+    uint64_t end;   /* one past the last item of this store's slice */
     int ran;
     imgpack_progress_fn on_progress;
     imgpack_reject_fn on_reject;
@@ -120,8 +121,8 @@ static imgpack_status make_out_dir(const char *dir, int *created,
         (errno == EEXIST && stat(dir, &st) == 0 && S_ISDIR(st.st_mode)))
         return IMGPACK_OK;
     return imgpack__error_set(err, imgpack__status_from_errno(errno),
-                              "%s: cannot create the output directory: %s",
-                              dir, strerror(errno == EEXIST ? ENOTDIR : errno));
+                              "%s: cannot create the output directory: %s", dir,
+                              strerror(errno == EEXIST ? ENOTDIR : errno));
 }
 
 /* Refuses a file option naming something other than a regular file: a
@@ -460,8 +461,8 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
                             sizeof(imgpack__result)) != 0)
         return imgpack__error_set(&p->error, IMGPACK_ERR_NOMEM,
                                   "out of memory");
-    if ((status = imgpack__source_start(&p->source, p->start, p->end,
-                                        &p->error))) {
+    if ((status =
+             imgpack__source_start(&p->source, p->start, p->end, &p->error))) {
         imgpack__queue_destroy(&queue);
         return status;
     }
@@ -472,10 +473,10 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
                                   "cannot start the worker threads");
     }
     /* A new store is made while the workers decode the first images. */
-    status = p->writer_open ? IMGPACK_OK
-                            : imgpack__writer_open(&p->writer, p->store_dir,
-                                                   &p->source, &p->info,
-                                                   &p->error);
+    status = p->writer_open
+                 ? IMGPACK_OK
+                 : imgpack__writer_open(&p->writer, p->store_dir, &p->source,
+                                        &p->info, &p->error);
     if (status == IMGPACK_OK)
         status = write_results(p, &queue);
     /* Workers wait for room in the queue: release them before joining. */
@@ -485,8 +486,8 @@ imgpack_status imgpack_packer_run(imgpack_packer *p) {
     imgpack__error_clear(&reading);
     imgpack__source_stop(&p->source, &reading);
     if (status == IMGPACK_OK && reading.code != IMGPACK_OK)
-        status = imgpack__error_set(&p->error, reading.code, "%s",
-                                    reading.message);
+        status =
+            imgpack__error_set(&p->error, reading.code, "%s", reading.message);
     for (void *left; (left = imgpack__queue_drain(&queue)) != NULL;)
         imgpack__result_clear(left);
     imgpack__queue_destroy(&queue);

@@ -100,8 +100,7 @@ static imgpack_status write_catalog_header(imgpack__writer *w,
     for (uint32_t i = 0; i < src->num_classes && status == IMGPACK_OK; i++)
         status = imgpack__catalog_add_class(c, i, src->class_names[i],
                                             src->class_descriptions[i], err);
-    if (status ||
-        (status = imgpack__catalog_set_int(c, "count", 0, err)) ||
+    if (status || (status = imgpack__catalog_set_int(c, "count", 0, err)) ||
         (status = imgpack__catalog_set_int(c, "num_classes", src->num_classes,
                                            err)) ||
         (status = imgpack__catalog_set_text(
@@ -111,8 +110,8 @@ static imgpack_status write_catalog_header(imgpack__writer *w,
         (status = imgpack__catalog_set_int(c, "quality", s->quality, err)) ||
         (status = imgpack__catalog_set_int(c, "max_pixels",
                                            (int64_t)s->max_pixels, err)) ||
-        (status = imgpack__catalog_set_int(c, "skipped",
-                                           (int64_t)src->skipped, err)) ||
+        (status = imgpack__catalog_set_int(c, "skipped", (int64_t)src->skipped,
+                                           err)) ||
         (status = imgpack__catalog_set_text(c, "source", src->root, err)) ||
         (status = imgpack__catalog_set_text(c, "tool_version",
                                             IMGPACK_VERSION_STRING, err)) ||
@@ -120,11 +119,10 @@ static imgpack_status write_catalog_header(imgpack__writer *w,
              c, "command", info->command ? info->command : "", err)) ||
         (status = imgpack__catalog_set_text(c, "created", created, err)) ||
         (status = imgpack__catalog_set_text(c, "state", "packing", err)) ||
-        (info->shard_count > 1 &&
-         ((status = imgpack__catalog_set_int(c, "shard", info->shard_index,
-                                             err)) ||
-          (status = imgpack__catalog_set_int(c, "shards", info->shard_count,
-                                             err)))))
+        (info->shard_count > 1 && ((status = imgpack__catalog_set_int(
+                                        c, "shard", info->shard_index, err)) ||
+                                   (status = imgpack__catalog_set_int(
+                                        c, "shards", info->shard_count, err)))))
         return status;
     return imgpack__catalog_commit(c, err);
 }
@@ -142,12 +140,12 @@ imgpack_status imgpack__writer_open(imgpack__writer *w, const char *out_dir,
     if ((status = imgpack__store_create(&w->store, out_dir, err)))
         return status;
     snprintf(path, sizeof path, "%s/catalog.db", out_dir);
-    if ((status = imgpack__catalog_create(&w->catalog, path,
-                                          shard_column(info), err)) ||
+    if ((status = imgpack__catalog_create(&w->catalog, path, shard_column(info),
+                                          err)) ||
         (status = write_catalog_header(w, info, created, err)) ||
         (status = write_store_header(w, info, created, err)) ||
-        (status = imgpack__store_thread_start(&w->store_thread, &w->store,
-                                              err)))
+        (status =
+             imgpack__store_thread_start(&w->store_thread, &w->store, err)))
         imgpack__writer_close(w);
     return status;
 }
@@ -222,11 +220,11 @@ static imgpack_status check_same_pack(imgpack__writer *w,
                                   "writes %d",
                                   w->store.dir, version,
                                   IMGPACK__STORE_FORMAT_VERSION);
-    if ((status = imgpack__store_get_meta(&w->store, IMGPACK_META_SETTINGS, stored,
-                                          sizeof stored, err)) ||
-        (status = imgpack__store_get_meta(&w->store, IMGPACK_META_SOURCE_DIGEST,
-                                          stored_digest, sizeof stored_digest,
-                                          err)))
+    if ((status = imgpack__store_get_meta(&w->store, IMGPACK_META_SETTINGS,
+                                          stored, sizeof stored, err)) ||
+        (status =
+             imgpack__store_get_meta(&w->store, IMGPACK_META_SOURCE_DIGEST,
+                                     stored_digest, sizeof stored_digest, err)))
         return status;
     settings_text(info->settings, wanted);
     if (strcmp(stored, wanted) != 0)
@@ -262,8 +260,7 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
     status = imgpack__store_reopen(&w->store, out_dir, err);
     if (status == IMGPACK_OK)
         status = imgpack__store_get_meta(&w->store, IMGPACK_META_FORMAT_VERSION,
-                                         state,
-                                         sizeof state, err);
+                                         state, sizeof state, err);
     if (status == IMGPACK_ERR_NOT_A_STORE)
         status = imgpack__error_set(
             err, IMGPACK_ERR_NOT_A_STORE,
@@ -275,21 +272,21 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
     if ((status = check_same_pack(w, info, err)) ||
         (status = imgpack__store_add_checksums(&w->store, err)) ||
         (status = meta_number(w, IMGPACK_META_COUNT, &count, err)) ||
-        (status = meta_number(w, IMGPACK_META_NEXT_POSITION, next_position,
-                             err)) ||
+        (status =
+             meta_number(w, IMGPACK_META_NEXT_POSITION, next_position, err)) ||
         (status = imgpack__store_get_meta(&w->store, IMGPACK_META_STATE, state,
                                           sizeof state, err)) ||
-        (status = imgpack__catalog_reopen(&w->catalog, path,
-                                          shard_column(info), err)) ||
+        (status = imgpack__catalog_reopen(&w->catalog, path, shard_column(info),
+                                          err)) ||
         (status = imgpack__catalog_rewind(&w->catalog, count, *next_position,
                                           err)) ||
         (status = reserve_labels(w, count, err)) ||
-        (status = imgpack__store_payload_crcs(&w->store, count, w->crcs,
-                                              err)) ||
+        (status =
+             imgpack__store_payload_crcs(&w->store, count, w->crcs, err)) ||
         (status = imgpack__catalog_read_back(&w->catalog, count, w->labels,
                                              &w->rejected, &w->bytes, err)) ||
-        (status = imgpack__store_thread_start(&w->store_thread, &w->store,
-                                              err)))
+        (status =
+             imgpack__store_thread_start(&w->store_thread, &w->store, err)))
         goto out;
     /* Missing in a store packed before the digest existed: go on without
        one rather than refuse the resume. */
@@ -301,8 +298,8 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
         imgpack__error_clear(err);
     w->packed = count;
     w->committed_positions = *next_position;
-    w->handed = w->durable = (imgpack__writer_counts){w->packed, w->rejected,
-                                                     w->bytes};
+    w->handed = w->durable =
+        (imgpack__writer_counts){w->packed, w->rejected, w->bytes};
     /* A complete store has nothing left to pack: finishing it again is
        harmless and keeps one path for both cases. */
     if (strcmp(state, IMGPACK_META_STATE_COMPLETE) == 0)
@@ -314,7 +311,7 @@ out:
 }
 
 imgpack_status imgpack__writer_discard_unstarted(const char *out_dir,
-                                                imgpack__error *err) {
+                                                 imgpack__error *err) {
     char path[4096];
     imgpack_status status;
     if (!imgpack__store_is_unstarted(out_dir))
@@ -365,26 +362,24 @@ static imgpack_status batch_meta(const imgpack__writer *w, int complete,
                                  size_t *n_meta, uint8_t *blobs[2],
                                  imgpack__error *err) {
     size_t n = 0;
-    meta[n++] = imgpack__meta_number_entry(&numbers[0], IMGPACK_META_COUNT,
-                                           w->packed);
+    meta[n++] =
+        imgpack__meta_number_entry(&numbers[0], IMGPACK_META_COUNT, w->packed);
     meta[n++] = imgpack__meta_number_entry(
         &numbers[1], IMGPACK_META_NEXT_POSITION, w->batch_end);
     if (w->catalog_digest_known)
-        meta[n++] = (imgpack__meta_entry){IMGPACK_META_CATALOG_DIGEST,
-                                          w->batch_digest,
-                                          IMGPACK_CATALOG_DIGEST_HEX - 1};
+        meta[n++] =
+            (imgpack__meta_entry){IMGPACK_META_CATALOG_DIGEST, w->batch_digest,
+                                  IMGPACK_CATALOG_DIGEST_HEX - 1};
     if (complete) {
         if (!(blobs[0] = u32_blob(w, w->labels)) ||
             !(blobs[1] = u32_blob(w, w->crcs)))
             return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
-        meta[n++] = (imgpack__meta_entry){IMGPACK_META_LABELS, blobs[0],
+        meta[n++] =
+            (imgpack__meta_entry){IMGPACK_META_LABELS, blobs[0], w->packed * 4};
+        meta[n++] = (imgpack__meta_entry){IMGPACK_META_PAYLOAD_CRCS, blobs[1],
                                           w->packed * 4};
-        meta[n++] =
-            (imgpack__meta_entry){IMGPACK_META_PAYLOAD_CRCS, blobs[1],
-                                  w->packed * 4};
-        meta[n++] =
-            imgpack__meta_text_entry(IMGPACK_META_STATE,
-                                     IMGPACK_META_STATE_COMPLETE);
+        meta[n++] = imgpack__meta_text_entry(IMGPACK_META_STATE,
+                                             IMGPACK_META_STATE_COMPLETE);
     }
     *n_meta = n;
     return IMGPACK_OK;
@@ -465,17 +460,17 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
     if (!w->batch_open)
         status = begin_batch(w, 0, err);
     if (status ||
-        (status = batch_meta(w, complete, meta, numbers, &n_meta, blobs,
-                             err)) ||
+        (status =
+             batch_meta(w, complete, meta, numbers, &n_meta, blobs, err)) ||
         (status = count_run(w, err)) ||
-        (status = imgpack__catalog_set_int(c, "count", (int64_t)w->packed,
-                                           err)) ||
+        (status =
+             imgpack__catalog_set_int(c, "count", (int64_t)w->packed, err)) ||
         (complete &&
          (status = imgpack__catalog_set_text(c, "state", "complete", err))) ||
         (status = thread_wait(w, err)) ||
         (status = imgpack__catalog_commit(c, err)) ||
-        (status = imgpack__store_thread_commit(&w->store_thread, meta, n_meta,
-                                               err)))
+        (status =
+             imgpack__store_thread_commit(&w->store_thread, meta, n_meta, err)))
         abort_batch(w);
     else {
         w->committed_positions = w->batch_end;
@@ -530,9 +525,9 @@ static imgpack_status catalog_image(imgpack__writer *w, uint64_t position,
                                     const imgpack__result *r,
                                     imgpack__error *err) {
     const imgpack__source_item *item = &w->source->items[position];
-    imgpack__catalog_image row = {
-        w->packed,     item->class_id, item->path,    r->src_width,
-        r->src_height, r->src_bytes,   r->value_size, r->sha256};
+    imgpack__catalog_image row = {w->packed,     item->class_id, item->path,
+                                  r->src_width,  r->src_height,  r->src_bytes,
+                                  r->value_size, r->sha256};
     imgpack_status status = imgpack__catalog_add_image(&w->catalog, &row, err);
     if (w->catalog_digest_known)
         imgpack_catalog_digest_row(w->batch_digest, w->packed, item->class_id,
@@ -551,9 +546,9 @@ static imgpack_status add_result(imgpack__writer *w, uint64_t position,
     if (r->status != IMGPACK_OK) {
         if (!w->batch_open && (status = begin_batch(w, 0, err)))
             return status;
-        if ((status = imgpack__catalog_add_reject(&w->catalog, position,
-                                                  item->path, item->class_id,
-                                                  r->reason, err)))
+        if ((status =
+                 imgpack__catalog_add_reject(&w->catalog, position, item->path,
+                                             item->class_id, r->reason, err)))
             return status;
         w->rejected++;
     } else {
@@ -594,8 +589,7 @@ imgpack_status imgpack__writer_add(imgpack__writer *w, uint64_t position,
     return status;
 }
 
-imgpack_status imgpack__writer_finish(imgpack__writer *w,
-                                      imgpack__error *err) {
+imgpack_status imgpack__writer_finish(imgpack__writer *w, imgpack__error *err) {
     imgpack_status status;
     if (!(status = commit_batch(w, 1, err)) &&
         !(status = thread_wait(w, err)) &&

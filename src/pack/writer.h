@@ -70,8 +70,8 @@ typedef struct imgpack__writer {
     int batch_open; /* both transactions begun */
     size_t room;    /* what the batch may still put (imgpack__store_room) */
     struct timespec batch_began;
-    size_t batch_bytes;    /* of the records in the batch */
-    uint64_t batch_end;    /* one past the batch's last source item */
+    size_t batch_bytes; /* of the records in the batch */
+    uint64_t batch_end; /* one past the batch's last source item */
     /* The run of equal classes not yet counted in the catalog: sources in
        folder order make one count update per class and batch. */
     uint32_t run_class;
@@ -121,7 +121,7 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
  * directory, when the LMDB environment there holds anything else.
  */
 imgpack_status imgpack__writer_discard_unstarted(const char *out_dir,
-                                                imgpack__error *err);
+                                                 imgpack__error *err);
 
 /* Adds the result for source item `position` (positions arrive in order);
    the writer owns what *r owns from here on, even on failure, and clears
@@ -138,8 +138,7 @@ void imgpack__writer_committed(const imgpack__writer *w, uint64_t *packed,
 imgpack_status imgpack__writer_flush(imgpack__writer *w, imgpack__error *err);
 
 /* Commits the last batch and marks the store complete. */
-imgpack_status imgpack__writer_finish(imgpack__writer *w,
-                                      imgpack__error *err);
+imgpack_status imgpack__writer_finish(imgpack__writer *w, imgpack__error *err);
 
 /* Drops whatever is batched and not committed, and closes the store and
    catalog. */

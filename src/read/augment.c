@@ -35,8 +35,7 @@ int imgpack__rrc_ranges_valid(const imgpack__rrc_ranges *r) {
 }
 
 uint64_t imgpack__augment_key(uint64_t seed, uint64_t epoch, uint64_t index) {
-    return imgpack__mix64(imgpack__mix64(imgpack__mix64(seed) ^ epoch) ^
-                          index);
+    return imgpack__mix64(imgpack__mix64(imgpack__mix64(seed) ^ epoch) ^ index);
 }
 
 /* Python's round() to an integer: halves go to the even neighbour. */
@@ -57,17 +56,17 @@ void imgpack__augment_box(uint64_t key, uint32_t width, uint32_t height,
     for (int attempt = 0; attempt < RRC_ATTEMPTS; attempt++) {
         double target = area * (r->scale_min + (r->scale_max - r->scale_min) *
                                                    imgpack__uniform01(&state));
-        double ratio = exp(log_min + (log_max - log_min) *
-                                         imgpack__uniform01(&state));
+        double ratio =
+            exp(log_min + (log_max - log_min) * imgpack__uniform01(&state));
         w = round_half_even(sqrt(target * ratio));
         h = round_half_even(sqrt(target / ratio));
         if (w > 0.0 && w <= width && h > 0.0 && h <= height) {
             out->height = (uint32_t)h;
             out->width = (uint32_t)w;
-            out->top = (uint32_t)imgpack__uniform(&state, height - out->height
-                                                              + 1);
-            out->left = (uint32_t)imgpack__uniform(&state, width - out->width
-                                                               + 1);
+            out->top =
+                (uint32_t)imgpack__uniform(&state, height - out->height + 1);
+            out->left =
+                (uint32_t)imgpack__uniform(&state, width - out->width + 1);
             return;
         }
     }

@@ -58,7 +58,7 @@ struct imgpack_batcher {
     /* team.threads entries: worker i uses entry i, the filling thread the
        last (the caller of run and the prefetch driver never fill at once) */
     thread_scratch *scratch;
-    imgpack__batch_job job; /* the batch being filled */
+    imgpack__batch_job job;      /* the batch being filled */
     imgpack__batch_queue *queue; /* prefetch; NULL without */
 };
 
@@ -145,20 +145,17 @@ static imgpack_status resize_box(imgpack_batcher *b, thread_scratch *ts,
                                  const imgpack__pixels *px, const sample *s,
                                  imgpack__pixels *resized) {
     const placement *p = &s->pl;
-    if ((!ts->resizer &&
-         imgpack__resizer_create(&ts->resizer) != IMGPACK_OK) ||
+    if ((!ts->resizer && imgpack__resizer_create(&ts->resizer) != IMGPACK_OK) ||
         (!ts->pixels &&
          !(ts->pixels = malloc((size_t)b->width * b->height * b->channels))))
         return IMGPACK_ERR_NOMEM;
     /* The box is an image of its own, as torchvision's crop makes it. */
-    imgpack__pixels box = {px->data + (size_t)p->top * px->stride +
-                               (size_t)p->left * px->channels,
-                           p->box_width, p->box_height, px->channels,
-                           px->stride};
+    imgpack__pixels box = {
+        px->data + (size_t)p->top * px->stride + (size_t)p->left * px->channels,
+        p->box_width, p->box_height, px->channels, px->stride};
     imgpack__geometry g = {p->box_width, p->box_height, b->width, b->height,
                            b->width,     b->height,     0,        0};
-    *resized = (imgpack__pixels){ts->pixels, b->width, b->height,
-                                 px->channels,
+    *resized = (imgpack__pixels){ts->pixels, b->width, b->height, px->channels,
                                  (size_t)b->width * px->channels};
     return imgpack__resize_crop(ts->resizer, &box, &g, ts->pixels,
                                 resized->stride);
@@ -172,13 +169,15 @@ static imgpack_status one_image(imgpack_batcher *b, thread_scratch *ts,
     imgpack__record_header h;
     imgpack__pixels px, resized;
     imgpack_status status;
-    sample s = {b, imgpack__augment_key(job->seed, job->epoch, index), 0,
+    sample s = {b,
+                imgpack__augment_key(job->seed, job->epoch, index),
+                0,
                 {0, 0, 0, 0, 0}};
     imgpack__window window = {window_region, &s};
     uint8_t *dst = job->out + i * b->image_bytes;
 
-    if ((status = imgpack__reader_pixels(b->reader, rs, index, &window, &h,
-                                         &px))) {
+    if ((status =
+             imgpack__reader_pixels(b->reader, rs, index, &window, &h, &px))) {
         imgpack__parallel_fail(&b->team, status,
                                imgpack__reader_message(b->reader));
         return status;
@@ -199,8 +198,7 @@ static imgpack_status one_image(imgpack_batcher *b, thread_scratch *ts,
     } else {
         /* A crop, or a box the size of the output: Pillow's resize to
            the same size is a copy. */
-        imgpack__convert(&b->convert, &px, s.pl.top, s.pl.left, s.pl.flip,
-                         dst);
+        imgpack__convert(&b->convert, &px, s.pl.top, s.pl.left, s.pl.flip, dst);
     }
     if (job->labels)
         job->labels[i] = h.label;
@@ -272,8 +270,7 @@ static imgpack_status set_geometry(imgpack_batcher *b) {
     b->channels = channels;
     imgpack__converter_init(&b->convert, width, height, channels, o->layout,
                             o->dtype, o->mean, o->std, o->n_norm);
-    b->image_bytes =
-        (uint64_t)width * height * channels * b->convert.elem_size;
+    b->image_bytes = (uint64_t)width * height * channels * b->convert.elem_size;
     return IMGPACK_OK;
 }
 
@@ -311,17 +308,16 @@ imgpack_status imgpack_batcher_create(imgpack_batcher **out,
     uint32_t threads =
         opts->threads ? opts->threads : imgpack__parallel_cores();
     if (!(b->scratch = calloc(threads, sizeof *b->scratch))) {
-        status = imgpack__error_set(&b->err, IMGPACK_ERR_NOMEM,
-                                    "out of memory");
+        status =
+            imgpack__error_set(&b->err, IMGPACK_ERR_NOMEM, "out of memory");
         goto done;
     }
     if ((status = imgpack__parallel_create(&b->team, threads, "imgpack-b"))) {
         imgpack__error_set(&b->err, status, "cannot make the batch threads");
         goto done;
     }
-    if (opts->prefetch > 0 &&
-        (status = imgpack__batch_queue_create(&b->queue, opts->prefetch, fill,
-                                              b))) {
+    if (opts->prefetch > 0 && (status = imgpack__batch_queue_create(
+                                   &b->queue, opts->prefetch, fill, b))) {
         imgpack__error_set(&b->err, status, "cannot make the prefetch queue");
         goto done;
     }
@@ -351,7 +347,9 @@ const char *imgpack_batcher_errmsg(const imgpack_batcher *b) {
     return b ? imgpack__error_text(&b->err) : "out of memory";
 }
 
-uint32_t imgpack_batcher_width(const imgpack_batcher *b) { return b->width; }
+uint32_t imgpack_batcher_width(const imgpack_batcher *b) {
+    return b->width;
+}
 
 uint32_t imgpack_batcher_height(const imgpack_batcher *b) {
     return b->height;

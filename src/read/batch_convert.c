@@ -68,9 +68,9 @@ static uint16_t bfloat16_from_float(float f) {
 }
 
 void imgpack__converter_init(imgpack__converter *c, uint32_t width,
-                             uint32_t height, uint32_t channels,
-                             int32_t layout, int32_t dtype, const float *mean,
-                             const float *std, uint32_t n_norm) {
+                             uint32_t height, uint32_t channels, int32_t layout,
+                             int32_t dtype, const float *mean, const float *std,
+                             uint32_t n_norm) {
     c->width = width;
     c->height = height;
     c->channels = channels;
@@ -173,7 +173,7 @@ static void row_u8_nchw(const imgpack__converter *cv, const row_job *j,
  * 0, as torch normalises the zeros CenterCrop padded with.
  */
 #define TABLE_ROWS(T, table)                                                   \
-    static void row_##T##_nchw_any(const imgpack__converter *cv,              \
+    static void row_##T##_nchw_any(const imgpack__converter *cv,               \
                                    const row_job *j, T *dst, size_t plane) {   \
         for (uint32_t k = 0; k < cv->channels; k++) {                          \
             T *o = dst + k * plane;                                            \
@@ -186,8 +186,8 @@ static void row_u8_nchw(const imgpack__converter *cv, const row_job *j,
                 o[x] = cv->table[k][*q];                                       \
         }                                                                      \
     }                                                                          \
-    static void row_##T##_nhwc(const imgpack__converter *cv,                  \
-                               const row_job *j, T *dst) {                     \
+    static void row_##T##_nhwc(const imgpack__converter *cv, const row_job *j, \
+                               T *dst) {                                       \
         uint32_t c = cv->channels;                                             \
         for (uint32_t x = 0; x < cv->width; x++)                               \
             if (x < j->x0 || x >= j->x1)                                       \
@@ -239,12 +239,12 @@ static void row_f32_nchw(const imgpack__converter *cv, const row_job *j,
         for (; x + 4 <= j->x1; x += 4, p += 4 * s) {
             _mm_stream_ps(o0 + x, _mm_setr_ps(l0[p[0]], l0[p[s]], l0[p[2 * s]],
                                               l0[p[3 * s]]));
-            _mm_stream_ps(o1 + x, _mm_setr_ps(l1[p[1]], l1[p[s + 1]],
-                                              l1[p[2 * s + 1]],
-                                              l1[p[3 * s + 1]]));
-            _mm_stream_ps(o2 + x, _mm_setr_ps(l2[p[2]], l2[p[s + 2]],
-                                              l2[p[2 * s + 2]],
-                                              l2[p[3 * s + 2]]));
+            _mm_stream_ps(o1 + x,
+                          _mm_setr_ps(l1[p[1]], l1[p[s + 1]], l1[p[2 * s + 1]],
+                                      l1[p[3 * s + 1]]));
+            _mm_stream_ps(o2 + x,
+                          _mm_setr_ps(l2[p[2]], l2[p[s + 2]], l2[p[2 * s + 2]],
+                                      l2[p[3 * s + 2]]));
         }
     }
 #endif
@@ -283,8 +283,8 @@ void imgpack__convert(const imgpack__converter *cv, const imgpack__pixels *px,
         row_job rj = j;
         if (sy >= 0 && sy < px->height && x1 > x0) {
             int64_t sx = flip ? left + w - 1 - x0 : left + x0;
-            rj.p = px->data + (size_t)sy * px->stride +
-                   (size_t)sx * px->channels;
+            rj.p =
+                px->data + (size_t)sy * px->stride + (size_t)sx * px->channels;
         } else {
             rj.p = NULL;
             rj.x0 = rj.x1 = 0;

@@ -32,9 +32,9 @@ typedef struct imgpack__converter {
  * to nearest even.
  */
 void imgpack__converter_init(imgpack__converter *c, uint32_t width,
-                             uint32_t height, uint32_t channels,
-                             int32_t layout, int32_t dtype, const float *mean,
-                             const float *std, uint32_t n_norm);
+                             uint32_t height, uint32_t channels, int32_t layout,
+                             int32_t dtype, const float *mean, const float *std,
+                             uint32_t n_norm);
 
 /*
  * Writes one output image into `dst` from `px` (1 channel, replicated

@@ -32,9 +32,9 @@ imgpack_status imgpack_batch_options_create(imgpack_batch_options **out) {
     o->std[2] = IMGPACK_IMAGENET_STD_B;
     o->n_norm = 3;
     o->crop_mode = IMGPACK_CROP_CENTER;
-    o->rrc = (imgpack__rrc_ranges){IMGPACK_RRC_SCALE_MIN, IMGPACK_RRC_SCALE_MAX,
-                                   IMGPACK_RRC_RATIO_MIN,
-                                   IMGPACK_RRC_RATIO_MAX};
+    o->rrc =
+        (imgpack__rrc_ranges){IMGPACK_RRC_SCALE_MIN, IMGPACK_RRC_SCALE_MAX,
+                              IMGPACK_RRC_RATIO_MIN, IMGPACK_RRC_RATIO_MAX};
     o->threads = 1;
     *out = o;
 done:
@@ -91,9 +91,10 @@ imgpack_status imgpack_batch_options_set_crop(imgpack_batch_options *opts,
     return IMGPACK_OK;
 }
 
-imgpack_status imgpack_batch_options_set_random_resized(
-    imgpack_batch_options *opts, double scale_min, double scale_max,
-    double ratio_min, double ratio_max) {
+imgpack_status
+imgpack_batch_options_set_random_resized(imgpack_batch_options *opts,
+                                         double scale_min, double scale_max,
+                                         double ratio_min, double ratio_max) {
     imgpack__rrc_ranges r = {scale_min, scale_max, ratio_min, ratio_max};
     if (!opts || !imgpack__rrc_ranges_valid(&r))
         return IMGPACK_ERR_INVALID_ARG;

@@ -178,10 +178,9 @@ imgpack_status imgpack__batch_queue_submit(imgpack__batch_queue *q,
                               ? realloc(s->indices, job->n * sizeof *grown)
                               : NULL;
         if (!grown)
-            return imgpack__error_set(err, IMGPACK_ERR_NOMEM,
-                                      "out of memory copying %" PRIu64
-                                      " indices",
-                                      job->n);
+            return imgpack__error_set(
+                err, IMGPACK_ERR_NOMEM,
+                "out of memory copying %" PRIu64 " indices", job->n);
         s->indices = grown;
         s->capacity = job->n;
     }

@@ -91,13 +91,13 @@
  * prefetch. 128 KiB is the kernel's default window (VM_READAHEAD_PAGES),
  * so a piece this size is read whole unless an administrator shrank the
  * window below it (2 MiB pieces would be cut to 1.25 MiB on a disk with
- * that window and the common 1,280 KiB largest request). The kernel itself reads a range 2 MiB at a time, and
- * the block layer merges the reads of adjacent pieces: on the VM this was
- * measured on (Linux 6.18, virtio disk, 8 MiB window), 100 evicted raw
- * records (14.5 MiB) asked for in 128 KiB pieces were resident after 14
- * to 20 ms, as with 2 MiB pieces, the calls taking 3 to 8 ms either way,
- * in reads of 0.5 MiB on average; asked for in one call, 2,048 of their
- * 3,704 pages came and no more.
+ * that window and the common 1,280 KiB largest request). The kernel itself
+ * reads a range 2 MiB at a time, and the block layer merges the reads of
+ * adjacent pieces: on the VM this was measured on (Linux 6.18, virtio disk, 8
+ * MiB window), 100 evicted raw records (14.5 MiB) asked for in 128 KiB pieces
+ * were resident after 14 to 20 ms, as with 2 MiB pieces, the calls taking 3 to
+ * 8 ms either way, in reads of 0.5 MiB on average; asked for in one call, 2,048
+ * of their 3,704 pages came and no more.
  */
 #define PIECE ((uintptr_t)128 << 10)
 
@@ -141,8 +141,7 @@ static void request(imgpack_reader *r, span *spans, size_t n) {
     int left = atomic_load_explicit(&r->uncached, memory_order_relaxed);
     if (cached(spans, n)) {
         if (left > 0)
-            atomic_store_explicit(&r->uncached, left - 1,
-                                  memory_order_relaxed);
+            atomic_store_explicit(&r->uncached, left - 1, memory_order_relaxed);
         return;
     }
     atomic_store_explicit(&r->uncached, REARM_ROUNDS, memory_order_relaxed);

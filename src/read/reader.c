@@ -104,10 +104,9 @@ static imgpack_status lookup(imgpack_reader *r, imgpack__read_slot *s,
     return IMGPACK_OK;
 }
 
-imgpack_status imgpack__reader_locate(imgpack_reader *r,
-                                      imgpack__read_slot *s, uint64_t index,
-                                      uint32_t *shard, const uint8_t **data,
-                                      size_t *size) {
+imgpack_status imgpack__reader_locate(imgpack_reader *r, imgpack__read_slot *s,
+                                      uint64_t index, uint32_t *shard,
+                                      const uint8_t **data, size_t *size) {
     MDB_val value;
     imgpack_status status = lookup(r, s, index, shard, &value);
     if (status == IMGPACK_OK) {
@@ -152,8 +151,8 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
                                       r->dir, index, where(r, k, local, at));
         goto checked;
     }
-    status = imgpack__record_parse(value.mv_data, value.mv_size,
-                                   check_payload, h);
+    status =
+        imgpack__record_parse(value.mv_data, value.mv_size, check_payload, h);
     if (status == IMGPACK_ERR_VERSION_MISMATCH)
         return imgpack__error_set(&s->err, status,
                                   "%s: record %" PRIu64
@@ -162,8 +161,7 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
     /* A header that parses without the payload check points at the
        payload: name it, since verify reports which part was damaged. */
     if (status != IMGPACK_OK && check_payload &&
-        imgpack__record_parse(value.mv_data, value.mv_size, 0, h) ==
-            IMGPACK_OK)
+        imgpack__record_parse(value.mv_data, value.mv_size, 0, h) == IMGPACK_OK)
         return imgpack__error_set(&s->err, status,
                                   "%s: record %" PRIu64
                                   "%s is corrupt (payload checksum mismatch)",
@@ -193,7 +191,8 @@ static imgpack_status fetch(imgpack_reader *r, imgpack__read_slot *s,
                                   r->dir, index, where(r, k, local, at),
                                   h->label, r->num_classes);
     if (h->width == 0 || h->height == 0 || h->width > IMGPACK_MAX_RECORD_SIDE ||
-        h->height > IMGPACK_MAX_RECORD_SIDE || (h->channels != r->channels && h->channels != 1))
+        h->height > IMGPACK_MAX_RECORD_SIDE ||
+        (h->channels != r->channels && h->channels != 1))
         return imgpack__error_set(&s->err, IMGPACK_ERR_CORRUPT,
                                   "%s: record %" PRIu64 "%s claims %" PRIu32
                                   "x%" PRIu32 "x%u pixels",
@@ -206,8 +205,8 @@ checked:
     return IMGPACK_OK;
 }
 
-imgpack_status imgpack__reader_pixels(imgpack_reader *r,
-                                      imgpack__read_slot *s, uint64_t index,
+imgpack_status imgpack__reader_pixels(imgpack_reader *r, imgpack__read_slot *s,
+                                      uint64_t index,
                                       const imgpack__window *window,
                                       imgpack__record_header *h,
                                       imgpack__pixels *px) {
@@ -237,12 +236,11 @@ imgpack_status imgpack__reader_pixels(imgpack_reader *r,
                                   r->dir, index, reason);
     if (px->width != h->width || px->height != h->height ||
         (px->channels != h->channels && px->channels != 1))
-        return imgpack__error_set(&s->err, IMGPACK_ERR_DECODE,
-                                  "%s: record %" PRIu64 " decodes to %" PRIu32
-                                  "x%" PRIu32 ", its header says %" PRIu32
-                                  "x%" PRIu32,
-                                  r->dir, index, px->width, px->height,
-                                  h->width, h->height);
+        return imgpack__error_set(
+            &s->err, IMGPACK_ERR_DECODE,
+            "%s: record %" PRIu64 " decodes to %" PRIu32 "x%" PRIu32
+            ", its header says %" PRIu32 "x%" PRIu32,
+            r->dir, index, px->width, px->height, h->width, h->height);
     return IMGPACK_OK;
 }
 
@@ -255,8 +253,8 @@ imgpack_status imgpack_reader_get(imgpack_reader *r, uint64_t index,
     if (status)
         return status;
     if ((status = fetch(r, s, index, &h, &payload)) == IMGPACK_OK)
-        *out = (imgpack_record){payload, h.payload_size, h.format,
-                                h.width, h.height, h.channels, h.label};
+        *out = (imgpack_record){payload,  h.payload_size, h.format, h.width,
+                                h.height, h.channels,     h.label};
     imgpack__reader_end(r, s);
     return status;
 }
@@ -292,8 +290,9 @@ imgpack_status imgpack_reader_decode(imgpack_reader *r, uint64_t index,
                     dst[x * h.channels + c] = src[x];
         }
     }
-    *out = (imgpack_record){pixels, row * h.height, IMGPACK_FORMAT_RAW,
-                            h.width, h.height, h.channels, h.label};
+    *out = (imgpack_record){pixels,  row * h.height, IMGPACK_FORMAT_RAW,
+                            h.width, h.height,       h.channels,
+                            h.label};
 out:
     imgpack__reader_end(r, s);
     return status;

@@ -58,8 +58,9 @@ static int check_key(walk *w, imgpack__shard *sh, MDB_txn *txn,
     size_t prefix = strlen(IMGPACK__META_SUM_PREFIX);
     if (!imgpack__map_contains(sh->env, &sh->bounds, key->mv_data,
                                key->mv_size)) {
-        found(w, sh, &(MDB_val){0, ""}, "lies outside data.mdb (damaged "
-                                        "LMDB page)");
+        found(w, sh, &(MDB_val){0, ""},
+              "lies outside data.mdb (damaged "
+              "LMDB page)");
         return 0;
     }
     if (key->mv_size == 0 || key->mv_size > IMGPACK__META_KEY_MAX + prefix ||

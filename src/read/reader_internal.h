@@ -56,10 +56,9 @@ imgpack_status imgpack__reader_pixels(imgpack_reader *r,
  * transaction), so this costs no I/O beyond the B-tree's own pages.
  * Errors are set in the slot.
  */
-imgpack_status imgpack__reader_locate(imgpack_reader *r,
-                                      imgpack__read_slot *s, uint64_t index,
-                                      uint32_t *shard, const uint8_t **data,
-                                      size_t *size);
+imgpack_status imgpack__reader_locate(imgpack_reader *r, imgpack__read_slot *s,
+                                      uint64_t index, uint32_t *shard,
+                                      const uint8_t **data, size_t *size);
 
 /*
  * Starts reading records indices[0..n-1] into the page cache ahead of use
@@ -76,8 +75,7 @@ void imgpack__reader_readahead(imgpack_reader *r, const uint64_t *indices,
  * pressure), as one request instead of a fault per page. Otherwise
  * nothing.
  */
-void imgpack__reader_rearm(imgpack_reader *r, const uint8_t *data,
-                           size_t size);
+void imgpack__reader_rearm(imgpack_reader *r, const uint8_t *data, size_t size);
 
 /* The message of the calling thread's last failure on `r` ("" if none). */
 const char *imgpack__reader_message(const imgpack_reader *r);
@@ -85,7 +83,7 @@ const char *imgpack__reader_message(const imgpack_reader *r);
 /* Makes `message` the calling thread's last failure on `r`, for work that
    other threads did on its behalf and failed; returns `code`. */
 imgpack_status imgpack__reader_fail(imgpack_reader *r, imgpack_status code,
-                                   const char *message);
+                                    const char *message);
 
 /* How many times this process has forked (counted in the child), so that
    objects holding threads or LMDB handles notice they are in a new

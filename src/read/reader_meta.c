@@ -67,8 +67,8 @@ static int sharded_meta(imgpack_reader *r, imgpack__read_slot *s,
     if (!txn)
         return NO_TXN;
     imgpack__shard *sh = &r->shards[k];
-    return imgpack__meta_sum_get(txn, sh->meta, &sh->bounds, sh->meta_sums,
-                                 key, value);
+    return imgpack__meta_sum_get(txn, sh->meta, &sh->bounds, sh->meta_sums, key,
+                                 value);
 }
 
 imgpack_status imgpack_reader_meta(imgpack_reader *r, const char *key,
@@ -99,7 +99,8 @@ imgpack_status imgpack_reader_meta(imgpack_reader *r, const char *key,
     }
     if (rc == NO_TXN) {
         status = s->err.code; /* no transaction; the slot says why */
-    } else if (rc == IMGPACK__META_SUM_MISMATCH || rc == IMGPACK__META_OUTSIDE) {
+    } else if (rc == IMGPACK__META_SUM_MISMATCH ||
+               rc == IMGPACK__META_OUTSIDE) {
         status = imgpack__error_set(&s->err, IMGPACK_ERR_CORRUPT,
                                     "%s: metadata \"%s\" %s", r->dir, key,
                                     imgpack__meta_sum_strerror(rc));
@@ -107,7 +108,8 @@ imgpack_status imgpack_reader_meta(imgpack_reader *r, const char *key,
         status = imgpack__error_set(&s->err, IMGPACK_ERR_NOT_FOUND,
                                     "%s: no metadata \"%s\"", r->dir, key);
     } else if (rc != 0) {
-        status = imgpack__store_fail(&s->err, rc, r->dir, "cannot read metadata");
+        status =
+            imgpack__store_fail(&s->err, rc, r->dir, "cannot read metadata");
     } else {
         *size = value.mv_size;
         if (synth_labels)

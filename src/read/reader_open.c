@@ -91,14 +91,15 @@ static imgpack_status same_meta(imgpack_reader *r, uint32_t k,
         return imgpack__meta_fail(&r->err, ra, a->dir, key);
     if (rb != 0 && rb != MDB_NOTFOUND)
         return imgpack__meta_fail(&r->err, rb, b->dir, key);
-    if (ra == rb && (ra != 0 || (va.mv_size == vb.mv_size &&
-                                 memcmp(va.mv_data, vb.mv_data, va.mv_size) == 0)))
+    if (ra == rb &&
+        (ra != 0 || (va.mv_size == vb.mv_size &&
+                     memcmp(va.mv_data, vb.mv_data, va.mv_size) == 0)))
         return IMGPACK_OK;
     /* Quoted, since the values (settings, above all) say what differs. */
     return imgpack__error_set(
         &r->err, IMGPACK_ERR_NOT_A_STORE,
-        "%s: not one dataset: \"%s\" is \"%.*s\" here, \"%.*s\" in %s",
-        b->dir, key, (int)(vb.mv_size < QUOTE_MAX ? vb.mv_size : QUOTE_MAX),
+        "%s: not one dataset: \"%s\" is \"%.*s\" here, \"%.*s\" in %s", b->dir,
+        key, (int)(vb.mv_size < QUOTE_MAX ? vb.mv_size : QUOTE_MAX),
         rb ? "" : (const char *)vb.mv_data,
         (int)(va.mv_size < QUOTE_MAX ? va.mv_size : QUOTE_MAX),
         ra ? "" : (const char *)va.mv_data, base_name(a->dir));
@@ -123,15 +124,15 @@ static imgpack_status check_shard(imgpack_reader *r, uint32_t k,
     if (rc != 0 && rc != MDB_NOTFOUND)
         return imgpack__meta_fail(&r->err, rc, sh->dir, IMGPACK_META_SHARD);
     if (rc == MDB_NOTFOUND || !imgpack__meta_is(&v, want))
-        return imgpack__error_set(&r->err, IMGPACK_ERR_NOT_A_STORE,
-                                  "%s: metadata \"" IMGPACK_META_SHARD
-                                  "\" is \"%.*s\", not "
-                                  "\"%s\": not this shard of the dataset",
-                                  sh->dir,
-                                  rc ? 0 : (int)(v.mv_size < QUOTE_MAX ? v.mv_size : QUOTE_MAX),
-                                  rc ? "" : (const char *)v.mv_data, want);
-    for (size_t i = 0; k > 0 && i < sizeof shared / sizeof shared[0] &&
-                       status == IMGPACK_OK;
+        return imgpack__error_set(
+            &r->err, IMGPACK_ERR_NOT_A_STORE,
+            "%s: metadata \"" IMGPACK_META_SHARD "\" is \"%.*s\", not "
+            "\"%s\": not this shard of the dataset",
+            sh->dir,
+            rc ? 0 : (int)(v.mv_size < QUOTE_MAX ? v.mv_size : QUOTE_MAX),
+            rc ? "" : (const char *)v.mv_data, want);
+    for (size_t i = 0;
+         k > 0 && i < sizeof shared / sizeof shared[0] && status == IMGPACK_OK;
          i++)
         status = same_meta(r, k, txns, shared[i]);
     /* num_classes agreed, so both have r->num_classes names. */
@@ -144,10 +145,9 @@ static imgpack_status check_shard(imgpack_reader *r, uint32_t k,
 }
 
 /* Shard `sh`'s `count` labels into `labels`, each checked. */
-static imgpack_status shard_labels(const imgpack_reader *r,
-                                   imgpack__shard *sh, MDB_txn *txn,
-                                   uint64_t count, uint32_t *labels,
-                                   imgpack__error *err) {
+static imgpack_status shard_labels(const imgpack_reader *r, imgpack__shard *sh,
+                                   MDB_txn *txn, uint64_t count,
+                                   uint32_t *labels, imgpack__error *err) {
     imgpack__meta_view m = view(sh, txn);
     imgpack_status status =
         imgpack__meta_table(&m, IMGPACK_META_LABELS, count, labels, err);
@@ -186,8 +186,8 @@ static void bitmap_free(_Atomic uint64_t *bitmap, size_t bytes) {
    shard predates them). */
 static imgpack_status load_tables(imgpack_reader *r, MDB_txn *const *txns,
                                   const uint64_t *counts, uint64_t total,
-                                  uint32_t *labels,
-                                  uint32_t **crcs, imgpack__error *err) {
+                                  uint32_t *labels, uint32_t **crcs,
+                                  imgpack__error *err) {
     imgpack_status status = IMGPACK_OK;
     uint64_t at = 0;
     int with_crcs = 1;
@@ -198,8 +198,8 @@ static imgpack_status load_tables(imgpack_reader *r, MDB_txn *const *txns,
                                   r->dir);
     for (uint32_t k = 0; k < r->num_shards && status == IMGPACK_OK;
          at += counts[k], k++) {
-        status = shard_labels(r, &r->shards[k], txns[k], counts[k],
-                              labels + at, err);
+        status = shard_labels(r, &r->shards[k], txns[k], counts[k], labels + at,
+                              err);
         imgpack__meta_view m = view(&r->shards[k], txns[k]);
         if (status == IMGPACK_OK && *crcs)
             status = imgpack__meta_table(&m, IMGPACK_META_PAYLOAD_CRCS,
@@ -255,8 +255,7 @@ imgpack_status imgpack__reader_load_progress(imgpack_reader *r,
                                         "%s: out of memory", r->dir);
             goto out;
         }
-        if ((status = load_tables(r, txns, counts, total, labels, &crcs,
-                                  err)))
+        if ((status = load_tables(r, txns, counts, total, labels, &crcs, err)))
             goto out;
     }
     free(r->labels);
@@ -358,10 +357,9 @@ imgpack_status imgpack_reader_open(imgpack_reader **out, const char *dir,
         (flags & ~(IMGPACK_OPEN_INCOMPLETE | IMGPACK_OPEN_VERIFY |
                    IMGPACK_OPEN_NO_VERIFY)) ||
         (flags & IMGPACK_OPEN_VERIFY && flags & IMGPACK_OPEN_NO_VERIFY)) {
-        status = imgpack__error_set(&r->err, IMGPACK_ERR_INVALID_ARG,
-                                    "reader_open: %s",
-                                    dir ? "unknown or contradicting flags"
-                                        : "no directory");
+        status = imgpack__error_set(
+            &r->err, IMGPACK_ERR_INVALID_ARG, "reader_open: %s",
+            dir ? "unknown or contradicting flags" : "no directory");
         goto done;
     }
     r->dir = strdup(dir);
@@ -370,11 +368,11 @@ imgpack_status imgpack_reader_open(imgpack_reader **out, const char *dir,
                                     "%s: out of memory", dir);
         goto done;
     }
-    if ((status = imgpack__reader_find_layout(r)) || (status = imgpack__reader_open_envs(r)) ||
-        (status = load_meta(r)))
+    if ((status = imgpack__reader_find_layout(r)) ||
+        (status = imgpack__reader_open_envs(r)) || (status = load_meta(r)))
         goto done;
-    for (uint32_t k = 0; k < r->num_shards && !(flags & IMGPACK_OPEN_INCOMPLETE);
-         k++)
+    for (uint32_t k = 0;
+         k < r->num_shards && !(flags & IMGPACK_OPEN_INCOMPLETE); k++)
         if (!r->shards[k].complete) {
             status = imgpack__error_set(&r->err, IMGPACK_ERR_INCOMPLETE,
                                         "%s: store is not complete (still "
@@ -408,9 +406,13 @@ void imgpack__reader_free(imgpack_reader *r, int same_process) {
 
 /* ---- Getters ---------------------------------------------------------- */
 
-const char *imgpack_reader_path(const imgpack_reader *r) { return r->dir; }
+const char *imgpack_reader_path(const imgpack_reader *r) {
+    return r->dir;
+}
 
-uint64_t imgpack_reader_count(const imgpack_reader *r) { return r->count; }
+uint64_t imgpack_reader_count(const imgpack_reader *r) {
+    return r->count;
+}
 
 uint32_t imgpack_reader_num_shards(const imgpack_reader *r) {
     return r->num_shards;
@@ -431,19 +433,29 @@ const char *imgpack_reader_class_name(const imgpack_reader *r,
                : NULL;
 }
 
-int32_t imgpack_reader_format(const imgpack_reader *r) { return r->format; }
+int32_t imgpack_reader_format(const imgpack_reader *r) {
+    return r->format;
+}
 
-uint32_t imgpack_reader_width(const imgpack_reader *r) { return r->width; }
+uint32_t imgpack_reader_width(const imgpack_reader *r) {
+    return r->width;
+}
 
-uint32_t imgpack_reader_height(const imgpack_reader *r) { return r->height; }
+uint32_t imgpack_reader_height(const imgpack_reader *r) {
+    return r->height;
+}
 
 uint32_t imgpack_reader_channels(const imgpack_reader *r) {
     return r->channels;
 }
 
-uint32_t imgpack_reader_resize(const imgpack_reader *r) { return r->resize; }
+uint32_t imgpack_reader_resize(const imgpack_reader *r) {
+    return r->resize;
+}
 
-uint32_t imgpack_reader_crop(const imgpack_reader *r) { return r->crop; }
+uint32_t imgpack_reader_crop(const imgpack_reader *r) {
+    return r->crop;
+}
 
 int32_t imgpack_reader_is_complete(const imgpack_reader *r) {
     return r->complete;

@@ -23,14 +23,14 @@
 
 /* One LMDB environment of the dataset. */
 typedef struct imgpack__shard {
-    char *dir;   /* the store's directory: the reader's, or shard-K-of-N */
-    int nolock;  /* opened with MDB_NOLOCK (unwritable directory) */
+    char *dir;  /* the store's directory: the reader's, or shard-K-of-N */
+    int nolock; /* opened with MDB_NOLOCK (unwritable directory) */
     MDB_env *env;
     MDB_dbi records;
     MDB_dbi meta;
-    uint64_t count; /* records, as of open or the last refresh */
-    int complete;   /* its meta state is "complete" */
-    int meta_sums;  /* its metadata has checksums (meta_sum.h) */
+    uint64_t count;             /* records, as of open or the last refresh */
+    int complete;               /* its meta state is "complete" */
+    int meta_sums;              /* its metadata has checksums (meta_sum.h) */
     imgpack__map_bounds bounds; /* where its data file is mapped */
 } imgpack__shard;
 
@@ -48,7 +48,7 @@ struct imgpack__read_slot {
     /* Bumped when every transaction must be renewed before its next use;
        a transaction renewed under an older stamp is stale. */
     uint64_t stamp;
-    uint64_t snapshot; /* the reader's `snapshot` the stamp last saw */
+    uint64_t snapshot;         /* the reader's `snapshot` the stamp last saw */
     imgpack__decoder *decoder; /* made by this thread on its first decode */
     imgpack__error err;
     imgpack__slot_txn txns[]; /* one per shard, made on first use */
@@ -74,7 +74,7 @@ struct imgpack_reader {
     char **class_names;
     int32_t format;
     uint32_t width, height, channels, resize, crop;
-    int complete;      /* every shard is */
+    int complete;     /* every shard is */
     uint32_t *labels; /* all labels of a complete dataset; else NULL */
     /* Every record's payload CRC, from the payload_crcs metadata, in a
        complete dataset whose stores have it; else NULL. */
@@ -103,8 +103,7 @@ imgpack_status imgpack__reader_renew_txn(imgpack_reader *r,
 /* The slot's read transaction on shard k, current for this call, or NULL
    with the reason in the slot. Inline: it is on every get's path. */
 static inline MDB_txn *imgpack__reader_txn(imgpack_reader *r,
-                                           imgpack__read_slot *s,
-                                           uint32_t k) {
+                                           imgpack__read_slot *s, uint32_t k) {
     imgpack__slot_txn *t = &s->txns[k];
     /* Expected: in a complete dataset the transaction stays current, and
        laying that path out straight is worth a few percent of a get. */

@@ -70,9 +70,13 @@ static SLOT_CACHE_TLS struct {
 } slot_cache[SLOT_CACHE_SIZE];
 static SLOT_CACHE_TLS unsigned slot_cache_next;
 
-static void before_fork(void) { pthread_mutex_lock(&reopen_lock); }
+static void before_fork(void) {
+    pthread_mutex_lock(&reopen_lock);
+}
 
-static void after_fork_parent(void) { pthread_mutex_unlock(&reopen_lock); }
+static void after_fork_parent(void) {
+    pthread_mutex_unlock(&reopen_lock);
+}
 
 static void after_fork_child(void) {
     atomic_fetch_add(&fork_count, 1);
@@ -290,7 +294,7 @@ const char *imgpack__reader_message(const imgpack_reader *r) {
 }
 
 imgpack_status imgpack__reader_fail(imgpack_reader *r, imgpack_status code,
-                                   const char *message) {
+                                    const char *message) {
     imgpack__read_slot *s = find_slot(r, 1);
     if (s) {
         imgpack__error_set(&s->err, code, "%s", message);

@@ -72,7 +72,8 @@ static imgpack_status open_dbs(imgpack__shard *sh, imgpack__error *err) {
                                         "%s: no imgpack databases in data.mdb",
                                         sh->dir);
         else
-            status = imgpack__store_fail(err, rc, sh->dir, "cannot open databases");
+            status =
+                imgpack__store_fail(err, rc, sh->dir, "cannot open databases");
         goto out;
     }
     /* Committing a read transaction keeps its database handles open for

@@ -46,8 +46,8 @@ static void shuffle_in_place(uint64_t *a, uint64_t len, uint64_t *state) {
  */
 static imgpack_status permutation(uint64_t n, uint64_t seed, uint64_t epoch,
                                   uint64_t window, uint64_t *perm) {
-    uint64_t state = imgpack__mix64(seed) ^
-                     imgpack__mix64(epoch + 0x632be59bd9b4e019u);
+    uint64_t state =
+        imgpack__mix64(seed) ^ imgpack__mix64(epoch + 0x632be59bd9b4e019u);
     if (window <= 1 || window >= n) {
         for (uint64_t i = 0; i < n; i++)
             perm[i] = i;
@@ -79,15 +79,14 @@ imgpack_status imgpack_sampler_indices(uint64_t n, uint64_t seed,
                                        uint32_t rank, uint32_t world_size,
                                        int32_t drop_last, uint64_t *out,
                                        uint64_t capacity) {
-    return imgpack_sampler_indices_windowed(n, seed, epoch, shuffle, 0, rank,
-                                            world_size, drop_last, out,
-                                            capacity);
+    return imgpack_sampler_indices_windowed(
+        n, seed, epoch, shuffle, 0, rank, world_size, drop_last, out, capacity);
 }
 
 imgpack_status imgpack_sampler_indices_windowed(
-    uint64_t n, uint64_t seed, uint64_t epoch, int32_t shuffle,
-    uint64_t window, uint32_t rank, uint32_t world_size, int32_t drop_last,
-    uint64_t *out, uint64_t capacity) {
+    uint64_t n, uint64_t seed, uint64_t epoch, int32_t shuffle, uint64_t window,
+    uint32_t rank, uint32_t world_size, int32_t drop_last, uint64_t *out,
+    uint64_t capacity) {
     imgpack_status status = IMGPACK_OK;
     uint64_t *perm = NULL;
     uint64_t count = imgpack_sampler_count(n, world_size, drop_last);

@@ -31,8 +31,7 @@ imgpack_status imgpack_sampler_weighted(const double *weights, uint64_t n,
     uint64_t last_positive = 0, base;
 
     if (world_size == 0 || rank >= world_size || capacity < count ||
-        (count > 0 && !out) || (n > 0 && !weights) ||
-        (n == 0 && count > 0)) {
+        (count > 0 && !out) || (n > 0 && !weights) || (n == 0 && count > 0)) {
         status = IMGPACK_ERR_INVALID_ARG;
         goto done;
     }

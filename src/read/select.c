@@ -157,9 +157,8 @@ static const char *action_name(int action) {
 
 /* Lets a statement read and compute, nothing else; records the first
    refusal for the message. */
-static int authorize(void *data, int action, const char *arg1,
-                     const char *arg2, const char *database,
-                     const char *trigger) {
+static int authorize(void *data, int action, const char *arg1, const char *arg2,
+                     const char *database, const char *trigger) {
     select_job *job = data;
     const char *what = NULL;
     switch (action) {
@@ -230,10 +229,10 @@ static int bind_value(sqlite3_stmt *stmt, int i, const char *value) {
     return sqlite3_bind_text(stmt, i, value, -1, SQLITE_TRANSIENT);
 }
 
-static imgpack_status run_query(select_job *job, sqlite3 *db,
-                                const char *query, const char *const *params,
-                                uint32_t n_params, uint64_t *out,
-                                uint64_t capacity, uint64_t *count) {
+static imgpack_status run_query(select_job *job, sqlite3 *db, const char *query,
+                                const char *const *params, uint32_t n_params,
+                                uint64_t *out, uint64_t capacity,
+                                uint64_t *count) {
     imgpack_status status = IMGPACK_OK;
     sqlite3_stmt *stmt = NULL;
     const char *tail = NULL;
@@ -348,8 +347,7 @@ imgpack_status imgpack_reader_select(imgpack_reader *r, const char *where,
         status = fail(&job, IMGPACK_ERR_CATALOG, "%s", sqlite3_errmsg(db));
         goto done;
     }
-    status = run_query(&job, db, query, params, n_params, out, capacity,
-                       count);
+    status = run_query(&job, db, query, params, n_params, out, capacity, count);
 done:
     if (status != IMGPACK_OK)
         *count = 0;

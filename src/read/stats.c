@@ -110,10 +110,9 @@ static void merge(partial *into, const partial *from) {
 }
 
 imgpack_status imgpack_reader_channel_stats(imgpack_reader *r,
-                                            const uint64_t *indices,
-                                            uint64_t n, uint32_t threads,
-                                            double *mean, double *std,
-                                            uint32_t n_values) {
+                                            const uint64_t *indices, uint64_t n,
+                                            uint32_t threads, double *mean,
+                                            double *std, uint32_t n_values) {
     imgpack_status status = IMGPACK_OK;
     stats_run run = {0};
     partial total = {0};
@@ -137,8 +136,7 @@ imgpack_status imgpack_reader_channel_stats(imgpack_reader *r,
     if (!(run.parts = calloc(threads, sizeof *run.parts)))
         return imgpack__reader_fail(r, IMGPACK_ERR_NOMEM,
                                     "channel stats: out of memory");
-    if ((status = imgpack__parallel_create(&run.team, threads,
-                                           "imgpack-s"))) {
+    if ((status = imgpack__parallel_create(&run.team, threads, "imgpack-s"))) {
         status = imgpack__reader_fail(r, status,
                                       "channel stats: cannot make threads");
         goto out;

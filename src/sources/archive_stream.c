@@ -27,9 +27,9 @@ struct imgpack__archive_stream {
     uint64_t first, end;   /* positions packed */
     uint64_t *position_of; /* stream sequence -> position, or UINT64_MAX */
     uint64_t sequences;
-    slot *slots;           /* by position - first */
-    uint64_t oldest;       /* lowest position not yet taken */
-    size_t held;           /* bytes in READY slots */
+    slot *slots;     /* by position - first */
+    uint64_t oldest; /* lowest position not yet taken */
+    size_t held;     /* bytes in READY slots */
     size_t max_held;
     int stop, done;
     char failure[IMGPACK__REASON_SIZE]; /* the stream failed as a whole */
@@ -63,8 +63,7 @@ static int hold_member(void *user, const imgpack__archive_member *m) {
     pthread_mutex_lock(&s->lock);
     /* Wait for room, unless this member is the one the workers wait for:
        if that one were never read, waiting would never end. */
-    while (!s->stop && s->held > 0 &&
-           s->held + m->size > s->max_held) {
+    while (!s->stop && s->held > 0 && s->held + m->size > s->max_held) {
         if (position > s->oldest &&
             slot_at(s, s->oldest)->state == SLOT_EMPTY) {
             snprintf(s->failure, sizeof s->failure,
@@ -107,8 +106,9 @@ static void *reader_main(void *arg) {
         snprintf(s->failure, sizeof s->failure, "%.*s",
                  (int)sizeof s->failure - 1, err.message);
     snprintf(s->damage, sizeof s->damage, "%s",
-             w.damage ? w.damage : "not found when the archive was read "
-                                   "again: it changed since it was listed");
+             w.damage ? w.damage
+                      : "not found when the archive was read "
+                        "again: it changed since it was listed");
     s->done = 1;
     pthread_cond_broadcast(&s->changed);
     pthread_mutex_unlock(&s->lock);
@@ -152,8 +152,7 @@ imgpack_status imgpack__archive_stream_start(imgpack__archive_stream **out,
 }
 
 imgpack_status imgpack__archive_stream_take(imgpack__archive_stream *s,
-                                            uint64_t position,
-                                            uint8_t **buffer,
+                                            uint64_t position, uint8_t **buffer,
                                             size_t *capacity, size_t *size,
                                             char reason[IMGPACK__REASON_SIZE]) {
     imgpack_status status = IMGPACK_OK;

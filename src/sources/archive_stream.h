@@ -35,8 +35,7 @@ imgpack_status imgpack__archive_stream_start(imgpack__archive_stream **out,
  * archive broke before the member, or it could not be held).
  */
 imgpack_status imgpack__archive_stream_take(imgpack__archive_stream *s,
-                                            uint64_t position,
-                                            uint8_t **buffer,
+                                            uint64_t position, uint8_t **buffer,
                                             size_t *capacity, size_t *size,
                                             char reason[IMGPACK__REASON_SIZE]);
 

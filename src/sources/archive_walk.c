@@ -115,9 +115,9 @@ static imgpack_status walk(imgpack__archive_walk *w, input *in,
         note_damage(w, a, "archive unreadable");
         goto out;
     }
-    while (!w->stopped && ((rc = la->archive_read_next_header(a, &entry)) ==
-                               ARCHIVE_OK ||
-                           rc == ARCHIVE_WARN)) {
+    while (!w->stopped &&
+           ((rc = la->archive_read_next_header(a, &entry)) == ARCHIVE_OK ||
+            rc == ARCHIVE_WARN)) {
         const char *name = la->archive_entry_pathname(entry);
         uint64_t size = (uint64_t)la->archive_entry_size(entry);
         imgpack__archive_member m = {.size = size, .data = a, .la = la};
@@ -129,10 +129,10 @@ static imgpack_status walk(imgpack__archive_walk *w, input *in,
                starts here. Past the region's end, the archive is cut. */
             m.offset = in->start + (uint64_t)la->archive_filter_bytes(a, 0);
             if (m.offset + size > in->start + in->size) {
-                if (!w->damage &&
-                    asprintf(&w->damage, "archive cut short in %s at byte "
-                                         "%" PRIu64, name,
-                             in->start + in->size) < 0)
+                if (!w->damage && asprintf(&w->damage,
+                                           "archive cut short in %s at byte "
+                                           "%" PRIu64,
+                                           name, in->start + in->size) < 0)
                     w->damage = NULL;
                 goto out;
             }
@@ -142,7 +142,7 @@ static imgpack_status walk(imgpack__archive_walk *w, input *in,
         const char *slash = strchr(name, '/');
         if (!class_name && !slash && imgpack__ends_with(name, ".tar")) {
             input inner = {in->fd, m.offset, size, 0, w->seekable ? NULL : a,
-                           NULL,  la};
+                           NULL,   la};
             snprintf(cls, sizeof cls, "%.*s", (int)(strlen(name) - 4), name);
             status = walk(w, &inner, cls, err);
             free(inner.buffer);
@@ -170,8 +170,8 @@ static imgpack_status walk(imgpack__archive_walk *w, input *in,
             w->stopped = 1;
     }
     if (!w->stopped && rc != ARCHIVE_EOF)
-        note_damage(w, a, class_name ? "inner archive damaged"
-                                     : "archive damaged");
+        note_damage(w, a,
+                    class_name ? "inner archive damaged" : "archive damaged");
 out:
     if (a)
         la->archive_read_free(a);

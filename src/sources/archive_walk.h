@@ -29,8 +29,7 @@ typedef struct imgpack__archive_member {
 } imgpack__archive_member;
 
 /* Called for each image member; return nonzero to stop the walk. */
-typedef int (*imgpack__member_fn)(void *user,
-                                  const imgpack__archive_member *m);
+typedef int (*imgpack__member_fn)(void *user, const imgpack__archive_member *m);
 
 typedef struct imgpack__archive_walk {
     const char *path;

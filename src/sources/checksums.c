@@ -68,11 +68,11 @@ imgpack_status imgpack__verify_checksums(const char *sums_path,
     size_t capacity = 0, number = 0;
     FILE *f = fopen(sums_path, "r");
     if (!f || !dir || !buffer) {
-        status = !f ? imgpack__error_set(err, imgpack__status_from_errno(errno),
-                                         "%s: cannot open: %s", sums_path,
-                                         strerror(errno))
-                    : imgpack__error_set(err, IMGPACK_ERR_NOMEM,
-                                         "out of memory");
+        status =
+            !f ? imgpack__error_set(err, imgpack__status_from_errno(errno),
+                                    "%s: cannot open: %s", sums_path,
+                                    strerror(errno))
+               : imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
         goto out;
     }
     slash = strrchr(dir, '/');
@@ -80,8 +80,8 @@ imgpack_status imgpack__verify_checksums(const char *sums_path,
         slash[1] = '\0';
     else
         dir[0] = '\0';
-    for (ssize_t n; status == IMGPACK_OK &&
-                    (n = getline(&line, &capacity, f)) > 0;) {
+    for (ssize_t n;
+         status == IMGPACK_OK && (n = getline(&line, &capacity, f)) > 0;) {
         char path[4096], hex[65];
         number++;
         n = imgpack__chomp(line, n);

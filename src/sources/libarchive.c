@@ -19,9 +19,9 @@ static void load(void) {
         return;
     }
     /* POSIX's way to store dlsym's result in a function pointer. */
-#define IMGPACK__LIBARCHIVE_LOOK_UP(name)                                      \
-    if (!failure[0] && !(*(void **)&functions.name = dlsym(library, #name)))  \
-        snprintf(failure, sizeof failure, "%s: no %s", LIBARCHIVE_SONAME,     \
+#define IMGPACK__LIBARCHIVE_LOOK_UP(name)                                    \
+    if (!failure[0] && !(*(void **)&functions.name = dlsym(library, #name))) \
+        snprintf(failure, sizeof failure, "%s: no %s", LIBARCHIVE_SONAME,    \
                  #name);
     IMGPACK__LIBARCHIVE_FUNCTIONS(IMGPACK__LIBARCHIVE_LOOK_UP)
 #undef IMGPACK__LIBARCHIVE_LOOK_UP

@@ -14,24 +14,24 @@
 #include "error.h"
 
 /* The libarchive functions imgpack calls. */
-#define IMGPACK__LIBARCHIVE_FUNCTIONS(X)                                       \
-    X(archive_read_new)                                                        \
-    X(archive_read_support_format_tar)                                         \
-    X(archive_read_support_filter_all)                                         \
-    X(archive_read_set_read_callback)                                          \
-    X(archive_read_set_seek_callback)                                          \
-    X(archive_read_set_skip_callback)                                          \
-    X(archive_read_set_callback_data)                                          \
-    X(archive_read_open1)                                                      \
-    X(archive_read_next_header)                                                \
-    X(archive_read_data)                                                       \
-    X(archive_read_free)                                                       \
-    X(archive_filter_bytes)                                                    \
-    X(archive_errno)                                                           \
-    X(archive_error_string)                                                    \
-    X(archive_set_error)                                                       \
-    X(archive_entry_pathname)                                                  \
-    X(archive_entry_size)                                                      \
+#define IMGPACK__LIBARCHIVE_FUNCTIONS(X) \
+    X(archive_read_new)                  \
+    X(archive_read_support_format_tar)   \
+    X(archive_read_support_filter_all)   \
+    X(archive_read_set_read_callback)    \
+    X(archive_read_set_seek_callback)    \
+    X(archive_read_set_skip_callback)    \
+    X(archive_read_set_callback_data)    \
+    X(archive_read_open1)                \
+    X(archive_read_next_header)          \
+    X(archive_read_data)                 \
+    X(archive_read_free)                 \
+    X(archive_filter_bytes)              \
+    X(archive_errno)                     \
+    X(archive_error_string)              \
+    X(archive_set_error)                 \
+    X(archive_entry_pathname)            \
+    X(archive_entry_size)                \
     X(archive_entry_filetype)
 
 /* Pointers to them, named and typed as libarchive declares them. */

@@ -52,9 +52,12 @@ static int push(members *m, member item) {
 /* The listing's visitor: records the member and its place. */
 static int record_member(void *user, const imgpack__archive_member *am) {
     members *m = user;
-    member item = {strdup(am->class_name), strdup(am->shown),
-                   strdup(am->within), NULL,
-                   m->seekable ? am->offset : am->sequence, am->size};
+    member item = {strdup(am->class_name),
+                   strdup(am->shown),
+                   strdup(am->within),
+                   NULL,
+                   m->seekable ? am->offset : am->sequence,
+                   am->size};
     if (!item.class_name || !item.path || !item.sort_dir ||
         push(m, item) != 0) {
         free(item.class_name);
@@ -103,8 +106,7 @@ static imgpack_status build(members *m, imgpack__archive_walk *w,
         item->class_name = NULL;
         if (imgpack__source_add_item(src, item->path, src->num_classes - 1,
                                      &capacity) != IMGPACK_OK)
-            return imgpack__error_set(err, IMGPACK_ERR_NOMEM,
-                                      "out of memory");
+            return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
         src->items[src->num_items - 1].offset = item->offset;
         src->items[src->num_items - 1].size = item->size;
         item->path = NULL;
@@ -114,8 +116,7 @@ static imgpack_status build(members *m, imgpack__archive_walk *w,
         char *where = strdup("(where reading stopped)");
         if (!where || imgpack__source_add_item(src, where, IMGPACK__NO_CLASS,
                                                &capacity) != IMGPACK_OK)
-            return imgpack__error_set(err, IMGPACK_ERR_NOMEM,
-                                      "out of memory");
+            return imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
         src->items[src->num_items - 1].reject = w->damage;
         w->damage = NULL;
     }
@@ -123,7 +124,7 @@ static imgpack_status build(members *m, imgpack__archive_walk *w,
 }
 
 int imgpack__is_archive_name(const char *path) {
-    static const char *const suffixes[] = {".tar", ".tar.gz", ".tgz",
+    static const char *const suffixes[] = {".tar",     ".tar.gz", ".tgz",
                                            ".tar.bz2", ".tar.xz", ".tar.zst"};
     for (size_t i = 0; i < sizeof suffixes / sizeof *suffixes; i++)
         if (imgpack__ends_with(path, suffixes[i]))
@@ -135,18 +136,20 @@ imgpack_status imgpack__source_scan_archive(const char *path,
                                             imgpack__source *src,
                                             imgpack__error *err) {
     members found = {.seekable = imgpack__ends_with(path, ".tar")};
-    imgpack__archive_walk w = {.path = path, .seekable = found.seekable,
-                               .visit = record_member, .user = &found};
+    imgpack__archive_walk w = {.path = path,
+                               .seekable = found.seekable,
+                               .visit = record_member,
+                               .user = &found};
     imgpack_status status = IMGPACK_OK;
 
     memset(src, 0, sizeof *src);
-    src->ops = found.seekable ? &imgpack__source_tar
-                              : &imgpack__source_tar_stream;
+    src->ops =
+        found.seekable ? &imgpack__source_tar : &imgpack__source_tar_stream;
     src->archive_fd = w.fd = open(path, O_RDONLY | O_CLOEXEC);
     if (w.fd < 0) {
-        status = imgpack__error_set(err, imgpack__status_from_errno(errno),
-                                    "%s: cannot open: %s", path,
-                                    strerror(errno));
+        status =
+            imgpack__error_set(err, imgpack__status_from_errno(errno),
+                               "%s: cannot open: %s", path, strerror(errno));
         goto out;
     }
     if (!(src->root = strdup(path))) {

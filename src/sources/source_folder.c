@@ -166,8 +166,7 @@ static int compare_dirs(const void *a, const void *b) {
    directories by path, files by name within each. */
 static imgpack_status list_class(walk_state *w, uint32_t class_id,
                                  size_t *capacity) {
-    imgpack_status status =
-        walk_dir(w, w->src->class_names[class_id], 1);
+    imgpack_status status = walk_dir(w, w->src->class_names[class_id], 1);
     qsort(w->dirs, w->dir_count, sizeof *w->dirs, compare_dirs);
     for (size_t i = 0; i < w->dir_count && status == IMGPACK_OK; i++) {
         imgpack__strings *files = &w->dirs[i].files;

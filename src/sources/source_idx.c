@@ -56,8 +56,7 @@ static imgpack_status open_idx(const char *path, int dims, uint32_t *sizes,
     gzFile f = gzopen(path, "rb");
     if (!f)
         return imgpack__error_set(err, imgpack__status_from_errno(errno),
-                                  "%s: cannot open: %s", path,
-                                  strerror(errno));
+                                  "%s: cannot open: %s", path, strerror(errno));
     if (read_exact(f, header, 4 + 4 * (size_t)dims) != 0 || header[0] ||
         header[1] || header[2] != IDX_UBYTE || header[3] != dims) {
         gzclose(f);
@@ -112,9 +111,9 @@ static imgpack_status make_items(imgpack__source *src, const char *file,
         char *path;
         if (asprintf(&path, "%s#%zu", file, i) < 0)
             path = NULL;
-        status = path ? imgpack__source_add_item(src, path, labels[i],
-                                                 &capacity)
-                      : IMGPACK_ERR_NOMEM;
+        status = path
+                     ? imgpack__source_add_item(src, path, labels[i], &capacity)
+                     : IMGPACK_ERR_NOMEM;
     }
     if (status != IMGPACK_OK)
         imgpack__error_set(err, status, "out of memory");
@@ -145,8 +144,7 @@ static imgpack_status number_classes(imgpack__source *src,
 }
 
 static imgpack_status open_idx_pair(const imgpack__source_request *request,
-                                    imgpack__source *src,
-                                    imgpack__error *err) {
+                                    imgpack__source *src, imgpack__error *err) {
     const char *images_path = request->path, *labels_path = request->labels;
     imgpack_status status;
     gzFile images = NULL, labels = NULL;
@@ -174,11 +172,10 @@ static imgpack_status open_idx_pair(const imgpack__source_request *request,
         goto out;
     }
     if (image_dims[0] != label_dims[0] || image_dims[0] > IDX_MAX_ITEMS) {
-        status = imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
-                                    "%s holds %" PRIu32 " images but %s %" PRIu32
-                                    " labels",
-                                    images_path, image_dims[0], labels_path,
-                                    label_dims[0]);
+        status = imgpack__error_set(
+            err, IMGPACK_ERR_INVALID_ARG,
+            "%s holds %" PRIu32 " images but %s %" PRIu32 " labels",
+            images_path, image_dims[0], labels_path, label_dims[0]);
         goto out;
     }
     src->width = src->height = MNIST_SIDE;
@@ -189,8 +186,8 @@ static imgpack_status open_idx_pair(const imgpack__source_request *request,
         status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
         goto out;
     }
-    if (read_exact(images, src->pixels,
-                   (size_t)image_dims[0] * MNIST_PIXELS) != 0 ||
+    if (read_exact(images, src->pixels, (size_t)image_dims[0] * MNIST_PIXELS) !=
+            0 ||
         read_exact(labels, label_bytes, label_dims[0]) != 0) {
         status = imgpack__error_set(err, IMGPACK_ERR_DECODE,
                                     "%s or %s: shorter than its header says",
@@ -272,8 +269,8 @@ static imgpack_status open_csv(const imgpack__source_request *request,
             if (more)
                 labels = more;
             if (!grown || !more) {
-                status = imgpack__error_set(err, IMGPACK_ERR_NOMEM,
-                                            "out of memory");
+                status =
+                    imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
                 break;
             }
         }
@@ -286,8 +283,8 @@ static imgpack_status open_csv(const imgpack__source_request *request,
     }
     if (status == IMGPACK_OK && !(src->root = strdup(csv_path)))
         status = imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
-    if (status == IMGPACK_OK && !(status = number_classes(src, labels, rows,
-                                                          err)))
+    if (status == IMGPACK_OK &&
+        !(status = number_classes(src, labels, rows, err)))
         status = make_items(src, base_name(csv_path), labels, rows, err);
     gzclose(f);
     free(line);
@@ -308,8 +305,8 @@ static imgpack_status read_pixels(const imgpack__source *src, size_t index,
     out->data = src->pixels + index * bytes;
     out->size = bytes;
     out->decoded = 1;
-    out->pixels = (imgpack__pixels){out->data, src->width, src->height, 1,
-                                    src->width};
+    out->pixels =
+        (imgpack__pixels){out->data, src->width, src->height, 1, src->width};
     return IMGPACK_OK;
 }
 

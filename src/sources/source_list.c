@@ -113,14 +113,14 @@ static imgpack_status read_list(const char *list_path, entries *out,
             free(path);
             free(label);
             status = imgpack__error_set(
-                err, IMGPACK_ERR_INVALID_ARG,
-                "%s: line %zu: expected %s", list_path, number,
+                err, IMGPACK_ERR_INVALID_ARG, "%s: line %zu: expected %s",
+                list_path, number,
                 kaggle ? "ImageId,PredictionString" : "'relative/path label'");
             break;
         }
         if (entries_push(out, path, label, number) != 0) {
-            status = imgpack__error_set(err, IMGPACK_ERR_NOMEM,
-                                        "out of memory");
+            status =
+                imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
             break;
         }
     }
@@ -155,8 +155,7 @@ static imgpack_status make_classes(imgpack__source *src, const entries *e,
     } else if (src->labels_are_ids) {
         if (max >= IMGPACK__NO_CLASS)
             return imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
-                                      "class id %" PRIu64 " is too large",
-                                      max);
+                                      "class id %" PRIu64 " is too large", max);
         count = (size_t)max + 1;
     } else {
         count = e->count;
@@ -233,9 +232,8 @@ static imgpack_status open_list(const imgpack__source_request *request,
     if (request->sort_list)
         qsort(e.items, e.count, sizeof *e.items, by_path);
     for (size_t i = 0; i < e.count && status == IMGPACK_OK; i++) {
-        status = imgpack__source_add_item(src, e.items[i].path,
-                                          class_of(src, e.items[i].label),
-                                          &capacity);
+        status = imgpack__source_add_item(
+            src, e.items[i].path, class_of(src, e.items[i].label), &capacity);
         e.items[i].path = NULL; /* the source owns it now */
     }
     if (status != IMGPACK_OK)
@@ -319,8 +317,8 @@ imgpack_status imgpack__source_use_classes(imgpack__source *src,
                      "class '%s' is not in the class table of %s", name,
                      store_dir) < 0) {
             item->reject = NULL;
-            status = imgpack__error_set(err, IMGPACK_ERR_NOMEM,
-                                        "out of memory");
+            status =
+                imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
         }
         item->class_id = id;
     }

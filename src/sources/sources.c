@@ -40,8 +40,7 @@ int imgpack__compare_strings(const void *a, const void *b) {
 void imgpack__strings_sort(imgpack__strings *l) {
     /* An empty list has no array yet, and qsort's may not be NULL. */
     if (l->count > 1)
-        qsort(l->items, l->count, sizeof *l->items,
-              imgpack__compare_strings);
+        qsort(l->items, l->count, sizeof *l->items, imgpack__compare_strings);
 }
 
 int imgpack__ends_with(const char *s, const char *suffix) {
@@ -114,8 +113,7 @@ void imgpack__item_buffer_free(imgpack__item_buffer *buffer) {
 }
 
 imgpack_status imgpack__source_open(imgpack__source_request *request,
-                                    imgpack__source *src,
-                                    imgpack__error *err) {
+                                    imgpack__source *src, imgpack__error *err) {
     /* In the order they are tried: --list makes a directory a list's root. */
     static const imgpack__source_ops *const kinds[] = {
         &imgpack__source_list,
@@ -146,8 +144,7 @@ imgpack_status imgpack__source_open(imgpack__source_request *request,
 
 imgpack_status imgpack__source_start(imgpack__source *src, uint64_t first,
                                      uint64_t end, imgpack__error *err) {
-    return src->ops->start ? src->ops->start(src, first, end, err)
-                           : IMGPACK_OK;
+    return src->ops->start ? src->ops->start(src, first, end, err) : IMGPACK_OK;
 }
 
 void imgpack__source_stop(imgpack__source *src, imgpack__error *err) {
@@ -175,9 +172,9 @@ void imgpack__source_take_classes(imgpack__source *src, char **names,
 }
 
 static int find_class(const imgpack__source *src, const char *name) {
-    char *const *found = bsearch(&name, src->class_names, src->num_classes,
-                                 sizeof *src->class_names,
-                                 imgpack__compare_strings);
+    char *const *found =
+        bsearch(&name, src->class_names, src->num_classes,
+                sizeof *src->class_names, imgpack__compare_strings);
     return found ? (int)(found - src->class_names) : -1;
 }
 
@@ -204,27 +201,27 @@ imgpack_status imgpack__source_load_synsets(imgpack__source *src,
         free(src->class_descriptions[c]);
         src->class_descriptions[c] = strdup(space + 1);
         if (!src->class_descriptions[c]) {
-            status = imgpack__error_set(err, IMGPACK_ERR_NOMEM,
-                                        "out of memory");
+            status =
+                imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
             break;
         }
     }
     if (status == IMGPACK_OK && ferror(f))
-        status = imgpack__error_set(err, IMGPACK_ERR_IO, "%s: read error",
-                                    path);
+        status =
+            imgpack__error_set(err, IMGPACK_ERR_IO, "%s: read error", path);
     free(line);
     fclose(f);
     return status;
 }
 
 imgpack_status imgpack__source_set_class_names(imgpack__source *src,
-                                              const char *const *names,
-                                              uint32_t count,
-                                              imgpack__error *err) {
+                                               const char *const *names,
+                                               uint32_t count,
+                                               imgpack__error *err) {
     char **table = calloc(count ? count : 1, sizeof *table);
     char **descriptions = calloc(count ? count : 1, sizeof *descriptions);
-    imgpack_status status = table && descriptions ? IMGPACK_OK
-                                                  : IMGPACK_ERR_NOMEM;
+    imgpack_status status =
+        table && descriptions ? IMGPACK_OK : IMGPACK_ERR_NOMEM;
     for (uint32_t c = 0; c < count && status == IMGPACK_OK; c++)
         if (!(table[c] = strdup(names[c])))
             status = IMGPACK_ERR_NOMEM;
@@ -240,8 +237,8 @@ imgpack_status imgpack__source_set_class_names(imgpack__source *src,
 }
 
 imgpack_status imgpack__source_read_class_names(imgpack__source *src,
-                                               const char *path,
-                                               imgpack__error *err) {
+                                                const char *path,
+                                                imgpack__error *err) {
     imgpack_status status = IMGPACK_OK;
     imgpack__strings names = {0};
     char *line = NULL;
@@ -254,8 +251,8 @@ imgpack_status imgpack__source_read_class_names(imgpack__source *src,
     for (ssize_t n; (n = getline(&line, &capacity, f)) > 0;) {
         n = imgpack__chomp(line, n);
         if (n > 0 && imgpack__strings_push(&names, strdup(line)) != 0) {
-            status = imgpack__error_set(err, IMGPACK_ERR_NOMEM,
-                                        "out of memory");
+            status =
+                imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
             break;
         }
     }

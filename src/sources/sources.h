@@ -46,7 +46,7 @@ typedef struct imgpack__item_buffer {
 typedef struct imgpack__item_data {
     const uint8_t *data;
     size_t size;
-    int decoded;           /* `pixels` holds the image; else decode data */
+    int decoded; /* `pixels` holds the image; else decode data */
     imgpack__pixels pixels;
 } imgpack__item_data;
 
@@ -93,21 +93,21 @@ typedef struct imgpack__source_ops {
 typedef struct imgpack__source {
     const imgpack__source_ops *ops; /* its kind */
     char *root;
-    int archive_fd;          /* a tar: read with pread, by any thread */
+    int archive_fd; /* a tar: read with pread, by any thread */
     /* A compressed tar: the reader thread handing members out while
        packing. */
     struct imgpack__archive_stream *stream;
-    uint8_t *pixels;         /* IDX, CSV: item i at i * width * height */
+    uint8_t *pixels; /* IDX, CSV: item i at i * width * height */
     /* Every item's size when the source's items share one (IDX, CSV);
        else 0. */
     uint32_t width, height;
-    char **class_names; /* class_id -> name */
+    char **class_names;        /* class_id -> name */
     char **class_descriptions; /* class_id -> description or NULL */
     uint32_t num_classes;
     imgpack__source_item *items;
     size_t num_items;
     uint64_t skipped; /* files that are not images by their extension */
-    uint64_t loops;   /* directories skipped because they close a symlink loop */
+    uint64_t loops; /* directories skipped because they close a symlink loop */
     int labels_are_ids; /* a list's labels were class ids, not names */
 } imgpack__source;
 
@@ -162,8 +162,7 @@ extern const imgpack__source_ops imgpack__source_tar_stream;
 /* Lists what request->path names with the first kind that claims it;
    sets request->is_dir. IMGPACK_ERR_INVALID_ARG if none does. */
 imgpack_status imgpack__source_open(imgpack__source_request *request,
-                                    imgpack__source *src,
-                                    imgpack__error *err);
+                                    imgpack__source *src, imgpack__error *err);
 
 /* The source's start and stop, for kinds that have them (else nothing). */
 imgpack_status imgpack__source_start(imgpack__source *src, uint64_t first,
@@ -218,7 +217,8 @@ void imgpack__strings_free(imgpack__strings *l);
 /* Whether `s` ends with `suffix` (case matters). */
 int imgpack__ends_with(const char *s, const char *suffix);
 
-/* Whether a file name has an image extension: jpg, jpeg, png, webp, any case. */
+/* Whether a file name has an image extension: jpg, jpeg, png, webp, any case.
+ */
 int imgpack__is_image_name(const char *name);
 
 /* Cuts the line ending (LF, CRLF, any trailing CRs) off `line`, `n` bytes
@@ -232,14 +232,14 @@ void imgpack__source_take_classes(imgpack__source *src, char **names,
 
 /* Replaces the class names by `count` names (count >= num_classes). */
 imgpack_status imgpack__source_set_class_names(imgpack__source *src,
-                                              const char *const *names,
-                                              uint32_t count,
-                                              imgpack__error *err);
+                                               const char *const *names,
+                                               uint32_t count,
+                                               imgpack__error *err);
 
 /* Replaces the class names by a file's lines, one name each. */
 imgpack_status imgpack__source_read_class_names(imgpack__source *src,
-                                               const char *path,
-                                               imgpack__error *err);
+                                                const char *path,
+                                                imgpack__error *err);
 
 /* Names a source's numbered classes: "fashion-mnist", "mnist", or a file
    of names, one a line. IMGPACK_ERR_INVALID_ARG if a label is not below

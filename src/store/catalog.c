@@ -101,8 +101,8 @@ static imgpack_status step(imgpack__catalog *c, sqlite3_stmt *stmt,
 /* Opens `path` with `flags`, sets the pack's pragmas, runs `schema` when
    given, and prepares the writer's statements. */
 static imgpack_status open_catalog(imgpack__catalog *c, const char *path,
-                                   int flags, const char *schema,
-                                   int64_t shard, imgpack__error *err) {
+                                   int flags, const char *schema, int64_t shard,
+                                   imgpack__error *err) {
     imgpack_status status;
     memset(c, 0, sizeof *c);
     c->shard = shard;
@@ -202,8 +202,10 @@ imgpack_status imgpack__catalog_read_back(imgpack__catalog *c, uint64_t count,
     imgpack_status status;
     sqlite3_stmt *stmt;
     uint64_t seen = 0;
-    if ((status = prepare(c, "SELECT idx, class_id, stored_bytes FROM images"
-                             " ORDER BY idx", &stmt, err)))
+    if ((status = prepare(c,
+                          "SELECT idx, class_id, stored_bytes FROM images"
+                          " ORDER BY idx",
+                          &stmt, err)))
         return status;
     *bytes = 0;
     while (sqlite3_step(stmt) == SQLITE_ROW && seen < count) {
@@ -214,10 +216,9 @@ imgpack_status imgpack__catalog_read_back(imgpack__catalog *c, uint64_t count,
     }
     sqlite3_finalize(stmt);
     if (seen != count)
-        return imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
-                                  "%s: has no row for record %llu of %llu",
-                                  c->path, (unsigned long long)seen,
-                                  (unsigned long long)count);
+        return imgpack__error_set(
+            err, IMGPACK_ERR_CORRUPT, "%s: has no row for record %llu of %llu",
+            c->path, (unsigned long long)seen, (unsigned long long)count);
     if ((status = prepare(c, "SELECT COUNT(*) FROM rejects", &stmt, err)))
         return status;
     *rejected = sqlite3_step(stmt) == SQLITE_ROW

@@ -64,8 +64,7 @@ imgpack_status imgpack__catalog_rewind(imgpack__catalog *c, uint64_t count,
    IMGPACK_ERR_CORRUPT if a record has no row. */
 imgpack_status imgpack__catalog_read_back(imgpack__catalog *c, uint64_t count,
                                           uint32_t *labels, uint64_t *rejected,
-                                          uint64_t *bytes,
-                                          imgpack__error *err);
+                                          uint64_t *bytes, imgpack__error *err);
 
 /* Inserts class `class_id` with its name and description (may be NULL). */
 imgpack_status imgpack__catalog_add_class(imgpack__catalog *c,
@@ -73,8 +72,7 @@ imgpack_status imgpack__catalog_add_class(imgpack__catalog *c,
                                           const char *description,
                                           imgpack__error *err);
 
-imgpack_status imgpack__catalog_begin(imgpack__catalog *c,
-                                      imgpack__error *err);
+imgpack_status imgpack__catalog_begin(imgpack__catalog *c, imgpack__error *err);
 imgpack_status imgpack__catalog_commit(imgpack__catalog *c,
                                        imgpack__error *err);
 /* Rolls back the open transaction, if any. */

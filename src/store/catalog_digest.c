@@ -51,8 +51,8 @@ void imgpack_catalog_digest_row(char digest[IMGPACK_CATALOG_DIGEST_HEX],
                                 const char *path, size_t path_size,
                                 const char *sha256) {
     char head[96];
-    int n = snprintf(head, sizeof head, " %" PRIu64 " %" PRIu32 " %zu:",
-                     index, class_id, path_size);
+    int n = snprintf(head, sizeof head, " %" PRIu64 " %" PRIu32 " %zu:", index,
+                     class_id, path_size);
     if (!sha256)
         sha256 = "";
     piece pieces[] = {{head, (size_t)n},

@@ -182,8 +182,8 @@ typedef void (*fill_row)(listing *l, void *row, sqlite3_stmt *stmt, int *nomem);
 /* Reads every result of `sql` into `l`, a row of `size` bytes each, and
    says in *count how many there are (0 on failure). */
 static imgpack_status read_listing(imgpack_catalog *c, listing *l,
-                                   const char *sql, size_t size,
-                                   fill_row fill, uint64_t *count) {
+                                   const char *sql, size_t size, fill_row fill,
+                                   uint64_t *count) {
     sqlite3_stmt *stmt;
     int rc = SQLITE_DONE, nomem = 0;
     free_listing(l);

@@ -21,8 +21,7 @@
 
 #include "crc32.h"
 
-static int within(const imgpack__map_bounds *b, const void *data,
-                  size_t size) {
+static int within(const imgpack__map_bounds *b, const void *data, size_t size) {
     uintptr_t base = atomic_load_explicit(&b->base, memory_order_relaxed);
     uint64_t file = atomic_load_explicit(&b->size, memory_order_relaxed);
     uintptr_t at = (uintptr_t)data;
@@ -68,8 +67,7 @@ int imgpack__map_contains(MDB_env *env, imgpack__map_bounds *b,
         (base = mapping_start(st.st_ino, data)) == 0)
         return 0;
     atomic_store_explicit(&b->base, base, memory_order_relaxed);
-    atomic_store_explicit(&b->size, (uint64_t)st.st_size,
-                          memory_order_relaxed);
+    atomic_store_explicit(&b->size, (uint64_t)st.st_size, memory_order_relaxed);
     return within(b, data, size);
 }
 

@@ -44,8 +44,7 @@ void imgpack__record_header_write(uint8_t *value,
     put_u32(value + 28, imgpack__crc32(value, 28));
 }
 
-imgpack_status imgpack__record_parse_verified(const uint8_t *value,
-                                              size_t size,
+imgpack_status imgpack__record_parse_verified(const uint8_t *value, size_t size,
                                               imgpack__record_header *h) {
     h->format = value[6];
     h->channels = value[7];
@@ -76,9 +75,8 @@ imgpack_status imgpack__record_parse(const uint8_t *value, size_t size,
     if (h->format == IMGPACK_FORMAT_RAW &&
         (uint64_t)h->width * h->height * h->channels != h->payload_size)
         return IMGPACK_ERR_CORRUPT;
-    if (check_payload &&
-        imgpack__crc32(value + IMGPACK__RECORD_HEADER_SIZE, h->payload_size) !=
-            h->payload_crc)
+    if (check_payload && imgpack__crc32(value + IMGPACK__RECORD_HEADER_SIZE,
+                                        h->payload_size) != h->payload_crc)
         return IMGPACK_ERR_CORRUPT;
     return IMGPACK_OK;
 }

@@ -56,8 +56,7 @@ imgpack_status imgpack__record_parse(const uint8_t *value, size_t size,
  * IMGPACK_OK or IMGPACK_ERR_CORRUPT. imgpack__record_parse reads the fields
  * through it, so the layout is read in one place.
  */
-imgpack_status imgpack__record_parse_verified(const uint8_t *value,
-                                              size_t size,
+imgpack_status imgpack__record_parse_verified(const uint8_t *value, size_t size,
                                               imgpack__record_header *h);
 
 /* The key of record `index`: big-endian, so key order is index order. */

@@ -34,8 +34,8 @@
 #define PAGE_HEADER 16
 #define NODE_HEADER 8
 
-imgpack_status imgpack__store_fail(imgpack__error *err, int rc,
-                                   const char *dir, const char *what) {
+imgpack_status imgpack__store_fail(imgpack__error *err, int rc, const char *dir,
+                                   const char *what) {
     imgpack_status code = IMGPACK_ERR_STORE;
     if (rc == ENOSPC || rc == EDQUOT)
         return imgpack__error_set(err, IMGPACK_ERR_NO_SPACE,
@@ -94,8 +94,8 @@ static imgpack_status open_env(imgpack__store *s, const char *dir, int create,
     if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0 ||
         (rc = mdb_dbi_open(txn, IMGPACK__STORE_RECORDS_DB, db_flags,
                            &s->records)) != 0 ||
-        (rc = mdb_dbi_open(txn, IMGPACK__STORE_META_DB, db_flags,
-                           &s->meta)) != 0) {
+        (rc = mdb_dbi_open(txn, IMGPACK__STORE_META_DB, db_flags, &s->meta)) !=
+            0) {
         status = rc == MDB_NOTFOUND
                      ? imgpack__error_set(err, IMGPACK_ERR_NOT_A_STORE,
                                           "%s: not an imgpack store", dir)
@@ -192,13 +192,13 @@ imgpack_status imgpack__store_remove(const char *dir, imgpack__error *err) {
     return IMGPACK_OK;
 }
 
-imgpack_status imgpack__store_check_new(const char *dir,
-                                        imgpack__error *err) {
+imgpack_status imgpack__store_check_new(const char *dir, imgpack__error *err) {
     if (holds_store(dir))
-        return imgpack__error_set(err, IMGPACK_ERR_EXISTS,
-                                  "%s: already holds a store (data.mdb): resume "
-                                  "it, or pack into another directory",
-                                  dir);
+        return imgpack__error_set(
+            err, IMGPACK_ERR_EXISTS,
+            "%s: already holds a store (data.mdb): resume "
+            "it, or pack into another directory",
+            dir);
     return IMGPACK_OK;
 }
 
@@ -335,10 +335,10 @@ static imgpack_status put(imgpack__store *s, MDB_dbi dbi, MDB_val *key,
                           imgpack__error *err) {
     MDB_val val = {size, (void *)data};
     size_t room = imgpack__store_room(s, size);
-    int rc = key->mv_size <= IMGPACK__STORE_MAX_KEY &&
-                     imgpack__store_fits(s, room)
-                 ? mdb_put(s->txn, dbi, key, &val, flags)
-                 : MDB_MAP_FULL;
+    int rc =
+        key->mv_size <= IMGPACK__STORE_MAX_KEY && imgpack__store_fits(s, room)
+            ? mdb_put(s->txn, dbi, key, &val, flags)
+            : MDB_MAP_FULL;
     if (rc != 0) {
         imgpack__store_abort(s);
         /* The room is a bound on what LMDB can need, so a full map here
@@ -412,11 +412,12 @@ imgpack_status imgpack__store_payload_crcs(imgpack__store *s, uint64_t count,
     }
     /* Keys are big-endian indices: the walk meets them in index order. */
     for (rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST);
-         rc == 0 && i < count; rc = mdb_cursor_get(cursor, &key, &value,
-                                                   MDB_NEXT), i++) {
+         rc == 0 && i < count;
+         rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT), i++) {
         uint8_t want[IMGPACK__KEY_SIZE];
         imgpack__record_key(i, want);
-        if (key.mv_size != sizeof want || memcmp(key.mv_data, want, sizeof want) ||
+        if (key.mv_size != sizeof want ||
+            memcmp(key.mv_data, want, sizeof want) ||
             imgpack__record_parse(value.mv_data, value.mv_size, 0, &h)) {
             status = imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
                                         "%s: record %llu is missing or damaged",
@@ -426,11 +427,12 @@ imgpack_status imgpack__store_payload_crcs(imgpack__store *s, uint64_t count,
         out[i] = h.payload_crc;
     }
     if (status == IMGPACK_OK && i < count)
-        status = rc != 0 && rc != MDB_NOTFOUND
-                     ? imgpack__store_fail(err, rc, s->dir, "cannot read records")
-                     : imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
-                                          "%s: record %llu is missing", s->dir,
-                                          (unsigned long long)i);
+        status =
+            rc != 0 && rc != MDB_NOTFOUND
+                ? imgpack__store_fail(err, rc, s->dir, "cannot read records")
+                : imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
+                                     "%s: record %llu is missing", s->dir,
+                                     (unsigned long long)i);
     mdb_cursor_close(cursor);
     mdb_txn_abort(txn);
     return status;
@@ -472,8 +474,8 @@ imgpack_status imgpack__store_add_checksums(imgpack__store *s,
         status = imgpack__store_fail(err, rc, s->dir, "cannot read metadata");
     } else if (keys &&
                !(status = imgpack__store_begin(
-                   s, n * imgpack__store_room(s, IMGPACK__META_SUM_DIGITS),
-                   err))) {
+                     s, n * imgpack__store_room(s, IMGPACK__META_SUM_DIGITS),
+                     err))) {
         for (size_t i = 0; i < n && rc == 0; i++) {
             MDB_val k = {strlen(keys[i]), keys[i]};
             if ((rc = mdb_get(s->txn, s->meta, &k, &value)) == 0)
@@ -508,7 +510,8 @@ imgpack_status imgpack__store_set_meta(imgpack__store *s,
 
 imgpack_status imgpack__store_sync(imgpack__store *s, imgpack__error *err) {
     int rc = mdb_env_sync(s->env, 1);
-    return rc ? imgpack__store_fail(err, rc, s->dir, "cannot sync") : IMGPACK_OK;
+    return rc ? imgpack__store_fail(err, rc, s->dir, "cannot sync")
+              : IMGPACK_OK;
 }
 
 void imgpack__store_close(imgpack__store *s) {

@@ -31,9 +31,9 @@ typedef struct imgpack__store {
     size_t map_size;
     size_t page_size;
     char *dir;
-    MDB_txn *txn;      /* the batch begun, or NULL */
-    size_t room;       /* what the batch may still put, as store_room counts */
-    size_t txn_bytes;  /* the bytes of the values it has put */
+    MDB_txn *txn;     /* the batch begun, or NULL */
+    size_t room;      /* what the batch may still put, as store_room counts */
+    size_t txn_bytes; /* the bytes of the values it has put */
 } imgpack__store;
 
 /* The longest key a store holds: record keys are 8 bytes, metadata keys
@@ -150,7 +150,7 @@ imgpack_status imgpack__store_sync(imgpack__store *s, imgpack__error *err);
 void imgpack__store_close(imgpack__store *s);
 
 /* Maps an LMDB return code to a status, keeping mdb_strerror in `err`. */
-imgpack_status imgpack__store_fail(imgpack__error *err, int rc,
-                                   const char *dir, const char *what);
+imgpack_status imgpack__store_fail(imgpack__error *err, int rc, const char *dir,
+                                   const char *what);
 
 #endif

@@ -15,8 +15,8 @@
 
 void imgpack__shard_name(char out[IMGPACK__SHARD_NAME_SIZE], uint32_t k,
                          uint32_t n) {
-    snprintf(out, IMGPACK__SHARD_NAME_SIZE, "shard-%" PRIu32 "-of-%" PRIu32,
-             k, n);
+    snprintf(out, IMGPACK__SHARD_NAME_SIZE, "shard-%" PRIu32 "-of-%" PRIu32, k,
+             n);
 }
 
 void imgpack__shard_value(char out[IMGPACK__SHARD_NAME_SIZE], uint32_t k,
@@ -63,8 +63,7 @@ void imgpack__meta_u32_encode(uint8_t *out, const uint32_t *values,
             out[4 * i + b] = (uint8_t)(values[i] >> (8 * b));
 }
 
-void imgpack__meta_u32_decode(uint32_t *out, const uint8_t *bytes,
-                              uint64_t n) {
+void imgpack__meta_u32_decode(uint32_t *out, const uint8_t *bytes, uint64_t n) {
     for (uint64_t i = 0; i < n; i++, bytes += 4)
         out[i] = (uint32_t)bytes[0] | (uint32_t)bytes[1] << 8 |
                  (uint32_t)bytes[2] << 16 | (uint32_t)bytes[3] << 24;
@@ -111,8 +110,19 @@ imgpack__meta_entry imgpack__meta_text_entry(const char *key,
 }
 
 /* The header's numbers; the order is the entries' order. */
-enum { N_VERSION, N_CHANNELS, N_WIDTH, N_HEIGHT, N_RESIZE, N_CROP,
-       N_CLASSES, N_COUNT, N_NEXT, N_SHARD_FIRST, N_NUMBERS };
+enum {
+    N_VERSION,
+    N_CHANNELS,
+    N_WIDTH,
+    N_HEIGHT,
+    N_RESIZE,
+    N_CROP,
+    N_CLASSES,
+    N_COUNT,
+    N_NEXT,
+    N_SHARD_FIRST,
+    N_NUMBERS
+};
 
 imgpack_status imgpack__store_header_write(imgpack__store *s,
                                            const imgpack__store_header *h,
@@ -145,8 +155,8 @@ imgpack_status imgpack__store_header_write(imgpack__store *s,
                                            h->crop);
     meta[n++] = imgpack__meta_number_entry(
         &numbers[N_CLASSES], IMGPACK_META_NUM_CLASSES, h->num_classes);
-    meta[n++] = imgpack__meta_number_entry(&numbers[N_COUNT],
-                                           IMGPACK_META_COUNT, 0);
+    meta[n++] =
+        imgpack__meta_number_entry(&numbers[N_COUNT], IMGPACK_META_COUNT, 0);
     meta[n++] = imgpack__meta_number_entry(
         &numbers[N_NEXT], IMGPACK_META_NEXT_POSITION, h->first_position);
     if (h->shard_count > 1) {
@@ -191,8 +201,8 @@ int imgpack__meta_get(const imgpack__meta_view *m, const char *key,
                                  value);
 }
 
-imgpack_status imgpack__meta_fail(imgpack__error *err, int rc,
-                                  const char *dir, const char *key) {
+imgpack_status imgpack__meta_fail(imgpack__error *err, int rc, const char *dir,
+                                  const char *key) {
     if (rc == IMGPACK__META_SUM_MISMATCH || rc == IMGPACK__META_OUTSIDE)
         return imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
                                   "%s: metadata \"%s\" %s", dir, key,
@@ -231,9 +241,9 @@ imgpack_status imgpack__meta_number(const imgpack__meta_view *m,
     return IMGPACK_OK;
 }
 
-imgpack_status imgpack__meta_table(const imgpack__meta_view *m,
-                                   const char *key, uint64_t count,
-                                   uint32_t *out, imgpack__error *err) {
+imgpack_status imgpack__meta_table(const imgpack__meta_view *m, const char *key,
+                                   uint64_t count, uint32_t *out,
+                                   imgpack__error *err) {
     MDB_val v;
     int rc = imgpack__meta_get(m, key, &v);
     if (rc != 0 && rc != MDB_NOTFOUND)
@@ -249,9 +259,8 @@ imgpack_status imgpack__meta_table(const imgpack__meta_view *m,
 
 /* The value of `key` as a new NUL-terminated string into *out; NULL when
    the key is missing. */
-static imgpack_status meta_string(const imgpack__meta_view *m,
-                                  const char *key, char **out,
-                                  imgpack__error *err) {
+static imgpack_status meta_string(const imgpack__meta_view *m, const char *key,
+                                  char **out, imgpack__error *err) {
     MDB_val v;
     int rc = imgpack__meta_get(m, key, &v);
     *out = NULL;
@@ -315,8 +324,7 @@ static imgpack_status read_classes(const imgpack__meta_view *m,
     return status;
 }
 
-imgpack_status imgpack__store_header_read(const imgpack__meta_view *m,
-                                          int all,
+imgpack_status imgpack__store_header_read(const imgpack__meta_view *m, int all,
                                           imgpack__store_header *h,
                                           imgpack__error *err) {
     static const struct {
@@ -370,15 +378,14 @@ imgpack_status imgpack__store_header_read(const imgpack__meta_view *m,
                                   "%s: metadata \"" IMGPACK_META_CHANNELS
                                   "\" is %" PRIu32,
                                   m->dir, h->channels);
-    if ((all && ((status = meta_text(m, IMGPACK_META_SETTINGS, h->settings,
-                                     sizeof h->settings, err)) ||
-                 (status = meta_text(m, IMGPACK_META_SOURCE_DIGEST,
-                                     h->source_digest,
-                                     sizeof h->source_digest, err)) ||
-                 (status = meta_text(m, IMGPACK_META_CATALOG_DATASET_DIGEST,
-                                     h->catalog_dataset_digest,
-                                     sizeof h->catalog_dataset_digest,
-                                     err)))) ||
+    if ((all &&
+         ((status = meta_text(m, IMGPACK_META_SETTINGS, h->settings,
+                              sizeof h->settings, err)) ||
+          (status = meta_text(m, IMGPACK_META_SOURCE_DIGEST, h->source_digest,
+                              sizeof h->source_digest, err)) ||
+          (status = meta_text(m, IMGPACK_META_CATALOG_DATASET_DIGEST,
+                              h->catalog_dataset_digest,
+                              sizeof h->catalog_dataset_digest, err)))) ||
         (status = read_classes(m, all, h, err)))
         imgpack__store_header_free(h);
     return status;

@@ -41,10 +41,8 @@ int imgpack__shard_value_parse(const char *value, uint32_t *k, uint32_t *n);
 
 /* The labels and payload_crcs tables: `n` values as little-endian u32s
    (4 * n bytes) and back. */
-void imgpack__meta_u32_encode(uint8_t *out, const uint32_t *values,
-                              uint64_t n);
-void imgpack__meta_u32_decode(uint32_t *out, const uint8_t *bytes,
-                              uint64_t n);
+void imgpack__meta_u32_encode(uint8_t *out, const uint32_t *values, uint64_t n);
+void imgpack__meta_u32_decode(uint32_t *out, const uint8_t *bytes, uint64_t n);
 
 /* The longest settings line (writer.c) and source digest (64 hex
    digits) a header holds, NUL included. */
@@ -89,8 +87,7 @@ typedef struct imgpack__meta_decimal {
 
 /* The entry of number `value` under `key`, its text kept in *m. */
 imgpack__meta_entry imgpack__meta_number_entry(imgpack__meta_decimal *m,
-                                               const char *key,
-                                               uint64_t value);
+                                               const char *key, uint64_t value);
 
 /* The entry of the string `value` under `key` (no NUL stored). */
 imgpack__meta_entry imgpack__meta_text_entry(const char *key,
@@ -114,8 +111,8 @@ int imgpack__meta_get(const imgpack__meta_view *m, const char *key,
 
 /* Why `key` could not be read (rc from imgpack__meta_get): damage
    (IMGPACK_ERR_CORRUPT, naming the key) or LMDB's error. */
-imgpack_status imgpack__meta_fail(imgpack__error *err, int rc,
-                                  const char *dir, const char *key);
+imgpack_status imgpack__meta_fail(imgpack__error *err, int rc, const char *dir,
+                                  const char *key);
 
 /* 1 if `v` holds exactly `text`. */
 int imgpack__meta_is(const MDB_val *v, const char *text);
@@ -128,9 +125,9 @@ imgpack_status imgpack__meta_number(const imgpack__meta_view *m,
 
 /* The table under `key` (labels, payload_crcs): exactly `count` u32s, else
    IMGPACK_ERR_CORRUPT. */
-imgpack_status imgpack__meta_table(const imgpack__meta_view *m,
-                                   const char *key, uint64_t count,
-                                   uint32_t *out, imgpack__error *err);
+imgpack_status imgpack__meta_table(const imgpack__meta_view *m, const char *key,
+                                   uint64_t count, uint32_t *out,
+                                   imgpack__error *err);
 
 /*
  * Reads and checks the header: format version (its own code on a
@@ -141,8 +138,7 @@ imgpack_status imgpack__meta_table(const imgpack__meta_view *m,
  * on request (imgpack_reader_meta). On failure `h` holds nothing to free.
  * Free with imgpack__store_header_free.
  */
-imgpack_status imgpack__store_header_read(const imgpack__meta_view *m,
-                                          int all,
+imgpack_status imgpack__store_header_read(const imgpack__meta_view *m, int all,
                                           imgpack__store_header *h,
                                           imgpack__error *err);
 

@@ -33,8 +33,8 @@ static void run_op(imgpack__store_thread *t, imgpack__store_op *op,
         status = imgpack__store_begin(t->store, op->room, err);
         break;
     case OP_PUT:
-        status = imgpack__store_put(t->store, op->index, op->value, op->size,
-                                    err);
+        status =
+            imgpack__store_put(t->store, op->index, op->value, op->size, err);
         break;
     case OP_COMMIT:
         status = imgpack__store_commit(t->store, op->meta, op->n_meta, err);

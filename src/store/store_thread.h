@@ -41,11 +41,11 @@ typedef struct imgpack__store_thread {
     pthread_cond_t progress; /* ops done */
     /* Published ops, oldest first; under lock. */
     imgpack__store_op *head, *tail;
-    size_t waiting_bytes;  /* record bytes published and not yet put */
-    size_t writer_wants;   /* bytes the writer waits to publish, or 0 */
+    size_t waiting_bytes; /* record bytes published and not yet put */
+    size_t writer_wants;  /* bytes the writer waits to publish, or 0 */
     uint64_t commits_published, commits_done;
     int stopping;
-    imgpack__error error;  /* the thread's first failure */
+    imgpack__error error; /* the thread's first failure */
     /* Ops the writer made and has not published yet; its own. */
     imgpack__store_op *draft_head, *draft_tail;
     size_t draft_bytes;
@@ -72,8 +72,7 @@ imgpack_status imgpack__store_thread_put(imgpack__store_thread *t,
    to the thread at once; returns without waiting for it. */
 imgpack_status imgpack__store_thread_commit(imgpack__store_thread *t,
                                             const imgpack__meta_entry *meta,
-                                            size_t n_meta,
-                                            imgpack__error *err);
+                                            size_t n_meta, imgpack__error *err);
 
 /* Waits until every commit queued so far is done; fails with the
    thread's first failure, if any. */

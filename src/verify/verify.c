@@ -80,7 +80,7 @@ void imgpack__verify_problem(imgpack__verify *v, int kind, uint64_t record,
     int n = vsnprintf(line, sizeof line, format, args);
     va_end(args);
     /* vsnprintf says how long the line would have been: cut to fit. */
-    size_t length = n < 0                      ? 0
+    size_t length = n < 0                     ? 0
                     : (size_t)n < sizeof line ? (size_t)n
                                               : sizeof line - 1;
     frame f = {kind, (uint32_t)length, record};

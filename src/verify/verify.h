@@ -38,7 +38,7 @@ typedef struct imgpack__verify_progress {
     _Atomic uint32_t classes;
     _Atomic int32_t complete;
     _Atomic int32_t opened;
-    _Atomic int status; /* the child's imgpack_status */
+    _Atomic int status;                    /* the child's imgpack_status */
     char error[IMGPACK_VERIFY_ERROR_SIZE]; /* with a failed status */
 } imgpack__verify_progress;
 

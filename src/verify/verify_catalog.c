@@ -221,7 +221,8 @@ static void check_digest(imgpack__verify *v) {
     /* Stores packed before the digest (or resumed from such) lack it; a
        digest that damage deleted left its checksum, which check_meta
        reports. */
-    if (!imgpack__verify_store_meta(v, IMGPACK_META_CATALOG_DIGEST, want, sizeof want))
+    if (!imgpack__verify_store_meta(v, IMGPACK_META_CATALOG_DIGEST, want,
+                                    sizeof want))
         return;
     if (!(stmt = imgpack__verify_prepare(
               v, "SELECT idx, class_id, path, sha256 FROM images"
@@ -275,8 +276,8 @@ static void check_dataset_digest(imgpack__verify *v) {
     static const char *const keys[] = {"source", "command", "created",
                                        "skipped"};
     char want[IMGPACK_CATALOG_DIGEST_HEX], got[IMGPACK_CATALOG_DIGEST_HEX] = "";
-    if (!imgpack__verify_store_meta(v, IMGPACK_META_CATALOG_DATASET_DIGEST, want,
-                                    sizeof want))
+    if (!imgpack__verify_store_meta(v, IMGPACK_META_CATALOG_DATASET_DIGEST,
+                                    want, sizeof want))
         return; /* packed before it existed */
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
         sqlite3_stmt *stmt = imgpack__verify_prepare(
@@ -322,7 +323,8 @@ static void check_dataset(imgpack__verify *v) {
     };
     size_t nkeys = sizeof keys / sizeof keys[0];
     int sharded = imgpack_reader_num_shards(v->reader) > 1;
-    imgpack__verify_store_meta(v, IMGPACK_META_SETTINGS, settings, sizeof settings);
+    imgpack__verify_store_meta(v, IMGPACK_META_SETTINGS, settings,
+                               sizeof settings);
     imgpack__verify_store_meta(v, IMGPACK_META_STATE, state, sizeof state);
     if (v->complete)
         snprintf(keys[0].expected, sizeof keys[0].expected, "%" PRIu64,

@@ -68,8 +68,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint64_t limit = (uint64_t)h.width * h.height;
     if (limit > FUZZ_MAX_PIXELS)
         goto out;
-    if (imgpack__decode(decoder, payload, h.payload_size, limit, &px,
-                        reason) != IMGPACK_OK)
+    if (imgpack__decode(decoder, payload, h.payload_size, limit, &px, reason) !=
+        IMGPACK_OK)
         goto out;
     if ((uint64_t)px.width * px.height > limit)
         abort();
