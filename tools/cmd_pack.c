@@ -54,6 +54,10 @@ static void print_help(void) {
         "  --resume        go on with the interrupted pack in OUT_DIR (same\n"
         "                  options and source; nothing is packed twice);\n"
         "                  with none there, pack from the start\n"
+        "  --append        add SRC's files that the complete store in\n"
+        "                  OUT_DIR lacks (by path) after its records, new\n"
+        "                  classes after its classes (same options; run it\n"
+        "                  again if it stopped)\n"
         "  --shard K/N     pack shard K (0-based) of N into "
         "OUT_DIR/shard-K-of-N;\n"
         "                  without it, K and N come from the environment of\n"
@@ -221,6 +225,9 @@ static int apply_option(imgpack_pack_options *opts, int option,
     case 'R':
         status = imgpack_pack_options_set_resume(opts, 1);
         break;
+    case 'A':
+        status = imgpack_pack_options_set_append(opts, 1);
+        break;
     }
     if (status != IMGPACK_OK) {
         cli_error(NULL, "%s", imgpack_strerror(status));
@@ -255,6 +262,7 @@ int cmd_pack(int argc, char **argv) {
         {"max-pixels", required_argument, NULL, 'm'},
         {"strict", no_argument, NULL, 'S'},
         {"resume", no_argument, NULL, 'R'},
+        {"append", no_argument, NULL, 'A'},
         {"shard", required_argument, NULL, 'k'},
         {"shards", required_argument, NULL, 'K'},
         {"quiet", no_argument, NULL, 'Q'},

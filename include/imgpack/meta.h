@@ -42,6 +42,18 @@
 #define IMGPACK_META_STATE_PACKING "packing"
 #define IMGPACK_META_STATE_COMPLETE "complete"
 
+/* An append's progress (imgpack_pack_options_set_append), committed with
+   each of its batches while count, next_position, the tables and the
+   class table still describe the content before it; equal to count and
+   next_position once it finished. */
+#define IMGPACK_META_APPEND_COUNT "append_count"
+#define IMGPACK_META_APPEND_NEXT_POSITION "append_next_position"
+/* IMGPACK_META_STATE_APPENDING from an append's first commit, before any
+   of its records, to its last, which makes it IMGPACK_META_STATE_COMPLETE:
+   "appending" in a store is an append that stopped, or one running. */
+#define IMGPACK_META_APPEND_STATE "append_state"
+#define IMGPACK_META_STATE_APPENDING "appending"
+
 /* Once complete: `count` little-endian u32s, one per record. */
 #define IMGPACK_META_LABELS "labels"
 #define IMGPACK_META_PAYLOAD_CRCS "payload_crcs"

@@ -156,6 +156,19 @@ imgpack_pack_options_set_strict(imgpack_pack_options *opts, int32_t strict);
 IMGPACK_API imgpack_status
 imgpack_pack_options_set_resume(imgpack_pack_options *opts, int32_t resume);
 
+/* Nonzero: add to the complete store in OUT_DIR the files of SRC it does
+   not hold yet (by path), as records after its own, in SRC's listing
+   order; SRC's classes the store lacks get the next class ids, in SRC's
+   class order. The store's class ids and record indices never change.
+   The packing options must be the ones the store was packed with
+   (imgpack_packer_open refuses otherwise, naming both); a sharded dataset
+   is refused. Readers see the store as it was until the append's last
+   commit publishes the new records and classes at once; an append that
+   stopped is done again from its start by the same call (what it had
+   written is replaced). Default 0. */
+IMGPACK_API imgpack_status
+imgpack_pack_options_set_append(imgpack_pack_options *opts, int32_t append);
+
 /* Sharded packs cannot be split finer than this. */
 #define IMGPACK_MAX_SHARDS 65536u
 

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "append.h"
 #include "checksums.h"
 #include "error.h"
 #include "pack_options.h"
@@ -57,6 +58,9 @@ struct imgpack_packer {
     imgpack_reject_fn on_reject;
     void *user;
     imgpack_pack_progress progress;
+    /* What the store held before an append, which its progress leaves
+       out; zero for a pack. */
+    imgpack__writer_counts held;
     struct timespec started;
 };
 
@@ -272,6 +276,22 @@ static imgpack_status resume_or_start(imgpack_packer *p) {
                          "committed anything; cleared it");
 }
 
+/* Readies an append to the complete store in the store directory: the
+   listing becomes what it lacks, and the writer reopens it. */
+static imgpack_status open_append(imgpack_packer *p) {
+    imgpack_status status =
+        imgpack__append_listing(&p->source, p->store_dir, &p->error);
+    if (status == IMGPACK_OK) {
+        p->start = p->info.begin = 0;
+        p->end = p->info.end = p->source.num_items;
+        status = imgpack__writer_append(&p->writer, p->store_dir, &p->source,
+                                        &p->info, &p->error);
+        p->held = p->writer.durable;
+    }
+    p->writer_open = status == IMGPACK_OK;
+    return status;
+}
+
 /* Keeps what imgpack_packer_run needs to create the store once the options
    are gone: its directory (a shard's own one below OUT_DIR) and the
    command line to record. */
@@ -322,6 +342,13 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
         status = check_out_outside_src(src_dir, out_dir, &p->error);
     if (!status)
         status = check_layout(out_dir, opts->shard_count, &p->error);
+    if (!status && opts->append &&
+        (opts->shard_count > 1 || opts->classes_from))
+        status = imgpack__error_set(
+            &p->error, IMGPACK_ERR_INVALID_ARG,
+            "%s: --append adds to one whole store, under its own classes: "
+            "not with --shard or --classes-from",
+            out_dir);
     if (!status && opts->checksums)
         status = imgpack__verify_checksums(opts->checksums, &p->error);
     if (!status)
@@ -341,7 +368,8 @@ imgpack_status imgpack_packer_open(imgpack_packer **out, const char *src_dir,
                     &info->begin, &info->end);
         p->start = info->begin;
         p->end = info->end;
-        status = opts->resume
+        status = opts->append ? open_append(p)
+                 : opts->resume
                      ? resume_or_start(p)
                      : imgpack__store_check_new(p->store_dir, &p->error);
     }
@@ -400,21 +428,27 @@ static double seconds_since(const struct timespec *start) {
            (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-static void update_progress(imgpack_packer *p) {
-    p->progress.packed = p->writer.packed;
-    p->progress.rejected = p->writer.rejected;
-    p->progress.done = p->writer.packed + p->writer.rejected;
-    p->progress.bytes = p->writer.bytes;
+/* Sets the progress from the writer's counts, less what an append's store
+   held before it. */
+static void set_progress(imgpack_packer *p, uint64_t packed, uint64_t rejected,
+                         uint64_t bytes) {
+    p->progress.packed = packed - p->held.packed;
+    p->progress.rejected = rejected - p->held.rejected;
+    p->progress.done = p->progress.packed + p->progress.rejected;
+    p->progress.bytes = bytes - p->held.bytes;
     p->progress.seconds = seconds_since(&p->started);
+}
+
+static void update_progress(imgpack_packer *p) {
+    set_progress(p, p->writer.packed, p->writer.rejected, p->writer.bytes);
 }
 
 /* After a failure: the counters of what was committed, the store's
    content, not of what was handled. */
 static void committed_progress(imgpack_packer *p) {
-    imgpack__writer_committed(&p->writer, &p->progress.packed,
-                              &p->progress.rejected, &p->progress.bytes);
-    p->progress.done = p->progress.packed + p->progress.rejected;
-    p->progress.seconds = seconds_since(&p->started);
+    uint64_t packed, rejected, bytes;
+    imgpack__writer_committed(&p->writer, &packed, &rejected, &bytes);
+    set_progress(p, packed, rejected, bytes);
 }
 
 /* Takes results in order and writes them; returns the first failure. */

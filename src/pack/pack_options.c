@@ -147,6 +147,12 @@ imgpack_status imgpack_pack_options_set_resume(imgpack_pack_options *opts,
     return IMGPACK_OK;
 }
 
+imgpack_status imgpack_pack_options_set_append(imgpack_pack_options *opts,
+                                               int32_t append) {
+    opts->append = append != 0;
+    return IMGPACK_OK;
+}
+
 imgpack_status imgpack_pack_options_set_shard(imgpack_pack_options *opts,
                                               uint32_t index, uint32_t count) {
     if (count == 0 || index >= count || count > IMGPACK_MAX_SHARDS)

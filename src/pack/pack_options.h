@@ -15,6 +15,7 @@ struct imgpack_pack_options {
     uint32_t jobs;
     int32_t strict;
     int32_t resume;
+    int32_t append; /* add SRC's new files to the store in OUT_DIR */
     uint32_t shard_index, shard_count;
     char *synsets;
     char *command;

@@ -204,12 +204,13 @@ static imgpack_status meta_number(imgpack__writer *w, const char *key,
     return IMGPACK_OK;
 }
 
-/* Refuses to resume a pack that was made differently. */
-static imgpack_status check_same_pack(imgpack__writer *w,
-                                      const imgpack__writer_info *info,
-                                      imgpack__error *err) {
+/* Refuses to add to a store that was packed with other settings, naming
+   both: `what` says what was asked ("resume", "append"). */
+static imgpack_status check_same_settings(imgpack__writer *w,
+                                          const imgpack__writer_info *info,
+                                          const char *what,
+                                          imgpack__error *err) {
     char stored[SETTINGS_TEXT_SIZE], wanted[SETTINGS_TEXT_SIZE];
-    char digest[65], stored_digest[65];
     uint64_t version;
     imgpack_status status;
     if ((status = meta_number(w, IMGPACK_META_FORMAT_VERSION, &version, err)))
@@ -221,17 +222,28 @@ static imgpack_status check_same_pack(imgpack__writer *w,
                                   w->store.dir, version,
                                   IMGPACK__STORE_FORMAT_VERSION);
     if ((status = imgpack__store_get_meta(&w->store, IMGPACK_META_SETTINGS,
-                                          stored, sizeof stored, err)) ||
-        (status =
-             imgpack__store_get_meta(&w->store, IMGPACK_META_SOURCE_DIGEST,
-                                     stored_digest, sizeof stored_digest, err)))
+                                          stored, sizeof stored, err)))
         return status;
     settings_text(info->settings, wanted);
     if (strcmp(stored, wanted) != 0)
         return imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
-                                  "%s: was packed with '%s', not '%s': resume "
+                                  "%s: was packed with '%s', not '%s': %s "
                                   "with the original options",
-                                  w->store.dir, stored, wanted);
+                                  w->store.dir, stored, wanted, what);
+    return IMGPACK_OK;
+}
+
+/* Refuses to resume a pack that was made differently. */
+static imgpack_status check_same_pack(imgpack__writer *w,
+                                      const imgpack__writer_info *info,
+                                      imgpack__error *err) {
+    char digest[65], stored_digest[65];
+    imgpack_status status;
+    if ((status = check_same_settings(w, info, "resume", err)) ||
+        (status =
+             imgpack__store_get_meta(&w->store, IMGPACK_META_SOURCE_DIGEST,
+                                     stored_digest, sizeof stored_digest, err)))
+        return status;
     imgpack__source_digest(w->source, digest);
     if (strcmp(stored_digest, digest) != 0)
         return imgpack__error_set(err, IMGPACK_ERR_INVALID_ARG,
@@ -242,11 +254,89 @@ static imgpack_status check_same_pack(imgpack__writer *w,
     return IMGPACK_OK;
 }
 
-imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
-                                      const imgpack__source *source,
-                                      const imgpack__writer_info *info,
-                                      uint64_t *next_position,
-                                      imgpack__error *err) {
+/* Refuses an append to a store that is not complete, naming what to do. */
+static imgpack_status check_complete(const imgpack__writer *w,
+                                     const char *state, imgpack__error *err) {
+    if (strcmp(state, IMGPACK_META_STATE_COMPLETE) == 0)
+        return IMGPACK_OK;
+    return imgpack__error_set(err, IMGPACK_ERR_INCOMPLETE,
+                              "%s: its pack is not finished: finish it with "
+                              "--resume before appending",
+                              w->store.dir);
+}
+
+/*
+ * Removes the records a stopped append committed past the store's count,
+ * so that this one writes them again from there; then, in one
+ * transaction, the new classes' names and the append's keys: from here
+ * on the store says an append is under way (meta.h).
+ */
+static imgpack_status start_append(imgpack__writer *w, uint32_t old_classes,
+                                   uint64_t count, uint64_t next_position,
+                                   imgpack__error *err) {
+    const imgpack__source *src = w->source;
+    imgpack__meta_entry meta[3];
+    imgpack__meta_decimal numbers[2];
+    uint64_t appended = count;
+    imgpack_status status =
+        meta_number(w, IMGPACK_META_APPEND_COUNT, &appended, err);
+    if (status == IMGPACK_ERR_NOT_A_STORE) {
+        imgpack__error_clear(err); /* never appended to */
+        status = IMGPACK_OK;
+    }
+    if (status == IMGPACK_OK && appended > count)
+        status = imgpack__store_drop_records(&w->store, count, appended - count,
+                                             err);
+    if (status != IMGPACK_OK)
+        return status;
+    meta[0] = imgpack__meta_number_entry(&numbers[0], IMGPACK_META_APPEND_COUNT,
+                                         count);
+    meta[1] = imgpack__meta_number_entry(
+        &numbers[1], IMGPACK_META_APPEND_NEXT_POSITION, next_position);
+    meta[2] = imgpack__meta_text_entry(IMGPACK_META_APPEND_STATE,
+                                       IMGPACK_META_STATE_APPENDING);
+    return imgpack__store_classes_write(&w->store, src->class_names,
+                                        src->class_descriptions, old_classes,
+                                        src->num_classes, meta, 3, err);
+}
+
+/* Readies the catalog for an append, then adds the new classes' names to
+   the store (published by the append's last batch). */
+static imgpack_status begin_append(imgpack__writer *w, uint64_t count,
+                                   uint64_t next_position,
+                                   imgpack__error *err) {
+    const imgpack__source *src = w->source;
+    uint64_t old_classes;
+    imgpack_status status;
+    if ((status = meta_number(w, IMGPACK_META_NUM_CLASSES, &old_classes, err)))
+        return status;
+    if (old_classes > src->num_classes)
+        return imgpack__error_set(err, IMGPACK_ERR_CORRUPT,
+                                  "%s: the append's class table is shorter "
+                                  "than the store's",
+                                  w->store.dir);
+    if ((status = imgpack__catalog_begin_append(
+             &w->catalog, count, next_position, (uint32_t)old_classes,
+             src->num_classes, src->class_names, src->class_descriptions,
+             err)) ||
+        (status =
+             start_append(w, (uint32_t)old_classes, count, next_position, err)))
+        return status;
+    w->appending = 1;
+    w->position_base = next_position;
+    w->num_classes = src->num_classes;
+    return IMGPACK_OK;
+}
+
+/*
+ * Reopens a store to go on writing it: an interrupted pack to resume
+ * (`append` 0), or a complete store to append to (`append` 1; then
+ * *next_position is 0, the first item of the appended listing).
+ */
+static imgpack_status reopen(imgpack__writer *w, const char *out_dir,
+                             const imgpack__source *source,
+                             const imgpack__writer_info *info, int append,
+                             uint64_t *next_position, imgpack__error *err) {
     imgpack_status status;
     char path[4096], state[16];
     uint64_t count;
@@ -269,17 +359,20 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
             out_dir);
     if (status != IMGPACK_OK)
         goto out;
-    if ((status = check_same_pack(w, info, err)) ||
+    if ((status = append ? check_same_settings(w, info, "append", err)
+                         : check_same_pack(w, info, err)) ||
         (status = imgpack__store_add_checksums(&w->store, err)) ||
         (status = meta_number(w, IMGPACK_META_COUNT, &count, err)) ||
         (status =
              meta_number(w, IMGPACK_META_NEXT_POSITION, next_position, err)) ||
         (status = imgpack__store_get_meta(&w->store, IMGPACK_META_STATE, state,
                                           sizeof state, err)) ||
+        (append && (status = check_complete(w, state, err))) ||
         (status = imgpack__catalog_reopen(&w->catalog, path, shard_column(info),
                                           err)) ||
-        (status = imgpack__catalog_rewind(&w->catalog, count, *next_position,
-                                          err)) ||
+        (status = append ? begin_append(w, count, *next_position, err)
+                         : imgpack__catalog_rewind(&w->catalog, count,
+                                                   *next_position, err)) ||
         (status = reserve_labels(w, count, err)) ||
         (status =
              imgpack__store_payload_crcs(&w->store, count, w->crcs, err)) ||
@@ -297,17 +390,35 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
     if (!w->catalog_digest_known)
         imgpack__error_clear(err);
     w->packed = count;
+    if (append)
+        *next_position = 0;
     w->committed_positions = *next_position;
     w->handed = w->durable =
         (imgpack__writer_counts){w->packed, w->rejected, w->bytes};
     /* A complete store has nothing left to pack: finishing it again is
        harmless and keeps one path for both cases. */
-    if (strcmp(state, IMGPACK_META_STATE_COMPLETE) == 0)
+    if (!append && strcmp(state, IMGPACK_META_STATE_COMPLETE) == 0)
         *next_position = info->end;
 out:
     if (status != IMGPACK_OK)
         imgpack__writer_close(w);
     return status;
+}
+
+imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
+                                      const imgpack__source *source,
+                                      const imgpack__writer_info *info,
+                                      uint64_t *next_position,
+                                      imgpack__error *err) {
+    return reopen(w, out_dir, source, info, 0, next_position, err);
+}
+
+imgpack_status imgpack__writer_append(imgpack__writer *w, const char *out_dir,
+                                      const imgpack__source *source,
+                                      const imgpack__writer_info *info,
+                                      imgpack__error *err) {
+    uint64_t first;
+    return reopen(w, out_dir, source, info, 1, &first, err);
 }
 
 imgpack_status imgpack__writer_discard_unstarted(const char *out_dir,
@@ -342,12 +453,14 @@ static uint8_t *u32_blob(const imgpack__writer *w, const uint32_t *values) {
 /*
  * The metadata a batch closes with, the one place it is made: count,
  * next_position and the catalog digest, and with `complete` every label
- * and payload CRC and the state that says the pack finished.
- * BATCH_META_ENTRIES bounds the entries, batch_meta_room the room they
- * take in the batch, checksums included; blobs[] are the blobs to free
- * after the commit.
+ * and payload CRC and the state that says the pack finished. An append's
+ * batches write only its append_ keys until the last, which also
+ * publishes num_classes. BATCH_META_ENTRIES bounds the entries,
+ * batch_meta_room the room they take in the batch, checksums included;
+ * blobs[] are the blobs to free after the commit.
  */
-#define BATCH_META_ENTRIES 6
+#define BATCH_META_ENTRIES 10
+#define BATCH_META_NUMBERS 5
 #define BATCH_META_VALUE 80 /* the longest value but the two blobs */
 
 static size_t batch_meta_room(const imgpack__writer *w, uint64_t packed) {
@@ -356,16 +469,31 @@ static size_t batch_meta_room(const imgpack__writer *w, uint64_t packed) {
                imgpack__store_meta_room(&w->store, BATCH_META_VALUE);
 }
 
-static imgpack_status batch_meta(const imgpack__writer *w, int complete,
-                                 imgpack__meta_entry meta[BATCH_META_ENTRIES],
-                                 imgpack__meta_decimal numbers[2],
-                                 size_t *n_meta, uint8_t *blobs[2],
-                                 imgpack__error *err) {
+static imgpack_status
+batch_meta(const imgpack__writer *w, int complete,
+           imgpack__meta_entry meta[BATCH_META_ENTRIES],
+           imgpack__meta_decimal numbers[BATCH_META_NUMBERS], size_t *n_meta,
+           uint8_t *blobs[2], imgpack__error *err) {
     size_t n = 0;
+    uint64_t next = w->position_base + w->batch_end;
+    if (w->appending) {
+        meta[n++] = imgpack__meta_number_entry(
+            &numbers[2], IMGPACK_META_APPEND_COUNT, w->packed);
+        meta[n++] = imgpack__meta_number_entry(
+            &numbers[3], IMGPACK_META_APPEND_NEXT_POSITION, next);
+        if (!complete) {
+            *n_meta = n;
+            return IMGPACK_OK;
+        }
+        meta[n++] = imgpack__meta_number_entry(
+            &numbers[4], IMGPACK_META_NUM_CLASSES, w->num_classes);
+        meta[n++] = imgpack__meta_text_entry(IMGPACK_META_APPEND_STATE,
+                                             IMGPACK_META_STATE_COMPLETE);
+    }
     meta[n++] =
         imgpack__meta_number_entry(&numbers[0], IMGPACK_META_COUNT, w->packed);
-    meta[n++] = imgpack__meta_number_entry(
-        &numbers[1], IMGPACK_META_NEXT_POSITION, w->batch_end);
+    meta[n++] = imgpack__meta_number_entry(&numbers[1],
+                                           IMGPACK_META_NEXT_POSITION, next);
     if (w->catalog_digest_known)
         meta[n++] =
             (imgpack__meta_entry){IMGPACK_META_CATALOG_DIGEST, w->batch_digest,
@@ -441,6 +569,25 @@ static imgpack_status thread_wait(imgpack__writer *w, imgpack__error *err) {
     return status;
 }
 
+/* The catalog's count and state as of the batch; an append's count and
+   num_classes change with its last batch only, as the store's do. */
+static imgpack_status catalog_progress(imgpack__writer *w, int complete,
+                                       imgpack__error *err) {
+    imgpack__catalog *c = &w->catalog;
+    imgpack_status status = IMGPACK_OK;
+    if (w->appending && !complete)
+        return IMGPACK_OK;
+    if ((status =
+             imgpack__catalog_set_int(c, "count", (int64_t)w->packed, err)) ||
+        !complete)
+        return status;
+    if (w->appending && ((status = imgpack__catalog_set_int(
+                              c, "num_classes", w->num_classes, err)) ||
+                         (status = imgpack__catalog_bump(c, "appends", err))))
+        return status;
+    return imgpack__catalog_set_text(c, "state", "complete", err);
+}
+
 /*
  * Commits the open batch (begun empty if none is): the catalog, once the
  * store's thread has committed the batch before, then hands the LMDB
@@ -452,7 +599,7 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
                                    imgpack__error *err) {
     imgpack__catalog *c = &w->catalog;
     imgpack__meta_entry meta[BATCH_META_ENTRIES];
-    imgpack__meta_decimal numbers[2];
+    imgpack__meta_decimal numbers[BATCH_META_NUMBERS];
     uint8_t *blobs[2] = {NULL, NULL};
     size_t n_meta = 0;
     imgpack_status status = IMGPACK_OK;
@@ -463,10 +610,7 @@ static imgpack_status commit_batch(imgpack__writer *w, int complete,
         (status =
              batch_meta(w, complete, meta, numbers, &n_meta, blobs, err)) ||
         (status = count_run(w, err)) ||
-        (status =
-             imgpack__catalog_set_int(c, "count", (int64_t)w->packed, err)) ||
-        (complete &&
-         (status = imgpack__catalog_set_text(c, "state", "complete", err))) ||
+        (status = catalog_progress(w, complete, err)) ||
         (status = thread_wait(w, err)) ||
         (status = imgpack__catalog_commit(c, err)) ||
         (status =
@@ -546,9 +690,9 @@ static imgpack_status add_result(imgpack__writer *w, uint64_t position,
     if (r->status != IMGPACK_OK) {
         if (!w->batch_open && (status = begin_batch(w, 0, err)))
             return status;
-        if ((status =
-                 imgpack__catalog_add_reject(&w->catalog, position, item->path,
-                                             item->class_id, r->reason, err)))
+        if ((status = imgpack__catalog_add_reject(
+                 &w->catalog, w->position_base + position, item->path,
+                 item->class_id, r->reason, err)))
             return status;
         w->rejected++;
     } else {

@@ -89,6 +89,14 @@ typedef struct imgpack__writer {
     char catalog_digest[65];
     char batch_digest[65]; /* the same with the open batch's rows */
     int catalog_digest_known;
+    /* An append (imgpack__writer_append): its batches commit their
+       progress to the append_ keys and only the last one publishes the
+       records, the tables and the `num_classes` classes. Item i of the
+       appended listing is source position position_base + i (0 and the
+       item's own index in a pack). */
+    int appending;
+    uint64_t position_base;
+    uint32_t num_classes;
     /* The counts as of the last batch handed to the store's thread, and
        as of the last it is known to have committed: after a failure, the
        latter is what the pack got done (imgpack__writer_committed). */
@@ -112,6 +120,18 @@ imgpack_status imgpack__writer_resume(imgpack__writer *w, const char *out_dir,
                                       const imgpack__source *source,
                                       const imgpack__writer_info *info,
                                       uint64_t *next_position,
+                                      imgpack__error *err);
+
+/*
+ * Reopens the complete store in `out_dir` to append `source`'s items
+ * (listed by imgpack__append_listing: the store's classes first) as
+ * records after its own: checks that the options are the ones it was
+ * packed with, drops what an interrupted append left in the catalog, and
+ * writes the new classes' names, which its last batch publishes.
+ */
+imgpack_status imgpack__writer_append(imgpack__writer *w, const char *out_dir,
+                                      const imgpack__source *source,
+                                      const imgpack__writer_info *info,
                                       imgpack__error *err);
 
 /*

@@ -172,25 +172,75 @@ static imgpack_status exec_with(imgpack__catalog *c, const char *sql,
     return status;
 }
 
+/* Drops image rows from `count` on and rejects from `next_position` on,
+   in the open transaction. */
+static imgpack_status drop_rows_past(imgpack__catalog *c, uint64_t count,
+                                     uint64_t next_position,
+                                     imgpack__error *err) {
+    imgpack_status status =
+        exec_with(c, "DELETE FROM images WHERE idx >= ?", (int64_t)count, err);
+    return status ? status
+                  : exec_with(c, "DELETE FROM rejects WHERE position >= ?",
+                              (int64_t)next_position, err);
+}
+
+/* Sets every class's num_images to its rows, in the open transaction. */
+static imgpack_status recount_classes(imgpack__catalog *c,
+                                      imgpack__error *err) {
+    return exec(c,
+                "UPDATE classes SET num_images = (SELECT COUNT(*)"
+                " FROM images WHERE images.class_id = classes.class_id)",
+                err);
+}
+
 imgpack_status imgpack__catalog_rewind(imgpack__catalog *c, uint64_t count,
                                        uint64_t next_position,
                                        imgpack__error *err) {
     imgpack_status status;
     if ((status = imgpack__catalog_begin(c, err)) ||
-        (status = exec_with(c, "DELETE FROM images WHERE idx >= ?",
-                            (int64_t)count, err)) ||
-        (status = exec_with(c, "DELETE FROM rejects WHERE position >= ?",
-                            (int64_t)next_position, err)) ||
-        (status = exec(c,
-                       "UPDATE classes SET num_images = (SELECT COUNT(*)"
-                       " FROM images WHERE images.class_id = classes.class_id)",
-                       err)) ||
+        (status = drop_rows_past(c, count, next_position, err)) ||
+        (status = recount_classes(c, err)) ||
         (status = imgpack__catalog_set_int(c, "count", (int64_t)count, err)) ||
-        (status = exec(c,
-                       "INSERT OR REPLACE INTO dataset (key, value) VALUES"
-                       " ('resumes', 1 + COALESCE((SELECT value FROM dataset"
-                       " WHERE key = 'resumes'), 0))",
-                       err)))
+        (status = imgpack__catalog_bump(c, "resumes", err)))
+        return status;
+    return imgpack__catalog_commit(c, err);
+}
+
+imgpack_status imgpack__catalog_bump(imgpack__catalog *c, const char *key,
+                                     imgpack__error *err) {
+    sqlite3_stmt *stmt;
+    const char *sql = "INSERT OR REPLACE INTO dataset (key, value) VALUES"
+                      " (?1, 1 + COALESCE((SELECT value FROM dataset"
+                      " WHERE key = ?1), 0))";
+    imgpack_status status = prepare(c, sql, &stmt, err);
+    if (status != IMGPACK_OK)
+        return status;
+    sqlite3_bind_text(stmt, 1, key, -1, SQLITE_STATIC);
+    status = step(c, stmt, err, sql);
+    sqlite3_finalize(stmt);
+    return status;
+}
+
+imgpack_status
+imgpack__catalog_begin_append(imgpack__catalog *c, uint64_t count,
+                              uint64_t next_position, uint32_t old_classes,
+                              uint32_t num_classes, char *const *names,
+                              char *const *descriptions, imgpack__error *err) {
+    imgpack_status status;
+    if ((status = imgpack__catalog_begin(c, err)) ||
+        (status = drop_rows_past(c, count, next_position, err)) ||
+        (status = exec_with(c, "DELETE FROM classes WHERE class_id >= ?",
+                            old_classes, err)))
+        return status;
+    for (uint32_t i = old_classes; i < num_classes && !status; i++)
+        status =
+            imgpack__catalog_add_class(c, i, names[i], descriptions[i], err);
+    if (status || (status = recount_classes(c, err)) ||
+        (status = imgpack__catalog_set_text(
+             c, "record_order",
+             "appended records follow the existing ones; class ids and "
+             "record indices never change",
+             err)))
         return status;
     return imgpack__catalog_commit(c, err);
 }

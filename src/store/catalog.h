@@ -59,6 +59,20 @@ imgpack_status imgpack__catalog_rewind(imgpack__catalog *c, uint64_t count,
                                        uint64_t next_position,
                                        imgpack__error *err);
 
+/*
+ * Readies the catalog of a complete store for an append (pack.h,
+ * imgpack_pack_options_set_append): drops what an interrupted append left
+ * (image rows from `count` on, rejects from `next_position` on, classes
+ * from `old_classes` on), adds classes old_classes..num_classes-1 from
+ * `names` and `descriptions`, and says in dataset.record_order that
+ * appends keep class ids and record indices.
+ */
+imgpack_status
+imgpack__catalog_begin_append(imgpack__catalog *c, uint64_t count,
+                              uint64_t next_position, uint32_t old_classes,
+                              uint32_t num_classes, char *const *names,
+                              char *const *descriptions, imgpack__error *err);
+
 /* Reads back what a rewound catalog holds: the label of each of the `count`
    records into `labels`, the number of rejects, and the records' bytes.
    IMGPACK_ERR_CORRUPT if a record has no row. */
@@ -90,6 +104,10 @@ imgpack_status imgpack__catalog_add_reject(imgpack__catalog *c,
 imgpack_status imgpack__catalog_count_images(imgpack__catalog *c,
                                              uint32_t class_id, uint64_t n,
                                              imgpack__error *err);
+
+/* Adds 1 to the integer dataset.key (a missing one counts as 0). */
+imgpack_status imgpack__catalog_bump(imgpack__catalog *c, const char *key,
+                                     imgpack__error *err);
 
 /* Sets dataset.key to a text or an integer value. */
 imgpack_status imgpack__catalog_set_text(imgpack__catalog *c, const char *key,

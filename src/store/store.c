@@ -365,6 +365,33 @@ imgpack_status imgpack__store_put(imgpack__store *s, uint64_t index,
     return put(s, s->records, &key, data, size, MDB_APPEND, err);
 }
 
+imgpack_status imgpack__store_drop_records(imgpack__store *s, uint64_t first,
+                                           uint64_t n, imgpack__error *err) {
+    uint8_t key_bytes[IMGPACK__KEY_SIZE];
+    MDB_cursor *cursor = NULL;
+    MDB_val key, value;
+    /* A deletion copies at most its record's leaf, freed pages aside. */
+    imgpack_status status =
+        imgpack__store_begin(s, n * imgpack__store_room(s, 0), err);
+    if (status != IMGPACK_OK)
+        return status;
+    imgpack__record_key(first, key_bytes);
+    int rc = mdb_cursor_open(s->txn, s->records, &cursor);
+    while (rc == 0) {
+        key = (MDB_val){sizeof key_bytes, key_bytes};
+        rc = mdb_cursor_get(cursor, &key, &value, MDB_SET_RANGE);
+        if (rc == 0)
+            rc = mdb_cursor_del(cursor, 0);
+    }
+    if (cursor)
+        mdb_cursor_close(cursor);
+    if (rc != MDB_NOTFOUND) {
+        imgpack__store_abort(s);
+        return write_failure(s, rc, 0, err);
+    }
+    return imgpack__store_commit(s, NULL, 0, err);
+}
+
 imgpack_status imgpack__store_commit(imgpack__store *s,
                                      const imgpack__meta_entry *meta,
                                      size_t n_meta, imgpack__error *err) {

@@ -110,6 +110,12 @@ imgpack_status imgpack__store_put(imgpack__store *s, uint64_t index,
                                   const void *data, size_t size,
                                   imgpack__error *err);
 
+/* Removes the records from index `first` on (`n` of them at most: it
+   sizes the transaction) in a transaction of its own: what a stopped
+   append wrote past the store's count. */
+imgpack_status imgpack__store_drop_records(imgpack__store *s, uint64_t first,
+                                           uint64_t n, imgpack__error *err);
+
 /* Sets the `n_meta` metadata entries and commits the open batch. */
 imgpack_status imgpack__store_commit(imgpack__store *s,
                                      const imgpack__meta_entry *meta,

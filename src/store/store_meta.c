@@ -124,6 +124,48 @@ enum {
     N_NUMBERS
 };
 
+/* The entries of classes [first, end): class/NNNNNNNN then
+   description/NNNNNNNN where there is one, their keys in keys[2 * c] and
+   keys[2 * c + 1]; returns how many. */
+static size_t class_entries(imgpack__meta_entry *meta, char (*keys)[32],
+                            char *const *names, char *const *descriptions,
+                            uint32_t first, uint32_t end) {
+    size_t n = 0;
+    for (uint32_t c = first; c < end; c++) {
+        snprintf(keys[2 * c], sizeof keys[0], IMGPACK_META_CLASS_FORMAT, c);
+        meta[n++] = imgpack__meta_text_entry(keys[2 * c], names[c]);
+        if (descriptions && descriptions[c]) {
+            snprintf(keys[2 * c + 1], sizeof keys[0],
+                     IMGPACK_META_DESCRIPTION_FORMAT, c);
+            meta[n++] =
+                imgpack__meta_text_entry(keys[2 * c + 1], descriptions[c]);
+        }
+    }
+    return n;
+}
+
+imgpack_status
+imgpack__store_classes_write(imgpack__store *s, char *const *names,
+                             char *const *descriptions, uint32_t first,
+                             uint32_t end, const imgpack__meta_entry *more,
+                             size_t n_more, imgpack__error *err) {
+    imgpack__meta_entry *meta =
+        calloc(2 * (size_t)end + n_more + 1, sizeof *meta);
+    char(*keys)[32] = calloc(2 * (size_t)end + 1, sizeof *keys);
+    imgpack_status status =
+        meta && keys
+            ? IMGPACK_OK
+            : imgpack__error_set(err, IMGPACK_ERR_NOMEM, "out of memory");
+    if (status == IMGPACK_OK) {
+        size_t n = class_entries(meta, keys, names, descriptions, first, end);
+        memcpy(meta + n, more, n_more * sizeof *more);
+        status = imgpack__store_set_meta(s, meta, n + n_more, err);
+    }
+    free(meta);
+    free(keys);
+    return status;
+}
+
 imgpack_status imgpack__store_header_write(imgpack__store *s,
                                            const imgpack__store_header *h,
                                            imgpack__error *err) {
@@ -175,16 +217,8 @@ imgpack_status imgpack__store_header_write(imgpack__store *s,
                                          IMGPACK_VERSION_STRING);
     meta[n++] = imgpack__meta_text_entry(IMGPACK_META_CATALOG_DATASET_DIGEST,
                                          h->catalog_dataset_digest);
-    for (uint32_t c = 0; c < h->num_classes; c++) {
-        snprintf(keys[2 * c], sizeof keys[0], IMGPACK_META_CLASS_FORMAT, c);
-        meta[n++] = imgpack__meta_text_entry(keys[2 * c], h->class_names[c]);
-        if (h->class_descriptions && h->class_descriptions[c]) {
-            snprintf(keys[2 * c + 1], sizeof keys[0],
-                     IMGPACK_META_DESCRIPTION_FORMAT, c);
-            meta[n++] = imgpack__meta_text_entry(keys[2 * c + 1],
-                                                 h->class_descriptions[c]);
-        }
-    }
+    n += class_entries(meta + n, keys, h->class_names, h->class_descriptions, 0,
+                       h->num_classes);
     status = imgpack__store_set_meta(s, meta, n, err);
 out:
     free(meta);

@@ -78,6 +78,17 @@ imgpack_status imgpack__store_header_write(imgpack__store *s,
                                            const imgpack__store_header *h,
                                            imgpack__error *err);
 
+/* Writes the names (and descriptions, where not NULL) of classes
+   [first, end) and the `n_more` entries `more` in a transaction of their
+   own, leaving num_classes as it is: an append adds its new classes so,
+   with its append_ keys, then publishes them with its last batch. */
+imgpack_status imgpack__store_classes_write(imgpack__store *s,
+                                            char *const *names,
+                                            char *const *descriptions,
+                                            uint32_t first, uint32_t end,
+                                            const imgpack__meta_entry *more,
+                                            size_t n_more, imgpack__error *err);
+
 /* A decimal metadata number: key and value kept together, so that the
    entry can point at both until the commit. */
 typedef struct imgpack__meta_decimal {

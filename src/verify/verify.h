@@ -49,6 +49,10 @@ typedef struct imgpack__verify {
     sqlite3 *db; /* the catalog, once open */
     uint64_t count;
     int complete;
+    /* An append stopped before its last commit (append_state): its catalog
+       rows and classes past the store's are ignored, as an unfinished
+       pack's rows are. */
+    int stopped_append;
     uint32_t *labels; /* per record, IMGPACK__VERIFY_NO_LABEL where bad */
     uint64_t *sizes;  /* per record: LMDB value size, 0 where bad */
     uint8_t *pixels;  /* decode buffer for jpeg and webp records */
