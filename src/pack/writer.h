@@ -143,6 +143,11 @@ imgpack_status imgpack__writer_append(imgpack__writer *w, const char *out_dir,
 imgpack_status imgpack__writer_discard_unstarted(const char *out_dir,
                                                  imgpack__error *err);
 
+/* Makes room for at least `count` labels and payload CRCs. */
+imgpack_status imgpack__writer_reserve_labels(imgpack__writer *w,
+                                              uint64_t count,
+                                              imgpack__error *err);
+
 /* Adds the result for source item `position` (positions arrive in order);
    the writer owns what *r owns from here on, even on failure, and clears
    it. Commits when the batch is full or old enough. */
