@@ -153,3 +153,40 @@ def test_an_append_stopped_before_its_first_record(tmp_path):
         done.stdout
     with Reader(str(store)) as r:
         assert r.classes == classes[:5] + ["broken"] and len(r) == 5
+
+
+def test_an_append_killed_between_its_last_two_commits(tmp_path):
+    """Killed after the append's last catalog transaction (new count and
+    num_classes, every row) but before the LMDB one that publishes them:
+    the catalog is ahead of the store, as a pack's may be by one batch, so
+    verify finds nothing wrong, and running the append again finishes it.
+    The state is built from two runs: a stopped append's store beside the
+    catalog of the same append run to its end."""
+    import shutil
+    classes = sorted(os.listdir(SAMPLE))
+    part = linked_tree(tmp_path / "part", classes[:20])
+    store, finished = tmp_path / "store", tmp_path / "finished"
+    pack(part, store, "--resize", "32", "--crop", "0")
+    shutil.copytree(store, finished)
+    src = linked_tree(tmp_path / "src", classes[:40])
+    pack(src, finished, "--resize", "32", "--crop", "0", "--append")
+    (src / "zzz-broken").mkdir()
+    (src / "zzz-broken" / "broken.JPEG").write_bytes(b"not a jpeg")
+    pack(src, store, "--resize", "32", "--crop", "0", "--append", "--strict",
+         check=1)
+    shutil.copyfile(finished / "catalog.db", store / "catalog.db")
+    done = run_imgpack("verify", store, check=0)
+    assert "0 problems" in done.stdout and "an append stopped" in done.stdout
+    with Reader(str(store)) as r:
+        assert len(r) == 20 and len(r.classes) == 20
+    shutil.rmtree(src / "zzz-broken")
+    pack(src, store, "--resize", "32", "--crop", "0", "--append")
+    done = run_imgpack("verify", store, check=0)
+    assert "0 problems" in done.stdout and "an append stopped" not in \
+        done.stdout
+    after, _ = by_path(store)
+    expected, _ = by_path(finished)
+    assert sorted(after) == sorted(expected)
+    for path, (pixels, name) in expected.items():
+        assert after[path][1] == name and \
+            np.array_equal(after[path][0], pixels), path
